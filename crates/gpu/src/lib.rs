@@ -1,0 +1,25 @@
+//! Host GPU service for suanli jobs, over `wgpu`.
+//!
+//! [`Gpu`] picks one adapter (a real GPU when there is one, the Vulkan software
+//! driver lavapipe otherwise). Each [`Slot`] owns one long-lived `wgpu::Device`:
+//! creating a device costs most of a second on lavapipe, so it is never done per
+//! job. A job borrows a slot through a [`JobGpu`], which holds the job's handle
+//! tables and quotas and meters the GPU time of every dispatch. Dropping the
+//! `JobGpu` drops every GPU object the job created.
+//!
+//! **Architecture invariant:** this crate knows nothing about wasm or networks.
+//! Every value it is given may come from an untrusted job, so every wgpu call
+//! runs inside error scopes and invalid input becomes a [`GpuError`], never a panic.
+
+mod adapter;
+mod error;
+mod job;
+mod quota;
+mod scope;
+mod slot;
+
+pub use adapter::{AdapterInfo, Gpu, GpuOptions, Metering};
+pub use error::{ErrorKind, GpuError};
+pub use job::{BufferId, BufferUsage, DispatchReport, JobGpu, PipelineId, ShaderId};
+pub use quota::Quotas;
+pub use slot::{Slot, SlotLimits};

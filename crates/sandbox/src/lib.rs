@@ -1,0 +1,290 @@
+//! The sandbox that runs suanli jobs: wasm components of the `suanli:gpu/job`
+//! world, on wasmtime, with their GPU calls bound to one `suanli-gpu` slot.
+//!
+//! A job gets WASI p2 with no preopened directories, no network and no
+//! environment; its stdout and stderr go to a bounded log. Limits: linear
+//! memory, wall time (epoch interruption plus a deadline on GPU waits),
+//! metered GPU time, log size, and the GPU quotas of `suanli-gpu`.
+//!
+//! **Architecture invariant:** this crate knows nothing about networks or
+//! billing. A job can only end in a [`JobReport`]: nothing a job does makes
+//! [`Sandbox::run`] panic or fail, and the slot is clean for the next job.
+
+mod bindings;
+mod cache;
+mod host;
+mod limits;
+mod log;
+mod outcome;
+mod ticker;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use suanli_gpu::{AdapterInfo, GpuError, JobGpu, Metering, Quotas, Slot};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use cache::CacheHit;
+pub use outcome::Outcome;
+
+use crate::cache::ComponentCache;
+use crate::limits::MemoryLimiter;
+use crate::log::LogPipe;
+use crate::ticker::EpochTicker;
+
+/// How often the epoch advances; the granularity of wall-time limits.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Settings of one sandbox (one per process, shared by all slots).
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Directory for compiled components; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Compiled components kept in memory. Default 64.
+    pub max_cached_components: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> SandboxConfig {
+        SandboxConfig {
+            cache_dir: None,
+            max_cached_components: 64,
+        }
+    }
+}
+
+/// Limits of one job. Every one is finite by default.
+#[derive(Clone, Debug)]
+pub struct JobLimits {
+    /// Linear memory of the job's instances together. Default 512 MiB.
+    pub max_memory_bytes: usize,
+    /// Wall time from instantiation to the end of `run`. Default 60 s.
+    pub timeout: Duration,
+    /// Metered GPU time after which the job stops `gpu_budget_exceeded`.
+    /// `None`: no budget beyond the timeout.
+    pub max_gpu_ns: Option<u64>,
+    /// Bytes of stdout + stderr kept. Default 1 MiB.
+    pub max_log_bytes: usize,
+    /// End the job (`log_limit`) instead of truncating its log. Default false.
+    pub kill_on_log_overflow: bool,
+    /// Output bytes a job may return. Default 256 MiB.
+    pub max_output_bytes: usize,
+    pub gpu: Quotas,
+}
+
+impl Default for JobLimits {
+    fn default() -> JobLimits {
+        JobLimits {
+            max_memory_bytes: 512 << 20,
+            timeout: Duration::from_secs(60),
+            max_gpu_ns: None,
+            max_log_bytes: 1 << 20,
+            kill_on_log_overflow: false,
+            max_output_bytes: 256 << 20,
+            gpu: Quotas::default(),
+        }
+    }
+}
+
+/// Everything known about one run of a job.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobReport {
+    pub outcome: Outcome,
+    /// Why the job did not succeed, for people.
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub output: Vec<u8>,
+    pub output_bytes: usize,
+    /// The job's stdout and stderr, interleaved, lossily decoded.
+    pub log: String,
+    /// Log bytes discarded past the limit.
+    pub log_truncated_bytes: u64,
+    /// Metered GPU-busy nanoseconds, including the overrun of a dispatch that
+    /// crossed the GPU budget.
+    pub gpu_ns: u64,
+    /// Wall nanoseconds from load to the end of the job (includes compilation on a cache miss).
+    pub wall_ns: u64,
+    /// Wall nanoseconds spent compiling or loading the component.
+    pub load_ns: u64,
+    pub dispatches: u64,
+    pub metering: Metering,
+    pub adapter: AdapterInfo,
+    /// BLAKE3 of the job's bytes.
+    pub module_hash: String,
+    pub cache: CacheHit,
+}
+
+/// A failure of the host, not of the job.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot set up the wasm engine: {0}")]
+    Engine(String),
+    #[error("cannot start the job on its GPU slot: {0}")]
+    Slot(#[from] GpuError),
+}
+
+/// The wasmtime engine, linker and compiled-component cache, reused across jobs.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<JobState>,
+    cache: ComponentCache,
+    _ticker: EpochTicker,
+}
+
+/// A job's store data.
+pub(crate) struct JobState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    gpu: JobGpu,
+    limiter: MemoryLimiter,
+    max_gpu_ns: Option<u64>,
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true);
+        wasm.epoch_interruption(true);
+        // Bounded native stack for deeply recursive jobs: a stack overflow is a trap.
+        wasm.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&wasm).map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        bindings::Job::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let cache = ComponentCache::new(&engine, config.cache_dir, config.max_cached_components);
+        let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
+        Ok(Sandbox {
+            engine,
+            linker,
+            cache,
+            _ticker: ticker,
+        })
+    }
+
+    /// Runs `wasm` with `input` on `slot`. Errors only when the slot is busy;
+    /// whatever the job does ends in a report.
+    pub fn run(&self, slot: &Slot, wasm: &[u8], input: &[u8], limits: &JobLimits) -> Result<JobReport, SandboxError> {
+        let gpu = slot.begin_job(limits.gpu)?;
+        let started = Instant::now();
+        let hash = blake3::hash(wasm);
+        let mut report = JobReport {
+            outcome: Outcome::Succeeded,
+            error: None,
+            output: Vec::new(),
+            output_bytes: 0,
+            log: String::new(),
+            log_truncated_bytes: 0,
+            gpu_ns: 0,
+            wall_ns: 0,
+            load_ns: 0,
+            dispatches: 0,
+            metering: slot.info().metering,
+            adapter: slot.info().clone(),
+            module_hash: hash.to_hex().to_string(),
+            cache: CacheHit::Miss,
+        };
+        let component = match outcome::check_header(wasm) {
+            Err(reason) => Err(reason),
+            Ok(()) => self
+                .cache
+                .get_or_compile(&self.engine, hash, wasm)
+                .map_err(|e| format!("invalid component: {}", outcome::describe(&e))),
+        };
+        report.load_ns = elapsed_ns(started);
+        let component = match component {
+            Ok((c, hit)) => {
+                report.cache = hit;
+                c
+            }
+            Err(reason) => {
+                report.outcome = Outcome::InvalidJob;
+                report.error = Some(reason);
+                report.wall_ns = elapsed_ns(started);
+                return Ok(report);
+            }
+        };
+
+        let log = LogPipe::new(limits.max_log_bytes, limits.kill_on_log_overflow);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .allow_blocking_current_thread(false)
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            JobState {
+                wasi,
+                table: ResourceTable::new(),
+                gpu,
+                limiter: MemoryLimiter {
+                    max_memory_bytes: limits.max_memory_bytes,
+                    hit: None,
+                },
+                max_gpu_ns: limits.max_gpu_ns,
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        store.data_mut().gpu.set_deadline(Some(Instant::now() + limits.timeout));
+
+        let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
+            .map_err(|e| (true, e))
+            .and_then(|job| job.call_run(&mut store, input).map_err(|e| (false, e)));
+        let state = store.data();
+        report.gpu_ns = state.gpu.gpu_ns();
+        report.dispatches = state.gpu.dispatches();
+        match result {
+            Ok(Ok(output)) if output.len() > limits.max_output_bytes => {
+                report.outcome = Outcome::JobError;
+                report.error = Some(format!(
+                    "the job returned {} bytes of output; the limit is {} bytes",
+                    output.len(),
+                    limits.max_output_bytes
+                ));
+            }
+            Ok(Ok(output)) => {
+                report.output_bytes = output.len();
+                report.output = output;
+            }
+            Ok(Err(message)) => {
+                report.outcome = Outcome::JobError;
+                report.error = Some(message);
+            }
+            Err((instantiating, err)) => {
+                let (outcome, message) = outcome::classify(&err, state.limiter.hit, instantiating);
+                report.outcome = outcome;
+                report.error = Some(message);
+            }
+        }
+        drop(store);
+        let contents = log.contents();
+        report.log = String::from_utf8_lossy(&contents.bytes).into_owned();
+        report.log_truncated_bytes = contents.dropped;
+        report.wall_ns = elapsed_ns(started);
+        tracing::debug!(outcome = report.outcome.as_str(), gpu_ns = report.gpu_ns, wall_ns = report.wall_ns, "job finished");
+        Ok(report)
+    }
+}
+
+fn elapsed_ns(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
