@@ -1,0 +1,31 @@
+pub mod bench;
+pub mod run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// Seconds as given on the command line (`0.05`, `30`) to nanoseconds.
+pub fn seconds_to_ns(flag: &str, seconds: f64) -> anyhow::Result<u64> {
+    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+        bail!("{flag} must be a number of seconds between 0 and 1e9, not {seconds}");
+    }
+    Ok((seconds * 1e9).round() as u64)
+}
+
+pub fn seconds_to_duration(flag: &str, seconds: f64) -> anyhow::Result<Duration> {
+    Ok(Duration::from_nanos(seconds_to_ns(flag, seconds)?))
+}
+
+/// `$XDG_CACHE_HOME/suanli/components`, else `~/.cache/suanli/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("suanli").join("components"))
+}
+
+pub fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
