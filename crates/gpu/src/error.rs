@@ -55,10 +55,45 @@ impl GpuError {
     pub(crate) fn from_wgpu(err: wgpu::Error, default: ErrorKind) -> GpuError {
         match err {
             wgpu::Error::OutOfMemory { .. } => GpuError::new(ErrorKind::OutOfMemory, err),
-            wgpu::Error::Validation { description, .. } => GpuError::new(default, description),
+            wgpu::Error::Validation { description, .. } => GpuError::new(default, tidy(&description)),
             wgpu::Error::Internal { description, .. } => {
-                GpuError::new(ErrorKind::Validation, description)
+                GpuError::new(ErrorKind::Validation, tidy(&description))
             }
         }
+    }
+}
+
+/// wgpu's descriptions start with a generic header ("Validation Error",
+/// "Caused by:") and carry blank lines; keep what says what went wrong,
+/// including naga's annotated source excerpt.
+fn tidy(description: &str) -> String {
+    let lines: Vec<&str> = description
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .filter(|l| !matches!(l.trim(), "Validation Error" | "Internal Error" | "Caused by:"))
+        .collect();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            // Plain "In X" context lines join the sentence; diagnostics keep their layout.
+            out.push_str(if lines[i - 1].trim_start().starts_with("In ") { ": " } else { "\n" });
+        }
+        out.push_str(if i == 0 || lines[i - 1].trim_start().starts_with("In ") { line.trim_start() } else { line });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy;
+
+    #[test]
+    fn tidy_drops_the_generic_header_and_keeps_the_diagnostic() {
+        let raw = "Validation Error\n\nCaused by:\n  In Device::create_shader_module\n    \nShader '' parsing error: expected identifier\n  ┌─ wgsl:1:10\n  │\n";
+        assert_eq!(
+            tidy(raw),
+            "In Device::create_shader_module: Shader '' parsing error: expected identifier\n  ┌─ wgsl:1:10\n  │"
+        );
     }
 }

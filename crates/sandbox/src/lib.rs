@@ -250,6 +250,7 @@ impl Sandbox {
             .map_err(|e| (true, e))
             .and_then(|job| job.call_run(&mut store, input).map_err(|e| (false, e)));
         let state = store.data();
+        let mut panicked = false;
         report.gpu_ns = state.gpu.gpu_ns();
         report.dispatches = state.gpu.dispatches();
         match result {
@@ -273,12 +274,16 @@ impl Sandbox {
                 let (outcome, message) = outcome::classify(&err, state.limiter.hit, instantiating);
                 report.outcome = outcome;
                 report.error = Some(message);
+                panicked = outcome == Outcome::Trap;
             }
         }
         drop(store);
         let contents = log.contents();
         report.log = String::from_utf8_lossy(&contents.bytes).into_owned();
         report.log_truncated_bytes = contents.dropped;
+        if panicked && report.log.contains("panicked at") {
+            report.error = report.error.map(|e| format!("the job panicked (its log says why): {e}"));
+        }
         report.wall_ns = elapsed_ns(started);
         tracing::debug!(outcome = report.outcome.as_str(), gpu_ns = report.gpu_ns, wall_ns = report.wall_ns, "job finished");
         Ok(report)

@@ -60,14 +60,21 @@ pub(crate) fn check_header(wasm: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The whole error chain on one line.
+/// The error chain on one line, without wasmtime's wasm backtrace (a job
+/// developer wants the trap's reason first; symbols rarely survive release builds).
 pub(crate) fn describe(err: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = cause.to_string();
+        if text.starts_with("error while executing at wasm backtrace") {
+            continue;
+        }
         if !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
+    }
+    if parts.is_empty() {
+        parts.push(err.to_string());
     }
     parts.join(": ")
 }
