@@ -1,0 +1,105 @@
+//! `suanli run`, driven as a user drives it: the real binary, real files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use suanli_e2e::{guest_dir, guest_wasm, suanli_bin};
+
+fn suanli(args: &[&str], cache: &Path) -> Output {
+    Command::new(suanli_bin())
+        .args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("suanli runs")
+}
+
+fn job(name: &str) -> String {
+    guest_wasm(name); // builds the guests if needed
+    guest_dir().join(format!("{name}.wasm")).display().to_string()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn run_json_reports_outcome_metering_and_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = suanli(&["run", &job("vector_add"), "--json"], cache.path());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let v = json(&first);
+    assert_eq!(v["outcome"], "succeeded");
+    assert_eq!(v["output_bytes"], 4 * vector_add::reference::DEFAULT_LEN);
+    let gpu_ns = v["gpu_ns"].as_u64().unwrap();
+    let wall_ns = v["wall_ns"].as_u64().unwrap();
+    assert!(gpu_ns > 0 && gpu_ns <= wall_ns, "gpu_ns {gpu_ns}, wall_ns {wall_ns}");
+    assert_eq!(v["metering"], v["adapter"]["metering"]);
+    assert!(!v["adapter"]["name"].as_str().unwrap().is_empty());
+    assert_eq!(v["log"], "");
+    assert_eq!(v["cache"], "miss");
+    // A second process finds the compiled job on disk.
+    let second = json(&suanli(&["run", &job("vector_add"), "--json"], cache.path()));
+    assert_eq!(second["cache"], "disk");
+    assert!(second["load_ns"].as_u64().unwrap() < v["load_ns"].as_u64().unwrap());
+}
+
+#[test]
+fn run_reads_input_and_writes_output_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a: Vec<f32> = (0..5000).map(|i| i as f32 * 0.25).collect();
+    let b: Vec<f32> = (0..5000).map(|i| 1.0 - i as f32).collect();
+    let input = vector_add::reference::encode_input(&a, &b);
+    let input_path = dir.path().join("in.bin");
+    let output_path = dir.path().join("out.bin");
+    std::fs::write(&input_path, &input).unwrap();
+    let out = suanli(
+        &["run", &job("vector_add"), "--input", input_path.to_str().unwrap(), "--output", output_path.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in ["outcome:   succeeded", "output:    20000 bytes, written to", "gpu time:", "wall time:", "metering:", "adapter:"] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(std::fs::read(&output_path).unwrap() == vector_add::reference::run(&input).unwrap());
+}
+
+#[test]
+fn a_failed_job_exits_non_zero_and_shows_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("deed");
+    std::fs::write(&input, "trap").unwrap();
+    let out = suanli(&["run", &job("misbehave"), "--input", input.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deliberate panic in the job"), "{text}");
+    assert!(text.contains("outcome:   trap"), "{text}");
+}
+
+#[test]
+fn max_gpu_seconds_stops_a_long_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("deed");
+    std::fs::write(&input, "spin 100000").unwrap();
+    let out = suanli(
+        &["run", &job("misbehave"), "--input", input.to_str().unwrap(), "--max-gpu-seconds", "0.005", "--json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["outcome"], "gpu_budget_exceeded");
+    assert!(v["gpu_ns"].as_u64().unwrap() > 5_000_000);
+}
+
+#[test]
+fn usage_errors_are_clear_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = suanli(&["run", "/nonexistent/job.wasm"], dir.path());
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read job /nonexistent/job.wasm"));
+    let negative = suanli(&["run", &job("vector_add"), "--timeout=-1"], dir.path());
+    assert_eq!(negative.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&negative.stderr).contains("--timeout must be a number of seconds"));
+}
