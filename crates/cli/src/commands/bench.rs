@@ -1,13 +1,82 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use suanli_bench::{BenchConfig, Report};
+use suanli_gpu::{Gpu, GpuOptions};
+
+use super::read_file;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// The matmul example job (target/wasm32-wasip2/release/matmul.wasm).
+    /// The matmul example job (target/guest/wasm32-wasip2/release/matmul.wasm).
     #[arg(long)]
     matmul: PathBuf,
+    /// Matrix size.
+    #[arg(long, default_value_t = 512)]
+    n: u32,
+    /// Runs of each side; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Use the adapter whose name contains this text.
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let gpu = Gpu::open(&GpuOptions {
+        adapter_name: args.adapter,
+        ..GpuOptions::default()
+    })?;
+    let slot = gpu.new_slot()?;
+    let report = suanli_bench::run(
+        &slot,
+        &BenchConfig {
+            matmul_wasm: read_file("job", &args.matmul)?,
+            n: args.n,
+            runs: args.runs,
+        },
+    )?;
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["gpu_ratio"] = serde_json::json!(report.gpu_ratio());
+        value["wall_ratio"] = serde_json::json!(report.wall_ratio());
+        println!("{value}");
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn print_table(r: &Report) {
+    println!("adapter: {} ({}, metering: {})", r.adapter.name, r.adapter.backend, r.adapter.metering.as_str());
+    println!("matmul n = {}, {} interleaved runs per side, medians", r.n, r.runs);
+    println!("{:<28}{:>16}{:>16}{:>10}", "", "job (sandbox)", "native wgpu", "ratio");
+    println!(
+        "{:<28}{:>16}{:>16}{:>10.3}",
+        "kernel GPU time",
+        ms(r.job.gpu_ns),
+        ms(r.native.gpu_ns),
+        r.gpu_ratio()
+    );
+    println!(
+        "{:<28}{:>16}{:>16}{:>10.3}",
+        "end to end (host wall)",
+        ms(r.job.wall_ns),
+        ms(r.native.wall_ns),
+        r.wall_ratio()
+    );
+    println!(
+        "start of a job: cold {} (compiling {}), warm {} (loading {})",
+        ms(r.cold_start_ns),
+        ms(r.cold_load_ns),
+        ms(r.warm_start_ns),
+        ms(r.warm_load_ns)
+    );
 }
