@@ -57,7 +57,7 @@ impl Buffer {
 
     /// Writes `bytes` at `offset` (a multiple of 4), zero-padding to 4.
     pub fn write_bytes(&self, offset: u64, bytes: &[u8]) -> Result<()> {
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             self.raw.write(offset, bytes)?;
         } else {
             let mut data = bytes.to_vec();

@@ -62,7 +62,7 @@ pub fn gpu_time_ns() -> u64 {
 /// Fails when the length is not a multiple of the value size.
 pub fn decode<T: Pod>(bytes: &[u8]) -> Result<Vec<T>> {
     let size = std::mem::size_of::<T>();
-    if size == 0 || bytes.len() % size != 0 {
+    if size == 0 || !bytes.len().is_multiple_of(size) {
         return Err(Error::msg(format!(
             "input of {} bytes is not a whole number of {size}-byte values",
             bytes.len()

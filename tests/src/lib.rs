@@ -28,13 +28,22 @@ pub fn guest_dir() -> PathBuf {
 fn build_guests() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir", "target/guest"]);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--target-dir",
+        "target/guest",
+    ]);
     for krate in GUEST_CRATES {
         cmd.args(["-p", krate]);
     }
     let status = cmd.status().expect("cargo runs");
-    assert!(status.success(), "building the guest jobs failed (is the wasm32-wasip2 target installed?)");
+    assert!(
+        status.success(),
+        "building the guest jobs failed (is the wasm32-wasip2 target installed?)"
+    );
 }
 
 /// The bytes of a guest job (`vector_add`, `matmul`, `mandelbrot`,
@@ -55,18 +64,23 @@ pub struct Runtime {
 pub fn runtime() -> MutexGuard<'static, Runtime> {
     static RUNTIME: OnceLock<Mutex<Runtime>> = OnceLock::new();
     let runtime = RUNTIME.get_or_init(|| {
-        let gpu = Gpu::open(&GpuOptions::default()).expect("a GPU adapter (lavapipe without a GPU)");
+        let gpu =
+            Gpu::open(&GpuOptions::default()).expect("a GPU adapter (lavapipe without a GPU)");
         let slot = gpu.new_slot().expect("a device");
         let sandbox = Sandbox::new(SandboxConfig::default()).expect("a sandbox");
         Mutex::new(Runtime { sandbox, slot })
     });
-    runtime.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    runtime
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Runs a job on the shared slot.
 pub fn run_job(wasm: &[u8], input: &[u8], limits: &JobLimits) -> JobReport {
     let rt = runtime();
-    rt.sandbox.run(&rt.slot, wasm, input, limits).expect("the slot is free")
+    rt.sandbox
+        .run(&rt.slot, wasm, input, limits)
+        .expect("the slot is free")
 }
 
 /// The `suanli` binary of this build (`target/<profile>/suanli`), built if missing.

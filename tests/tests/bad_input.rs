@@ -25,7 +25,10 @@ fn assert_next_job_works() {
 fn expect(r: &JobReport, outcome: Outcome, needle: &str) {
     let error = r.error.as_deref().unwrap_or("");
     assert_eq!(r.outcome, outcome, "error was: {error}");
-    assert!(error.contains(needle), "error {error:?} does not mention {needle:?}");
+    assert!(
+        error.contains(needle),
+        "error {error:?} does not mention {needle:?}"
+    );
 }
 
 #[test]
@@ -62,7 +65,11 @@ fn a_component_for_another_world() {
 fn a_job_that_traps() {
     let r = misbehave("trap", &JobLimits::default());
     expect(&r, Outcome::Trap, "unreachable");
-    assert!(r.log.contains("deliberate panic in the job"), "panic message not in log: {:?}", r.log);
+    assert!(
+        r.log.contains("deliberate panic in the job"),
+        "panic message not in log: {:?}",
+        r.log
+    );
 }
 
 #[test]
@@ -80,8 +87,15 @@ fn an_infinite_loop_is_stopped_by_the_timeout() {
     let started = Instant::now();
     let r = misbehave("loop", &limits);
     expect(&r, Outcome::Timeout, "time limit");
-    assert!(r.wall_ns >= 300_000_000, "stopped too early: {} ns", r.wall_ns);
-    assert!(started.elapsed() < Duration::from_secs(20), "the timeout did not stop the loop promptly");
+    assert!(
+        r.wall_ns >= 300_000_000,
+        "stopped too early: {} ns",
+        r.wall_ns
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the timeout did not stop the loop promptly"
+    );
 }
 
 #[test]
@@ -99,12 +113,19 @@ fn invalid_wgsl_comes_back_with_nagas_message() {
     let r = misbehave("wgsl fn main( { let x = ; }", &JobLimits::default());
     expect(&r, Outcome::JobError, "invalid shader");
     // naga's diagnostic, with the source line it points at.
-    assert!(r.error.as_deref().unwrap().contains("expected"), "{:?}", r.error);
+    assert!(
+        r.error.as_deref().unwrap().contains("expected"),
+        "{:?}",
+        r.error
+    );
 }
 
 #[test]
 fn a_missing_entry_point_is_a_validation_error() {
-    let r = misbehave("wgsl @compute @workgroup_size(1) fn other() {}", &JobLimits::default());
+    let r = misbehave(
+        "wgsl @compute @workgroup_size(1) fn other() {}",
+        &JobLimits::default(),
+    );
     expect(&r, Outcome::JobError, "validation error");
 }
 
@@ -173,7 +194,10 @@ fn the_gpu_budget_stops_a_job_and_records_the_overrun() {
     };
     let r = misbehave("spin 100000", &limits);
     expect(&r, Outcome::GpuBudgetExceeded, "budget is 5000000 ns");
-    assert!(r.gpu_ns > 5_000_000, "the measured time includes the dispatch in flight");
+    assert!(
+        r.gpu_ns > 5_000_000,
+        "the measured time includes the dispatch in flight"
+    );
     assert!(r.dispatches < 100_000, "the job was not stopped early");
 }
 
@@ -185,7 +209,10 @@ fn the_next_job_sees_none_of_the_previous_jobs_data() {
     let peek = misbehave("peek", &JobLimits::default());
     assert_eq!(peek.outcome, Outcome::Succeeded);
     assert_eq!(peek.output.len(), 4096);
-    assert!(peek.output.iter().all(|&b| b == 0), "a new buffer held old data");
+    assert!(
+        peek.output.iter().all(|&b| b == 0),
+        "a new buffer held old data"
+    );
 }
 
 #[test]
@@ -199,7 +226,12 @@ fn the_second_run_of_a_job_skips_compilation() {
     assert_eq!(first.outcome, Outcome::Succeeded, "{:?}", first.error);
     assert_eq!(first.cache, suanli_sandbox::CacheHit::Miss);
     assert_eq!(second.cache, suanli_sandbox::CacheHit::Memory);
-    assert!(second.load_ns * 10 < first.load_ns, "cached load {} ns vs compile {} ns", second.load_ns, first.load_ns);
+    assert!(
+        second.load_ns * 10 < first.load_ns,
+        "cached load {} ns vs compile {} ns",
+        second.load_ns,
+        first.load_ns
+    );
 }
 
 #[test]
@@ -207,6 +239,9 @@ fn jobs_see_their_adapter_and_quotas() {
     let r = misbehave("info", &JobLimits::default());
     assert_eq!(r.outcome, Outcome::Succeeded, "{:?}", r.error);
     let text = String::from_utf8(r.output).unwrap();
-    assert!(text.ends_with(&format!("{} {}", r.metering.as_str(), 1u64 << 30)), "{text}");
+    assert!(
+        text.ends_with(&format!("{} {}", r.metering.as_str(), 1u64 << 30)),
+        "{text}"
+    );
     assert!(text.starts_with(&r.adapter.name));
 }

@@ -16,7 +16,10 @@ fn suanli(args: &[&str], cache: &Path) -> Output {
 
 fn job(name: &str) -> String {
     guest_wasm(name); // builds the guests if needed
-    guest_dir().join(format!("{name}.wasm")).display().to_string()
+    guest_dir()
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -28,19 +31,29 @@ fn json(out: &Output) -> serde_json::Value {
 fn run_json_reports_outcome_metering_and_cache() {
     let cache = tempfile::tempdir().unwrap();
     let first = suanli(&["run", &job("vector_add"), "--json"], cache.path());
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let v = json(&first);
     assert_eq!(v["outcome"], "succeeded");
     assert_eq!(v["output_bytes"], 4 * vector_add::reference::DEFAULT_LEN);
     let gpu_ns = v["gpu_ns"].as_u64().unwrap();
     let wall_ns = v["wall_ns"].as_u64().unwrap();
-    assert!(gpu_ns > 0 && gpu_ns <= wall_ns, "gpu_ns {gpu_ns}, wall_ns {wall_ns}");
+    assert!(
+        gpu_ns > 0 && gpu_ns <= wall_ns,
+        "gpu_ns {gpu_ns}, wall_ns {wall_ns}"
+    );
     assert_eq!(v["metering"], v["adapter"]["metering"]);
     assert!(!v["adapter"]["name"].as_str().unwrap().is_empty());
     assert_eq!(v["log"], "");
     assert_eq!(v["cache"], "miss");
     // A second process finds the compiled job on disk.
-    let second = json(&suanli(&["run", &job("vector_add"), "--json"], cache.path()));
+    let second = json(&suanli(
+        &["run", &job("vector_add"), "--json"],
+        cache.path(),
+    ));
     assert_eq!(second["cache"], "disk");
     assert!(second["load_ns"].as_u64().unwrap() < v["load_ns"].as_u64().unwrap());
 }
@@ -55,12 +68,30 @@ fn run_reads_input_and_writes_output_files() {
     let output_path = dir.path().join("out.bin");
     std::fs::write(&input_path, &input).unwrap();
     let out = suanli(
-        &["run", &job("vector_add"), "--input", input_path.to_str().unwrap(), "--output", output_path.to_str().unwrap()],
+        &[
+            "run",
+            &job("vector_add"),
+            "--input",
+            input_path.to_str().unwrap(),
+            "--output",
+            output_path.to_str().unwrap(),
+        ],
         dir.path(),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for line in ["outcome:   succeeded", "output:    20000 bytes, written to", "gpu time:", "wall time:", "metering:", "adapter:"] {
+    for line in [
+        "outcome:   succeeded",
+        "output:    20000 bytes, written to",
+        "gpu time:",
+        "wall time:",
+        "metering:",
+        "adapter:",
+    ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
     assert!(std::fs::read(&output_path).unwrap() == vector_add::reference::run(&input).unwrap());
@@ -71,7 +102,10 @@ fn a_failed_job_exits_non_zero_and_shows_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("deed");
     std::fs::write(&input, "trap").unwrap();
-    let out = suanli(&["run", &job("misbehave"), "--input", input.to_str().unwrap()], dir.path());
+    let out = suanli(
+        &["run", &job("misbehave"), "--input", input.to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("deliberate panic in the job"), "{text}");
@@ -84,7 +118,15 @@ fn max_gpu_seconds_stops_a_long_job() {
     let input = dir.path().join("deed");
     std::fs::write(&input, "spin 100000").unwrap();
     let out = suanli(
-        &["run", &job("misbehave"), "--input", input.to_str().unwrap(), "--max-gpu-seconds", "0.005", "--json"],
+        &[
+            "run",
+            &job("misbehave"),
+            "--input",
+            input.to_str().unwrap(),
+            "--max-gpu-seconds",
+            "0.005",
+            "--json",
+        ],
         dir.path(),
     );
     assert_eq!(out.status.code(), Some(1));
@@ -98,8 +140,12 @@ fn usage_errors_are_clear_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = suanli(&["run", "/nonexistent/job.wasm"], dir.path());
     assert_eq!(missing.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read job /nonexistent/job.wasm"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read job /nonexistent/job.wasm")
+    );
     let negative = suanli(&["run", &job("vector_add"), "--timeout=-1"], dir.path());
     assert_eq!(negative.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&negative.stderr).contains("--timeout must be a number of seconds"));
+    assert!(
+        String::from_utf8_lossy(&negative.stderr).contains("--timeout must be a number of seconds")
+    );
 }

@@ -8,15 +8,24 @@ fn assert_metered(r: &JobReport) {
     assert_eq!(r.outcome, Outcome::Succeeded, "job failed: {:?}", r.error);
     assert!(r.dispatches >= 1);
     assert!(r.gpu_ns > 0, "no GPU time metered");
-    assert!(r.gpu_ns <= r.wall_ns, "gpu_ns {} > wall_ns {}", r.gpu_ns, r.wall_ns);
+    assert!(
+        r.gpu_ns <= r.wall_ns,
+        "gpu_ns {} > wall_ns {}",
+        r.gpu_ns,
+        r.wall_ns
+    );
 }
 
 /// A small deterministic generator, so failures replay.
 fn noise(seed: u64, len: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((x >> 40) as f32 / (1u64 << 24) as f32) * 200.0 - 100.0
         })
         .collect()
@@ -27,7 +36,10 @@ fn vector_add_default_problem_matches_reference() {
     let r = run_job(&guest_wasm("vector_add"), &[], &JobLimits::default());
     assert_metered(&r);
     assert_eq!(r.output.len(), vector_add::reference::DEFAULT_LEN * 4);
-    assert!(r.output == vector_add::reference::run(&[]).unwrap(), "output differs from the CPU reference");
+    assert!(
+        r.output == vector_add::reference::run(&[]).unwrap(),
+        "output differs from the CPU reference"
+    );
 }
 
 #[test]
@@ -38,7 +50,10 @@ fn vector_add_random_inputs_match_reference() {
         let input = vector_add::reference::encode_input(&noise(seed, len), &noise(seed + 100, len));
         let r = run_job(&wasm, &input, &JobLimits::default());
         assert_metered(&r);
-        assert!(r.output == vector_add::reference::run(&input).unwrap(), "len {len}: output differs");
+        assert!(
+            r.output == vector_add::reference::run(&input).unwrap(),
+            "len {len}: output differs"
+        );
     }
 }
 
@@ -52,7 +67,11 @@ fn vector_add_rejects_odd_input_with_a_job_error() {
 fn check_matmul(p: &matmul::reference::Problem, input: &[u8]) {
     let r = run_job(&guest_wasm("matmul"), input, &JobLimits::default());
     assert_metered(&r);
-    let got: Vec<f32> = r.output.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let got: Vec<f32> = r
+        .output
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let want = matmul::reference::multiply(p);
     assert_eq!(got.len(), want.len());
     let err = matmul::reference::max_relative_error(&got, &want);
@@ -93,11 +112,21 @@ fn check_mandelbrot(params: mandelbrot::reference::Params, input: &[u8]) {
     assert_eq!((w, h), (params.width, params.height));
     let want = mandelbrot::reference::render(&params);
     let pixels = (w * h) as usize;
-    let same = rgb.chunks_exact(3).zip(want.chunks_exact(3)).filter(|(a, b)| a == b).count();
+    let same = rgb
+        .chunks_exact(3)
+        .zip(want.chunks_exact(3))
+        .filter(|(a, b)| a == b)
+        .count();
     // Fused multiply-adds on the GPU may move a few boundary pixels by one iteration.
-    assert!(same * 1000 >= pixels * 995, "only {same} of {pixels} pixels match the CPU reference");
+    assert!(
+        same * 1000 >= pixels * 995,
+        "only {same} of {pixels} pixels match the CPU reference"
+    );
     let inside = rgb.chunks_exact(3).filter(|p| *p == [0, 0, 0]).count();
-    assert!(inside > pixels / 20 && inside < pixels / 2, "implausible image: {inside} black pixels");
+    assert!(
+        inside > pixels / 20 && inside < pixels / 2,
+        "implausible image: {inside} black pixels"
+    );
 }
 
 #[test]

@@ -126,7 +126,9 @@ fn check(r: &suanli_sandbox::JobReport) -> Result<(), BenchError> {
     if r.outcome == Outcome::Succeeded {
         Ok(())
     } else {
-        Err(BenchError::Job(r.error.clone().unwrap_or_else(|| r.outcome.as_str().into())))
+        Err(BenchError::Job(
+            r.error.clone().unwrap_or_else(|| r.outcome.as_str().into()),
+        ))
     }
 }
 

@@ -19,7 +19,8 @@ pub(crate) fn matmul(
     p: &Problem,
     timestamps: bool,
 ) -> Result<NativeRun, GpuError> {
-    let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let storage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
     let init = |contents: &[u8], usage| {
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: None,
@@ -87,11 +88,13 @@ pub(crate) fn matmul(
     {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: None,
-            timestamp_writes: queries.as_ref().map(|query_set| wgpu::ComputePassTimestampWrites {
-                query_set,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
-            }),
+            timestamp_writes: queries
+                .as_ref()
+                .map(|query_set| wgpu::ComputePassTimestampWrites {
+                    query_set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
         });
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &group, &[]);
@@ -122,7 +125,10 @@ pub(crate) fn matmul(
     let tick = |i: usize| u64::from_le_bytes(stamps[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
     let period = f64::from(queue.get_timestamp_period());
     Ok(NativeRun {
-        c: out.chunks_exact(4).map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect(),
+        c: out
+            .chunks_exact(4)
+            .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect(),
         gpu_ns: if timestamps {
             (tick(1).saturating_sub(tick(0)) as f64 * period).round() as u64
         } else {

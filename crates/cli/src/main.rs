@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "suanli", version, about = "Run WebAssembly GPU jobs, sandboxed and metered")]
+#[command(
+    name = "suanli",
+    version,
+    about = "Run WebAssembly GPU jobs, sandboxed and metered"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -55,7 +55,9 @@ impl GpuError {
     pub(crate) fn from_wgpu(err: wgpu::Error, default: ErrorKind) -> GpuError {
         match err {
             wgpu::Error::OutOfMemory { .. } => GpuError::new(ErrorKind::OutOfMemory, err),
-            wgpu::Error::Validation { description, .. } => GpuError::new(default, tidy(&description)),
+            wgpu::Error::Validation { description, .. } => {
+                GpuError::new(default, tidy(&description))
+            }
             wgpu::Error::Internal { description, .. } => {
                 GpuError::new(ErrorKind::Validation, tidy(&description))
             }
@@ -71,15 +73,28 @@ fn tidy(description: &str) -> String {
         .lines()
         .map(str::trim_end)
         .filter(|l| !l.is_empty())
-        .filter(|l| !matches!(l.trim(), "Validation Error" | "Internal Error" | "Caused by:"))
+        .filter(|l| {
+            !matches!(
+                l.trim(),
+                "Validation Error" | "Internal Error" | "Caused by:"
+            )
+        })
         .collect();
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
         if i > 0 {
             // Plain "In X" context lines join the sentence; diagnostics keep their layout.
-            out.push_str(if lines[i - 1].trim_start().starts_with("In ") { ": " } else { "\n" });
+            out.push_str(if lines[i - 1].trim_start().starts_with("In ") {
+                ": "
+            } else {
+                "\n"
+            });
         }
-        out.push_str(if i == 0 || lines[i - 1].trim_start().starts_with("In ") { line.trim_start() } else { line });
+        out.push_str(if i == 0 || lines[i - 1].trim_start().starts_with("In ") {
+            line.trim_start()
+        } else {
+            line
+        });
     }
     out
 }

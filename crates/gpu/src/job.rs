@@ -154,7 +154,7 @@ impl JobGpu {
     }
 
     pub fn create_buffer(&mut self, size: u64, usage: BufferUsage) -> Result<BufferId, GpuError> {
-        if size == 0 || size % ALIGN != 0 {
+        if size == 0 || !size.is_multiple_of(ALIGN) {
             return Err(GpuError::new(
                 ErrorKind::InvalidArgument,
                 format!("buffer size {size} must be a positive multiple of {ALIGN} bytes"),
@@ -164,7 +164,9 @@ impl JobGpu {
         if size > max {
             return Err(GpuError::new(
                 ErrorKind::QuotaExceeded,
-                format!("buffer of {size} bytes exceeds the device's maximum buffer size of {max} bytes"),
+                format!(
+                    "buffer of {size} bytes exceeds the device's maximum buffer size of {max} bytes"
+                ),
             ));
         }
         let total = self.buffer_bytes.saturating_add(size);
@@ -206,7 +208,7 @@ impl JobGpu {
 
     fn check_range(&self, id: BufferId, offset: u64, len: u64) -> Result<&wgpu::Buffer, GpuError> {
         let buffer = self.buffer(id)?;
-        if offset % ALIGN != 0 || len % ALIGN != 0 {
+        if !offset.is_multiple_of(ALIGN) || !len.is_multiple_of(ALIGN) {
             return Err(GpuError::new(
                 ErrorKind::InvalidArgument,
                 format!("offset {offset} and length {len} must be multiples of {ALIGN} bytes"),
@@ -236,7 +238,12 @@ impl JobGpu {
         })
     }
 
-    pub fn read_buffer(&mut self, id: BufferId, offset: u64, len: u64) -> Result<Vec<u8>, GpuError> {
+    pub fn read_buffer(
+        &mut self,
+        id: BufferId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, GpuError> {
         let buffer = self.check_range(id, offset, len)?;
         if len == 0 {
             return Ok(Vec::new());
@@ -272,7 +279,12 @@ impl JobGpu {
         let mapped = done.lock().ok().and_then(|mut d| d.take());
         match mapped {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(GpuError::new(ErrorKind::DeviceLost, format!("map failed: {e}"))),
+            Some(Err(e)) => {
+                return Err(GpuError::new(
+                    ErrorKind::DeviceLost,
+                    format!("map failed: {e}"),
+                ));
+            }
             None => return Err(GpuError::new(ErrorKind::DeviceLost, "map did not complete")),
         }
         let data = buffer
@@ -289,7 +301,10 @@ impl JobGpu {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(GpuError::new(ErrorKind::Timeout, "the job's time limit passed"));
+                    return Err(GpuError::new(
+                        ErrorKind::Timeout,
+                        "the job's time limit passed",
+                    ));
                 }
                 Some(left)
             }
@@ -310,7 +325,10 @@ impl JobGpu {
 
     pub fn drop_buffer(&mut self, id: BufferId) -> Result<(), GpuError> {
         let buffer = self.buffers.remove(&id.0).ok_or_else(|| {
-            GpuError::new(ErrorKind::UnknownHandle, format!("buffer {} does not exist", id.0))
+            GpuError::new(
+                ErrorKind::UnknownHandle,
+                format!("buffer {} does not exist", id.0),
+            )
         })?;
         self.buffer_bytes -= buffer.size();
         buffer.destroy();
@@ -341,15 +359,24 @@ impl JobGpu {
     }
 
     pub fn drop_shader(&mut self, id: ShaderId) -> Result<(), GpuError> {
-        self.shaders
-            .remove(&id.0)
-            .map(drop)
-            .ok_or_else(|| GpuError::new(ErrorKind::UnknownHandle, format!("shader {} does not exist", id.0)))
+        self.shaders.remove(&id.0).map(drop).ok_or_else(|| {
+            GpuError::new(
+                ErrorKind::UnknownHandle,
+                format!("shader {} does not exist", id.0),
+            )
+        })
     }
 
-    pub fn create_pipeline(&mut self, shader: ShaderId, entry_point: &str) -> Result<PipelineId, GpuError> {
+    pub fn create_pipeline(
+        &mut self,
+        shader: ShaderId,
+        entry_point: &str,
+    ) -> Result<PipelineId, GpuError> {
         let module = self.shaders.get(&shader.0).ok_or_else(|| {
-            GpuError::new(ErrorKind::UnknownHandle, format!("shader {} does not exist", shader.0))
+            GpuError::new(
+                ErrorKind::UnknownHandle,
+                format!("shader {} does not exist", shader.0),
+            )
         })?;
         let device = self.device();
         let pipeline = scoped(device, ErrorKind::Validation, || {
@@ -368,10 +395,12 @@ impl JobGpu {
     }
 
     pub fn drop_pipeline(&mut self, id: PipelineId) -> Result<(), GpuError> {
-        self.pipelines
-            .remove(&id.0)
-            .map(drop)
-            .ok_or_else(|| GpuError::new(ErrorKind::UnknownHandle, format!("pipeline {} does not exist", id.0)))
+        self.pipelines.remove(&id.0).map(drop).ok_or_else(|| {
+            GpuError::new(
+                ErrorKind::UnknownHandle,
+                format!("pipeline {} does not exist", id.0),
+            )
+        })
     }
 
     /// Runs `pipeline` over `workgroups` with `bindings[i]` at
@@ -386,7 +415,9 @@ impl JobGpu {
         if let Some(d) = workgroups.iter().find(|&&d| d > per_dim) {
             return Err(GpuError::new(
                 ErrorKind::QuotaExceeded,
-                format!("workgroup count {d} exceeds the device's limit of {per_dim} per dimension"),
+                format!(
+                    "workgroup count {d} exceeds the device's limit of {per_dim} per dimension"
+                ),
             ));
         }
         let total: u64 = workgroups.iter().map(|&d| u64::from(d)).product();
@@ -400,7 +431,10 @@ impl JobGpu {
             ));
         }
         let compute = self.pipelines.get(&pipeline.0).ok_or_else(|| {
-            GpuError::new(ErrorKind::UnknownHandle, format!("pipeline {} does not exist", pipeline.0))
+            GpuError::new(
+                ErrorKind::UnknownHandle,
+                format!("pipeline {} does not exist", pipeline.0),
+            )
         })?;
         let buffers = bindings
             .iter()

@@ -139,7 +139,10 @@ impl Slot {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Err(GpuError::new(ErrorKind::SlotBusy, "the slot already runs a job"));
+            return Err(GpuError::new(
+                ErrorKind::SlotBusy,
+                "the slot already runs a job",
+            ));
         }
         Ok(JobGpu::new(self.clone(), quotas))
     }

@@ -51,7 +51,10 @@ impl ComponentCache {
         if let Some(c) = self.lock().get(&hash) {
             return Ok((c.clone(), CacheHit::Memory));
         }
-        let path = self.dir.as_ref().map(|d| d.join(format!("{}-{}.cwasm", hash.to_hex(), self.engine_tag)));
+        let path = self
+            .dir
+            .as_ref()
+            .map(|d| d.join(format!("{}-{}.cwasm", hash.to_hex(), self.engine_tag)));
         if let Some(path) = &path
             && path.exists()
         {
@@ -64,7 +67,9 @@ impl ComponentCache {
                     self.remember(hash, &c);
                     return Ok((c, CacheHit::Disk));
                 }
-                Err(err) => tracing::warn!(path = %path.display(), %err, "ignoring unusable cache entry"),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), %err, "ignoring unusable cache entry")
+                }
             }
         }
         let component = Component::new(engine, wasm)?;
@@ -95,7 +100,9 @@ impl ComponentCache {
 }
 
 fn store(path: &Path, component: &Component) -> std::io::Result<()> {
-    let bytes = component.serialize().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }

@@ -5,8 +5,8 @@
 //! us), everything else is checked by `suanli-gpu`. Limits that must end the
 //! job are returned as traps ([`HostTrap`]) so the guest cannot ignore them.
 
-use wasmtime::component::Resource;
 use suanli_gpu::{BufferId, BufferUsage, ErrorKind, GpuError, PipelineId, ShaderId};
+use wasmtime::component::Resource;
 
 use crate::JobState;
 use crate::bindings::compute;
@@ -19,7 +19,9 @@ pub struct PipelineHandle(PipelineId);
 /// into the job's outcome.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HostTrap {
-    #[error("GPU budget exceeded: the job used {used_ns} ns of GPU time; its budget is {budget_ns} ns")]
+    #[error(
+        "GPU budget exceeded: the job used {used_ns} ns of GPU time; its budget is {budget_ns} ns"
+    )]
     GpuBudgetExceeded { used_ns: u64, budget_ns: u64 },
     #[error("time limit exceeded while waiting for the GPU")]
     Timeout,
@@ -71,7 +73,10 @@ impl compute::Host for JobState {
         if let Some(budget_ns) = self.max_gpu_ns {
             let used_ns = self.gpu.gpu_ns();
             if used_ns > budget_ns {
-                return Err(wasmtime::Error::new(HostTrap::GpuBudgetExceeded { used_ns, budget_ns }));
+                return Err(wasmtime::Error::new(HostTrap::GpuBudgetExceeded {
+                    used_ns,
+                    budget_ns,
+                }));
             }
         }
         to_guest(result.map(|_| ()))
@@ -117,7 +122,11 @@ impl compute::Host for JobState {
 }
 
 impl compute::HostBuffer for JobState {
-    fn create(&mut self, size: u64, usage: compute::BufferUsage) -> HostResult<Resource<BufferHandle>> {
+    fn create(
+        &mut self,
+        size: u64,
+        usage: compute::BufferUsage,
+    ) -> HostResult<Resource<BufferHandle>> {
         let usage = BufferUsage {
             storage: usage.contains(compute::BufferUsage::STORAGE),
             uniform: usage.contains(compute::BufferUsage::UNIFORM),
@@ -133,12 +142,22 @@ impl compute::HostBuffer for JobState {
         Ok(self.gpu.buffer_size(id)?)
     }
 
-    fn write(&mut self, buffer: Resource<BufferHandle>, offset: u64, data: Vec<u8>) -> HostResult<()> {
+    fn write(
+        &mut self,
+        buffer: Resource<BufferHandle>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> HostResult<()> {
         let id = self.table.get(&buffer)?.0;
         to_guest(self.gpu.write_buffer(id, offset, &data))
     }
 
-    fn read(&mut self, buffer: Resource<BufferHandle>, offset: u64, len: u64) -> HostResult<Vec<u8>> {
+    fn read(
+        &mut self,
+        buffer: Resource<BufferHandle>,
+        offset: u64,
+        len: u64,
+    ) -> HostResult<Vec<u8>> {
         let id = self.table.get(&buffer)?.0;
         to_guest(self.gpu.read_buffer(id, offset, len))
     }
@@ -164,7 +183,11 @@ impl compute::HostShader for JobState {
 }
 
 impl compute::HostPipeline for JobState {
-    fn create(&mut self, shader: Resource<ShaderHandle>, entry_point: String) -> HostResult<Resource<PipelineHandle>> {
+    fn create(
+        &mut self,
+        shader: Resource<ShaderHandle>,
+        entry_point: String,
+    ) -> HostResult<Resource<PipelineHandle>> {
         let shader = self.table.get(&shader)?.0;
         match self.gpu.create_pipeline(shader, &entry_point) {
             Ok(id) => Ok(Ok(self.table.push(PipelineHandle(id))?)),

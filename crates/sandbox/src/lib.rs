@@ -177,7 +177,13 @@ impl Sandbox {
 
     /// Runs `wasm` with `input` on `slot`. Errors only when the slot is busy;
     /// whatever the job does ends in a report.
-    pub fn run(&self, slot: &Slot, wasm: &[u8], input: &[u8], limits: &JobLimits) -> Result<JobReport, SandboxError> {
+    pub fn run(
+        &self,
+        slot: &Slot,
+        wasm: &[u8],
+        input: &[u8],
+        limits: &JobLimits,
+    ) -> Result<JobReport, SandboxError> {
         let gpu = slot.begin_job(limits.gpu)?;
         let started = Instant::now();
         let hash = blake3::hash(wasm);
@@ -241,10 +247,17 @@ impl Sandbox {
             },
         );
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()).max(1);
+        let ticks = limits
+            .timeout
+            .as_nanos()
+            .div_ceil(EPOCH_TICK.as_nanos())
+            .max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
-        store.data_mut().gpu.set_deadline(Some(Instant::now() + limits.timeout));
+        store
+            .data_mut()
+            .gpu
+            .set_deadline(Some(Instant::now() + limits.timeout));
 
         let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
             .map_err(|e| (true, e))
@@ -282,10 +295,17 @@ impl Sandbox {
         report.log = String::from_utf8_lossy(&contents.bytes).into_owned();
         report.log_truncated_bytes = contents.dropped;
         if panicked && report.log.contains("panicked at") {
-            report.error = report.error.map(|e| format!("the job panicked (its log says why): {e}"));
+            report.error = report
+                .error
+                .map(|e| format!("the job panicked (its log says why): {e}"));
         }
         report.wall_ns = elapsed_ns(started);
-        tracing::debug!(outcome = report.outcome.as_str(), gpu_ns = report.gpu_ns, wall_ns = report.wall_ns, "job finished");
+        tracing::debug!(
+            outcome = report.outcome.as_str(),
+            gpu_ns = report.gpu_ns,
+            wall_ns = report.wall_ns,
+            "job finished"
+        );
         Ok(report)
     }
 }

@@ -101,7 +101,11 @@ impl Pollable for LogPipe {
 }
 
 impl tokio::io::AsyncWrite for LogPipe {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Poll::Ready(
             self.append(buf)
                 .map(|()| buf.len())
@@ -153,6 +157,9 @@ mod tests {
         let log = LogPipe::new(4, true);
         assert!(log.append(b"1234").is_ok());
         let err = log.append(b"5").unwrap_err();
-        assert_eq!(err.to_string(), "the job wrote more than 4 bytes to its log");
+        assert_eq!(
+            err.to_string(),
+            "the job wrote more than 4 bytes to its log"
+        );
     }
 }

@@ -53,9 +53,11 @@ pub(crate) fn check_header(wasm: &[u8]) -> Result<(), String> {
     }
     // Bytes 4..8: version and layer. Core modules are layer 0, components layer 1.
     if wasm[6..8] == [0, 0] {
-        return Err("this is a core wasm module, not a component; build the job for \
+        return Err(
+            "this is a core wasm module, not a component; build the job for \
                     wasm32-wasip2 (`cargo build --target wasm32-wasip2`) with the suanli-guest SDK"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }
@@ -79,7 +81,11 @@ pub(crate) fn describe(err: &wasmtime::Error) -> String {
     parts.join(": ")
 }
 
-pub(crate) fn classify(err: &wasmtime::Error, memory_hit: Option<usize>, instantiating: bool) -> (Outcome, String) {
+pub(crate) fn classify(
+    err: &wasmtime::Error,
+    memory_hit: Option<usize>,
+    instantiating: bool,
+) -> (Outcome, String) {
     if let Some(trap) = err.downcast_ref::<HostTrap>() {
         let outcome = match trap {
             HostTrap::GpuBudgetExceeded { .. } => Outcome::GpuBudgetExceeded,
@@ -102,7 +108,10 @@ pub(crate) fn classify(err: &wasmtime::Error, memory_hit: Option<usize>, instant
     if instantiating && err.downcast_ref::<wasmtime::Trap>().is_none() {
         return (
             Outcome::InvalidJob,
-            format!("cannot instantiate the job (is it built for the suanli:gpu/job world?): {}", describe(err)),
+            format!(
+                "cannot instantiate the job (is it built for the suanli:gpu/job world?): {}",
+                describe(err)
+            ),
         );
     }
     (Outcome::Trap, describe(err))
@@ -131,9 +140,17 @@ mod tests {
 
     #[test]
     fn rejects_non_wasm_and_core_modules_with_hints() {
-        assert!(check_header(b"hello world").unwrap_err().contains("not a WebAssembly file"));
+        assert!(
+            check_header(b"hello world")
+                .unwrap_err()
+                .contains("not a WebAssembly file")
+        );
         let core = [0, b'a', b's', b'm', 1, 0, 0, 0];
-        assert!(check_header(&core).unwrap_err().contains("core wasm module"));
+        assert!(
+            check_header(&core)
+                .unwrap_err()
+                .contains("core wasm module")
+        );
         let component = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
         assert!(check_header(&component).is_ok());
     }

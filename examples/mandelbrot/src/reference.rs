@@ -48,7 +48,10 @@ impl Params {
             return Ok(Params::default());
         }
         let Ok(block) = <[u8; 24]>::try_from(input) else {
-            return Err(format!("the parameter block is 24 bytes, not {}", input.len()));
+            return Err(format!(
+                "the parameter block is 24 bytes, not {}",
+                input.len()
+            ));
         };
         let word = |i: usize| [block[i], block[i + 1], block[i + 2], block[i + 3]];
         let p = Params {
@@ -65,7 +68,10 @@ impl Params {
         if !(1..=MAX_ITER).contains(&p.max_iter) {
             return Err(format!("max_iter must be 1..={MAX_ITER}"));
         }
-        if ![p.center_x, p.center_y, p.scale].iter().all(|v| v.is_finite()) {
+        if ![p.center_x, p.center_y, p.scale]
+            .iter()
+            .all(|v| v.is_finite())
+        {
             return Err("center and scale must be finite".into());
         }
         Ok(p)
@@ -108,11 +114,18 @@ pub fn color(n: u32, max_iter: u32) -> [u8; 3] {
     }
     let t = n as f32 / max_iter as f32;
     let ramp = |k: f32| (255.0 * k.clamp(0.0, 1.0)) as u8;
-    [ramp(9.0 * (1.0 - t) * t * t * t), ramp(15.0 * (1.0 - t) * (1.0 - t) * t * t), ramp(8.5 * (1.0 - t) * (1.0 - t) * (1.0 - t) * t)]
+    [
+        ramp(9.0 * (1.0 - t) * t * t * t),
+        ramp(15.0 * (1.0 - t) * (1.0 - t) * t * t),
+        ramp(8.5 * (1.0 - t) * (1.0 - t) * (1.0 - t) * t),
+    ]
 }
 
 pub fn colorize(iterations: &[u32], max_iter: u32) -> Vec<u8> {
-    iterations.iter().flat_map(|&n| color(n, max_iter)).collect()
+    iterations
+        .iter()
+        .flat_map(|&n| color(n, max_iter))
+        .collect()
 }
 
 /// The image the job renders, as RGB8 rows, computed on the CPU.

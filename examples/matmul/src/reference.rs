@@ -18,8 +18,12 @@ pub fn problem(n: u32) -> Problem {
     let entry = |i: usize, j: usize, p: usize, q: usize| ((i * p + j * q) % 17) as f32 / 17.0 - 0.5;
     Problem {
         n,
-        a: (0..n_us * n_us).map(|k| entry(k / n_us, k % n_us, 7, 13)).collect(),
-        b: (0..n_us * n_us).map(|k| entry(k / n_us, k % n_us, 11, 5)).collect(),
+        a: (0..n_us * n_us)
+            .map(|k| entry(k / n_us, k % n_us, 7, 13))
+            .collect(),
+        b: (0..n_us * n_us)
+            .map(|k| entry(k / n_us, k % n_us, 11, 5))
+            .collect(),
     }
 }
 
@@ -81,7 +85,10 @@ pub fn multiply(p: &Problem) -> Vec<f64> {
 /// Largest element-wise error relative to the largest magnitude of `want`
 /// (the usual way to judge a float matmul: tiny entries do not blow it up).
 pub fn max_relative_error(got: &[f32], want: &[f64]) -> f64 {
-    let scale = want.iter().fold(0f64, |m, w| m.max(w.abs())).max(f64::MIN_POSITIVE);
+    let scale = want
+        .iter()
+        .fold(0f64, |m, w| m.max(w.abs()))
+        .max(f64::MIN_POSITIVE);
     got.iter()
         .zip(want)
         .map(|(g, w)| (f64::from(*g) - w).abs() / scale)

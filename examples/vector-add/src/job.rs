@@ -14,7 +14,8 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
     let a_buf = Buffer::from_slice(&a)?;
     let b_buf = Buffer::from_slice(&b)?;
     let sum = Buffer::zeroed::<f32>(a.len())?;
-    Kernel::new(include_str!("add.wgsl"), "main")?.dispatch(&[&a_buf, &b_buf, &sum], grid(a.len(), 256))?;
+    Kernel::new(include_str!("add.wgsl"), "main")?
+        .dispatch(&[&a_buf, &b_buf, &sum], grid(a.len(), 256))?;
     sum.read_bytes()
 }
 

@@ -17,7 +17,7 @@ pub fn encode_input(a: &[f32], b: &[f32]) -> Vec<u8> {
 
 /// Splits the input into its two arrays.
 pub fn decode_input(input: &[u8]) -> Result<(Vec<f32>, Vec<f32>), String> {
-    if input.len() % 8 != 0 {
+    if !input.len().is_multiple_of(8) {
         return Err(format!(
             "input of {} bytes is not two equal-length f32 arrays (its length must be a multiple of 8)",
             input.len()
@@ -38,5 +38,8 @@ pub fn run(input: &[u8]) -> Result<Vec<u8>, String> {
     } else {
         decode_input(input)?
     };
-    Ok(a.iter().zip(&b).flat_map(|(x, y)| (x + y).to_le_bytes()).collect())
+    Ok(a.iter()
+        .zip(&b)
+        .flat_map(|(x, y)| (x + y).to_le_bytes())
+        .collect())
 }

@@ -55,9 +55,20 @@ fn ms(ns: u64) -> String {
 }
 
 fn print_table(r: &Report) {
-    println!("adapter: {} ({}, metering: {})", r.adapter.name, r.adapter.backend, r.adapter.metering.as_str());
-    println!("matmul n = {}, {} interleaved runs per side, medians", r.n, r.runs);
-    println!("{:<28}{:>16}{:>16}{:>10}", "", "job (sandbox)", "native wgpu", "ratio");
+    println!(
+        "adapter: {} ({}, metering: {})",
+        r.adapter.name,
+        r.adapter.backend,
+        r.adapter.metering.as_str()
+    );
+    println!(
+        "matmul n = {}, {} interleaved runs per side, medians",
+        r.n, r.runs
+    );
+    println!(
+        "{:<28}{:>16}{:>16}{:>10}",
+        "", "job (sandbox)", "native wgpu", "ratio"
+    );
     println!(
         "{:<28}{:>16}{:>16}{:>10.3}",
         "kernel GPU time",

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 /// Seconds as given on the command line (`0.05`, `30`) to nanoseconds.
 pub fn seconds_to_ns(flag: &str, seconds: f64) -> anyhow::Result<u64> {
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
         bail!("{flag} must be a number of seconds between 0 and 1e9, not {seconds}");
     }
     Ok((seconds * 1e9).round() as u64)

@@ -62,14 +62,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     let slot = gpu.new_slot()?;
     let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: if args.no_cache { None } else { default_cache_dir() },
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            default_cache_dir()
+        },
         ..SandboxConfig::default()
     })?;
     let report = sandbox.run(&slot, &wasm, &input, &limits)?;
     if let Some(path) = &args.output
         && report.outcome == Outcome::Succeeded
     {
-        std::fs::write(path, &report.output).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, &report.output)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {
         let mut value = serde_json::to_value(&report)?;
@@ -103,11 +108,20 @@ fn print_human(r: &JobReport, output: Option<&std::path::Path>) {
     }
     match output {
         Some(path) if r.outcome == Outcome::Succeeded => {
-            println!("output:    {} bytes, written to {}", r.output_bytes, path.display())
+            println!(
+                "output:    {} bytes, written to {}",
+                r.output_bytes,
+                path.display()
+            )
         }
         _ => println!("output:    {} bytes", r.output_bytes),
     }
-    println!("gpu time:  {} ({} ns, {} dispatches)", human_ns(r.gpu_ns), r.gpu_ns, r.dispatches);
+    println!(
+        "gpu time:  {} ({} ns, {} dispatches)",
+        human_ns(r.gpu_ns),
+        r.gpu_ns,
+        r.dispatches
+    );
     println!(
         "wall time: {} ({} ns; loading {} from {})",
         human_ns(r.wall_ns),

@@ -47,7 +47,9 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
         "bindings" => {
             let count: usize = arg.parse().map_err(Error::msg)?;
             let kernel = Kernel::new(DOUBLE, "main")?;
-            let buffers: Vec<Buffer> = (0..count).map(|_| Buffer::zeroed::<u32>(64)).collect::<Result<_>>()?;
+            let buffers: Vec<Buffer> = (0..count)
+                .map(|_| Buffer::zeroed::<u32>(64))
+                .collect::<Result<_>>()?;
             let refs: Vec<&Buffer> = buffers.iter().collect();
             kernel.dispatch(&refs, [1, 1, 1])?;
             buffers[1].read_bytes()
@@ -59,12 +61,15 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
             Kernel::new(DOUBLE, "main")?.dispatch(&[&src, &dst], [x, 1, 1])?;
             Ok(Vec::new())
         }
-        "buffer" => Buffer::new(arg.parse().map_err(Error::msg)?).map(|b| b.size().to_le_bytes().to_vec()),
+        "buffer" => {
+            Buffer::new(arg.parse().map_err(Error::msg)?).map(|b| b.size().to_le_bytes().to_vec())
+        }
         "forge" => {
             // Reach under the SDK: keep a buffer's raw handle, drop the
             // buffer, then use the stale handle.
             use suanli_guest::bindings::suanli::gpu::compute;
-            let buffer = compute::Buffer::create(64, compute::BufferUsage::STORAGE).map_err(Error::from)?;
+            let buffer =
+                compute::Buffer::create(64, compute::BufferUsage::STORAGE).map_err(Error::from)?;
             let handle = buffer.handle();
             drop(buffer);
             let stale = unsafe { compute::Buffer::from_handle(handle) };
@@ -88,7 +93,11 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
         "info" => {
             let info = suanli_guest::adapter_info();
             let limits = suanli_guest::limits();
-            Ok(format!("{} {} {}", info.name, info.metering, limits.quota_buffer_bytes).into_bytes())
+            Ok(format!(
+                "{} {} {}",
+                info.name, info.metering, limits.quota_buffer_bytes
+            )
+            .into_bytes())
         }
         other => Err(Error::msg(format!("unknown misdeed {other:?}"))),
     }
