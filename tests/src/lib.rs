@@ -20,9 +20,13 @@ pub fn workspace_root() -> PathBuf {
 
 /// Where `scripts/build-guests.sh` and [`guest_wasm`] put the jobs. A target
 /// directory of its own, so building guests never waits on the lock of the
-/// `cargo test` that runs us.
+/// `cargo test` that runs us. `SUANLI_GUEST_DIR` points elsewhere at
+/// prebuilt jobs (then nothing is built), e.g. on a GPU machine without Rust.
 pub fn guest_dir() -> PathBuf {
-    workspace_root().join("target/guest/wasm32-wasip2/release")
+    match std::env::var_os("SUANLI_GUEST_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target/guest/wasm32-wasip2/release"),
+    }
 }
 
 fn build_guests() {
@@ -50,7 +54,11 @@ fn build_guests() {
 /// `misbehave`, `other-world`), built once per test binary.
 pub fn guest_wasm(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(build_guests);
+    BUILT.get_or_init(|| {
+        if std::env::var_os("SUANLI_GUEST_DIR").is_none() {
+            build_guests();
+        }
+    });
     let path = guest_dir().join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
@@ -83,11 +91,15 @@ pub fn run_job(wasm: &[u8], input: &[u8], limits: &JobLimits) -> JobReport {
         .expect("the slot is free")
 }
 
-/// The `suanli` binary of this build (`target/<profile>/suanli`), built if missing.
+/// The `suanli` binary of this build (`target/<profile>/suanli`), built if
+/// missing; `SUANLI_BIN` names a prebuilt one.
 pub fn suanli_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("SUANLI_BIN") {
+                return PathBuf::from(bin);
+            }
             let exe = std::env::current_exe().expect("test executable path");
             // target/<profile>/deps/<test> -> target/<profile>/suanli
             let bin = exe

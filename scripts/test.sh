@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite: formatting, clippy, unit tests and the
+# end-to-end tests (real wasmtime, real wgpu on the GPU or lavapipe).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export NODEVICE_SELECT=1
+./scripts/setup.sh
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all -- --check
+./scripts/build-guests.sh
+cargo build --locked --workspace
+cargo test --locked --workspace
+cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --target wasm32-wasip2 --target-dir target/guest \
+    -p suanli-guest -p vector-add -p matmul -p mandelbrot -p misbehave -- -D warnings
+echo "test.sh: all passed"
