@@ -25,6 +25,8 @@ pub(crate) enum HostTrap {
     GpuBudgetExceeded { used_ns: u64, budget_ns: u64 },
     #[error("time limit exceeded while waiting for the GPU")]
     Timeout,
+    #[error("the job was cancelled")]
+    Cancelled,
 }
 
 type HostResult<T> = wasmtime::Result<Result<T, compute::GpuError>>;

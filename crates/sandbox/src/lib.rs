@@ -19,12 +19,14 @@ mod outcome;
 mod ticker;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use suanli_gpu::{AdapterInfo, GpuError, JobGpu, Metering, Quotas, Slot};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use cache::CacheHit;
@@ -88,6 +90,18 @@ impl Default for JobLimits {
         }
     }
 }
+
+/// How a caller follows and steers a running job.
+#[derive(Clone, Default)]
+pub struct RunHooks {
+    /// Set to stop the job (outcome `cancelled`) within one epoch tick.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Receives the job's log as it is written (only the bytes kept).
+    pub on_log: Option<LogSink>,
+}
+
+/// A callback for log bytes.
+pub type LogSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Everything known about one run of a job.
 #[derive(Clone, Debug, Serialize)]
@@ -184,6 +198,18 @@ impl Sandbox {
         input: &[u8],
         limits: &JobLimits,
     ) -> Result<JobReport, SandboxError> {
+        self.run_with(slot, wasm, input, limits, &RunHooks::default())
+    }
+
+    /// [`Sandbox::run`], with a cancel flag and a live log.
+    pub fn run_with(
+        &self,
+        slot: &Slot,
+        wasm: &[u8],
+        input: &[u8],
+        limits: &JobLimits,
+        hooks: &RunHooks,
+    ) -> Result<JobReport, SandboxError> {
         let gpu = slot.begin_job(limits.gpu)?;
         let started = Instant::now();
         let hash = blake3::hash(wasm);
@@ -224,7 +250,7 @@ impl Sandbox {
             }
         };
 
-        let log = LogPipe::new(limits.max_log_bytes, limits.kill_on_log_overflow);
+        let log = LogPipe::new(limits.max_log_bytes, limits.kill_on_log_overflow, hooks.on_log.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(log.clone())
             .stderr(log.clone())
@@ -247,17 +273,20 @@ impl Sandbox {
             },
         );
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits
-            .timeout
-            .as_nanos()
-            .div_ceil(EPOCH_TICK.as_nanos())
-            .max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-        store
-            .data_mut()
-            .gpu
-            .set_deadline(Some(Instant::now() + limits.timeout));
+        // Every tick, check the cancel flag and the wall-time deadline.
+        let deadline = Instant::now() + limits.timeout;
+        let cancel = hooks.cancel.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(wasmtime::Error::new(host::HostTrap::Cancelled));
+            }
+            if Instant::now() >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.data_mut().gpu.set_deadline(Some(deadline));
 
         let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
             .map_err(|e| (true, e))

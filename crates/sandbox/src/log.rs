@@ -9,6 +9,8 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
+use crate::LogSink;
+
 /// A bounded in-memory log shared by a job's stdout and stderr.
 ///
 /// Past `capacity` bytes, further output is counted and discarded, so a job
@@ -17,6 +19,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 #[derive(Clone)]
 pub(crate) struct LogPipe {
     inner: Arc<Mutex<LogBuf>>,
+    sink: Option<LogSink>,
 }
 
 #[derive(Default)]
@@ -39,8 +42,9 @@ pub(crate) struct LogContents {
 pub(crate) struct LogOverflow(pub(crate) usize);
 
 impl LogPipe {
-    pub(crate) fn new(capacity: usize, kill_on_overflow: bool) -> LogPipe {
+    pub(crate) fn new(capacity: usize, kill_on_overflow: bool, sink: Option<LogSink>) -> LogPipe {
         LogPipe {
+            sink,
             inner: Arc::new(Mutex::new(LogBuf {
                 bytes: Vec::new(),
                 capacity,
@@ -59,6 +63,11 @@ impl LogPipe {
         let room = log.capacity.saturating_sub(log.bytes.len());
         let kept = room.min(data.len());
         log.bytes.extend_from_slice(&data[..kept]);
+        if kept > 0
+            && let Some(sink) = &self.sink
+        {
+            sink(&data[..kept]);
+        }
         let cut = (data.len() - kept) as u64;
         log.dropped += cut;
         if cut > 0 && log.kill_on_overflow {
@@ -144,7 +153,7 @@ mod tests {
 
     #[test]
     fn truncates_past_capacity_and_counts_the_rest() {
-        let log = LogPipe::new(10, false);
+        let log = LogPipe::new(10, false, None);
         log.append(b"hello ").unwrap();
         log.append(b"world, again").unwrap();
         let c = log.contents();
@@ -154,7 +163,7 @@ mod tests {
 
     #[test]
     fn kill_on_overflow_reports_the_limit() {
-        let log = LogPipe::new(4, true);
+        let log = LogPipe::new(4, true, None);
         assert!(log.append(b"1234").is_ok());
         let err = log.append(b"5").unwrap_err();
         assert_eq!(

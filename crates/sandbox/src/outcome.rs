@@ -24,6 +24,8 @@ pub enum Outcome {
     LogLimit,
     /// Not a loadable `suanli:gpu/job` component.
     InvalidJob,
+    /// Stopped on request (`suanli cancel`).
+    Cancelled,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::GpuBudgetExceeded => "gpu_budget_exceeded",
             Outcome::LogLimit => "log_limit",
             Outcome::InvalidJob => "invalid_job",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }
@@ -90,6 +93,7 @@ pub(crate) fn classify(
         let outcome = match trap {
             HostTrap::GpuBudgetExceeded { .. } => Outcome::GpuBudgetExceeded,
             HostTrap::Timeout => Outcome::Timeout,
+            HostTrap::Cancelled => Outcome::Cancelled,
         };
         return (outcome, trap.to_string());
     }
@@ -132,6 +136,7 @@ mod tests {
             Outcome::GpuBudgetExceeded,
             Outcome::LogLimit,
             Outcome::InvalidJob,
+            Outcome::Cancelled,
         ] {
             let json = serde_json::to_string(&o).unwrap();
             assert_eq!(json, format!("\"{}\"", o.as_str()));

@@ -1,0 +1,100 @@
+//! Tokens and what each role may do.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use suanli_ledger::Ledger;
+use suanli_proto::{Request, Role};
+
+use crate::CoordinatorError;
+
+/// A new random 256-bit secret, shown once. Only its hash is stored.
+pub(crate) fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sl_{hex}")
+}
+
+/// What the ledger stores and looks up. Lookup by a hash of the whole secret
+/// leaks nothing about how much of a guess was right, unlike comparing
+/// secrets byte by byte.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Creates the first admin token when there is none.
+pub(crate) fn ensure_admin(ledger: &mut Ledger) -> Result<Option<String>, CoordinatorError> {
+    if ledger.has_tokens(Role::Admin)? {
+        return Ok(None);
+    }
+    let token = new_token();
+    ledger.add_token(&token_hash(&token), Role::Admin, "admin", now_ms())?;
+    Ok(Some(token))
+}
+
+/// Why a token of `actual` role cannot be used as `claimed`.
+pub(crate) fn role_mismatch(claimed: Role, actual: Role) -> String {
+    let advice = match claimed {
+        Role::Tenant => "tenants submit jobs with a tenant token (suanli token create --role tenant)",
+        Role::Node => "nodes register with a node token (suanli token create --role node)",
+        Role::Admin => "admin commands need the admin token from the coordinator's client.toml",
+    };
+    format!(
+        "token rejected: it is a {} token, not a {} token; {advice}",
+        actual.as_str(),
+        claimed.as_str()
+    )
+}
+
+/// Whether `role` may make `request` at all (ownership is checked later).
+/// The table in the README mirrors this function.
+pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
+    use Request::*;
+    let ok = match request {
+        HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs => {
+            matches!(role, Role::Tenant | Role::Admin)
+        }
+        PutBlob { .. } | GetBlob(_) => true,
+        ListNodes | CreateToken { .. } => role == Role::Admin,
+        Register(_) => role == Role::Node,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match (role, request) {
+        (Role::Node, _) => format!("a node token cannot {}; use a tenant token", request.kind()),
+        (_, Register(_)) => "a tenant or admin token cannot register a node; use a node token".into(),
+        _ => format!("{} needs the admin token", request.kind()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashes_are_stable() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 3 + 64);
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_ne!(token_hash(&a), token_hash(&b));
+    }
+
+    #[test]
+    fn roles_are_checked_per_request() {
+        assert!(allowed(Role::Tenant, &Request::ListJobs).is_ok());
+        assert!(allowed(Role::Tenant, &Request::ListNodes).is_err());
+        assert!(allowed(Role::Node, &Request::ListJobs).unwrap_err().contains("node token"));
+        assert!(allowed(Role::Admin, &Request::CreateToken { role: Role::Tenant, name: "x".into() }).is_ok());
+        assert!(allowed(Role::Tenant, &Request::CreateToken { role: Role::Tenant, name: "x".into() }).is_err());
+    }
+}

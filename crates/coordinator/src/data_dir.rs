@@ -1,0 +1,124 @@
+//! The coordinator's data directory: certificate and key, the ledger, blobs,
+//! logs, and `client.toml` for the operator.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use suanli_ledger::Ledger;
+use suanli_net::tls::Identity;
+
+use crate::CoordinatorError;
+
+/// What a client needs to reach a coordinator: written to `DATA/client.toml`
+/// (mode 0600) with the admin token, read by `suanli --config FILE`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFile {
+    pub address: String,
+    pub fingerprint: String,
+    pub token: String,
+}
+
+impl ClientFile {
+    pub fn read(path: &Path) -> Result<ClientFile, CoordinatorError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CoordinatorError::DataDir {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| CoordinatorError::Config(format!("{}: {e}", path.display())))
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), CoordinatorError> {
+        let text = toml::to_string(self).map_err(|e| CoordinatorError::Config(e.to_string()))?;
+        write_private(path, text.as_bytes())
+    }
+}
+
+pub(crate) struct DataDir {
+    pub(crate) path: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoordinatorError + '_ {
+    move |source| CoordinatorError::DataDir {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes a file only its owner can read (keys, tokens).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(io_err(path))?;
+    file.write_all(bytes).map_err(io_err(path))
+}
+
+impl DataDir {
+    pub(crate) fn open(path: &Path) -> Result<DataDir, CoordinatorError> {
+        for sub in ["", "blobs", "blobs/tmp", "logs"] {
+            let dir = path.join(sub);
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(&dir).map_err(io_err(&dir))?;
+        }
+        Ok(DataDir { path: path.to_owned() })
+    }
+
+    /// The certificate and key, created on first start.
+    pub(crate) fn identity(&self) -> Result<Identity, CoordinatorError> {
+        let cert = self.path.join("cert.der");
+        let key = self.path.join("key.der");
+        if cert.exists() && key.exists() {
+            return Ok(Identity {
+                cert: std::fs::read(&cert).map_err(io_err(&cert))?,
+                key: std::fs::read(&key).map_err(io_err(&key))?,
+            });
+        }
+        let identity = Identity::generate()?;
+        write_private(&key, &identity.key)?;
+        write_private(&cert, &identity.cert)?;
+        Ok(identity)
+    }
+
+    pub(crate) fn ledger(&self) -> Result<Ledger, CoordinatorError> {
+        Ok(Ledger::open(&self.path.join("ledger.db"))?)
+    }
+
+    /// Writes `client.toml` with the reachable address and fingerprint. The
+    /// admin token is known only on the start that created it; later starts
+    /// keep the token already in the file.
+    pub(crate) fn write_client_file(
+        &self,
+        addr: SocketAddr,
+        fingerprint: &str,
+        new_admin_token: Option<&str>,
+    ) -> Result<PathBuf, CoordinatorError> {
+        let path = self.path.join("client.toml");
+        let token = match new_admin_token {
+            Some(t) => t.to_owned(),
+            None => ClientFile::read(&path).map(|c| c.token).unwrap_or_default(),
+        };
+        let mut reachable = addr;
+        if reachable.ip().is_unspecified() {
+            reachable.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        ClientFile {
+            address: reachable.to_string(),
+            fingerprint: fingerprint.to_owned(),
+            token,
+        }
+        .write(&path)?;
+        Ok(path)
+    }
+}

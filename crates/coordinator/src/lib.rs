@@ -1,0 +1,147 @@
+//! The coordinator: authenticates tenants, admins and provider nodes over
+//! QUIC, keeps the job queue and every attempt in the ledger (SQLite),
+//! schedules queued jobs fairly onto live nodes whose GPU fits, and stores
+//! blobs (modules, inputs, outputs) by content hash.
+//!
+//! **Architecture invariants:** the coordinator never runs jobs; a request is
+//! acknowledged only after the ledger committed it; a tenant sees only its own
+//! jobs, logs and blobs (another tenant's job is "not found", not "forbidden").
+
+mod auth;
+mod blobs;
+mod data_dir;
+mod node_session;
+mod scheduler;
+mod server;
+mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub use data_dir::ClientFile;
+
+use crate::state::Shared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Ledger(#[from] suanli_ledger::LedgerError),
+    #[error(transparent)]
+    Net(#[from] suanli_net::NetError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("config file: {0}")]
+    Config(String),
+}
+
+/// Settings of one coordinator. Every limit is explicit.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A connection must send its `Hello` within this. Default 5 s.
+    pub handshake_timeout: Duration,
+    /// Largest blob accepted. Default 256 MiB.
+    pub max_blob_bytes: u64,
+    /// Concurrent request streams per connection. Default 64.
+    pub max_streams_per_connection: u32,
+    /// Concurrent connections. Default 10,000.
+    pub max_connections: usize,
+    /// Log bytes kept per job. Default 1 MiB.
+    pub max_log_bytes: u64,
+}
+
+impl CoordinatorConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> CoordinatorConfig {
+        CoordinatorConfig {
+            listen,
+            data_dir,
+            handshake_timeout: Duration::from_secs(5),
+            max_blob_bytes: 256 << 20,
+            max_streams_per_connection: 64,
+            max_connections: 10_000,
+            max_log_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Counters for tests and operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Blob body bytes received from clients and nodes.
+    pub blob_bytes_received: u64,
+    pub connections_accepted: u64,
+    pub handshakes_refused: u64,
+}
+
+/// A running coordinator. Dropping it does not stop it; call [`Coordinator::shutdown`].
+pub struct Coordinator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    endpoint: quinn::Endpoint,
+    /// Set when this start created the admin token (first start of a data directory).
+    pub new_admin_token: Option<String>,
+    pub client_file: PathBuf,
+}
+
+impl Coordinator {
+    /// Opens (or creates) the data directory and starts serving. Must be
+    /// called inside a tokio runtime.
+    pub async fn start(config: CoordinatorConfig) -> Result<Coordinator, CoordinatorError> {
+        let dir = data_dir::DataDir::open(&config.data_dir)?;
+        let identity = dir.identity()?;
+        let mut ledger = dir.ledger()?;
+        let new_admin_token = auth::ensure_admin(&mut ledger)?;
+        let server_config = suanli_net::tls::server_config(&identity, config.max_streams_per_connection)?;
+        let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| CoordinatorError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let addr = endpoint.local_addr().map_err(|source| CoordinatorError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let client_file = dir.write_client_file(addr, &identity.fingerprint(), new_admin_token.as_deref())?;
+        let shared = Shared::new(config, ledger, dir, identity.fingerprint())?;
+        shared.recover()?;
+        tokio::spawn(scheduler::run(shared.clone()));
+        tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
+        tracing::info!(%addr, "coordinator listening");
+        Ok(Coordinator {
+            shared,
+            addr,
+            endpoint,
+            new_admin_token,
+            client_file,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SHA-256 of the certificate, which clients and nodes pin.
+    pub fn fingerprint(&self) -> &str {
+        &self.shared.fingerprint
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared.stats;
+        Stats {
+            blob_bytes_received: s.blob_bytes_received.load(Ordering::Relaxed),
+            connections_accepted: s.connections_accepted.load(Ordering::Relaxed),
+            handshakes_refused: s.handshakes_refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting, closes every connection, waits for them to go.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"coordinator shutting down");
+        self.endpoint.wait_idle().await;
+    }
+}

@@ -1,0 +1,140 @@
+//! A node's control stream: assignments go down, logs and results come up.
+//! When the stream or the connection ends, the node's running attempts are
+//! lost (`node_lost`, billed nothing) and their jobs go back to the queue.
+
+use std::sync::Arc;
+
+use suanli_ledger::Recorded;
+use suanli_net::NetError;
+use suanli_net::frame::{read_frame, write_frame};
+use suanli_proto::{AttemptResult, FromNode, JobState, NodeInfo, Response, ToNode};
+use tokio::sync::mpsc;
+
+use crate::auth::now_ms;
+use crate::server::Peer;
+use crate::state::{LiveNode, Shared};
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    peer: Peer,
+    info: NodeInfo,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), NetError> {
+    if peer.node_id.get().is_some() {
+        write_frame(
+            &mut send,
+            &Response::Error {
+                code: suanli_proto::ErrorCode::BadRequest,
+                message: "this connection already registered a node".into(),
+            },
+        )
+        .await?;
+        return Ok(());
+    }
+    let added = shared.ledger().add_node(&peer.name, &info.gpu, info.slots, now_ms());
+    let node_id = match added {
+        Ok(id) => id,
+        Err(e) => {
+            write_frame(
+                &mut send,
+                &Response::Error {
+                    code: suanli_proto::ErrorCode::Internal,
+                    message: e.to_string(),
+                },
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let _ = peer.node_id.set(node_id);
+    let (tx, mut rx) = mpsc::unbounded_channel::<ToNode>();
+    shared.nodes().insert(
+        node_id,
+        LiveNode {
+            name: peer.name.clone(),
+            info: info.clone(),
+            tx,
+            running: Default::default(),
+            connected_ms: now_ms(),
+            jobs_run: 0,
+        },
+    );
+    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, slots = info.slots, "node registered");
+    write_frame(&mut send, &Response::Registered { node_id }).await?;
+    shared.wake_scheduler.notify_one();
+
+    let writer = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if write_frame(&mut send, &message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ended = loop {
+        tokio::select! {
+            frame = read_frame::<FromNode>(&mut recv) => match frame {
+                Ok(Some(message)) => handle(&shared, node_id, message),
+                Ok(None) => break "the node closed its control stream".to_owned(),
+                Err(e) => break format!("the node's connection ended: {e}"),
+            },
+            reason = peer.conn.closed() => break format!("the node's connection ended: {reason}"),
+        }
+    };
+    writer.abort();
+    disconnect(&shared, node_id, &ended);
+    Ok(())
+}
+
+fn handle(shared: &Shared, node_id: u64, message: FromNode) {
+    match message {
+        FromNode::Log { job, attempt, data } => {
+            let runs_it = shared
+                .nodes()
+                .get(&node_id)
+                .is_some_and(|n| n.running.contains(&(job, attempt)));
+            if runs_it {
+                shared.append_log(job, &data);
+            }
+        }
+        FromNode::Finished(result) => finished(shared, node_id, result),
+    }
+}
+
+fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
+    let cancelled = matches!(shared.ledger().job(r.job), Ok(Some(v)) if v.state == JobState::Cancelled);
+    let recorded = if cancelled {
+        shared.ledger().close_cancelled_attempt(node_id, &r)
+    } else {
+        shared.ledger().finish_attempt(node_id, &r)
+    };
+    match recorded {
+        Ok(Recorded::Ended { state }) => {
+            tracing::info!(job = r.job, attempt = r.attempt, node_id, outcome = %r.outcome, gpu_ns = r.gpu_ns, state = state.as_str(), "attempt finished");
+        }
+        Ok(Recorded::Duplicate) => tracing::info!(job = r.job, attempt = r.attempt, "result already recorded; ignored"),
+        Ok(Recorded::Unknown) => tracing::warn!(job = r.job, attempt = r.attempt, node_id, "result for an attempt this node does not run; ignored"),
+        Err(e) => tracing::error!(job = r.job, %e, "cannot record result"),
+    }
+    if let Some(node) = shared.nodes().get_mut(&node_id)
+        && node.running.remove(&(r.job, r.attempt))
+    {
+        node.jobs_run += 1;
+    }
+    shared.notify_job(r.job);
+    shared.wake_scheduler.notify_one();
+}
+
+fn disconnect(shared: &Shared, node_id: u64, reason: &str) {
+    let Some(node) = shared.nodes().remove(&node_id) else { return };
+    tracing::warn!(node_id, name = %node.name, %reason, running = node.running.len(), "node gone");
+    for (job, attempt) in node.running {
+        match shared.ledger().lose_attempt(job, attempt, now_ms(), reason) {
+            Ok(Recorded::Ended { state }) => tracing::info!(job, attempt, state = state.as_str(), "attempt lost"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(job, %e, "cannot record lost attempt"),
+        }
+        shared.notify_job(job);
+    }
+    shared.wake_scheduler.notify_one();
+}

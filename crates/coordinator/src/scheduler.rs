@@ -1,0 +1,131 @@
+//! Assigns queued jobs to live nodes with a free slot and a GPU that fits.
+//!
+//! Fairness: tenants take turns. Each round offers every tenant with queued
+//! work one placement, tenants with fewer running jobs first; the ledger hands
+//! over at most [`PER_TENANT`] queued jobs per tenant, so a tenant with 10,000
+//! queued jobs costs no more per round than a tenant with one.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use suanli_ledger::QueuedJob;
+use suanli_proto::{Assignment, ToNode};
+
+use crate::auth::now_ms;
+use crate::state::Shared;
+
+/// Queued jobs per tenant considered in one pass.
+const PER_TENANT: u32 = 32;
+/// A pass runs at least this often, even with no event.
+const TICK: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    loop {
+        if let Err(err) = pass(&shared) {
+            tracing::error!(%err, "scheduler pass failed");
+        }
+        tokio::select! {
+            _ = shared.wake_scheduler.notified() => {}
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// One scheduling pass; returns how many jobs were placed.
+fn pass(shared: &Shared) -> Result<usize, suanli_ledger::LedgerError> {
+    let queued = shared.ledger().queued(PER_TENANT)?;
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    let mut by_tenant: BTreeMap<String, VecDeque<QueuedJob>> = BTreeMap::new();
+    for job in queued {
+        by_tenant.entry(job.tenant.clone()).or_default().push_back(job);
+    }
+    let mut running = running_per_tenant(shared);
+    let mut placed = 0;
+    loop {
+        let mut tenants: Vec<String> = by_tenant.keys().cloned().collect();
+        tenants.sort_by_key(|t| running.get(t).copied().unwrap_or(0));
+        let mut progress = false;
+        for tenant in tenants {
+            let Some(queue) = by_tenant.get_mut(&tenant) else { continue };
+            // The tenant's oldest job that some node can take now.
+            let Some(pos) = queue.iter().position(|job| pick_node(shared, job).is_some()) else {
+                by_tenant.remove(&tenant);
+                continue;
+            };
+            let Some(job) = queue.remove(pos) else { continue };
+            if place(shared, &job)? {
+                *running.entry(tenant.clone()).or_default() += 1;
+                placed += 1;
+                progress = true;
+            }
+            if queue.is_empty() {
+                by_tenant.remove(&tenant);
+            }
+        }
+        if !progress || by_tenant.is_empty() {
+            return Ok(placed);
+        }
+    }
+}
+
+fn running_per_tenant(shared: &Shared) -> HashMap<String, u32> {
+    let jobs: Vec<u64> = shared
+        .nodes()
+        .values()
+        .flat_map(|n| n.running.iter().map(|(job, _)| *job))
+        .collect();
+    let ledger = shared.ledger();
+    let mut out = HashMap::new();
+    for job in jobs {
+        if let Ok(Some(view)) = ledger.job(job) {
+            *out.entry(view.tenant).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The least busy live node with a free slot whose GPU meets the job's needs.
+fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
+    let nodes = shared.nodes();
+    nodes
+        .iter()
+        .filter(|(_, n)| (n.running.len() as u32) < n.info.slots)
+        .filter(|(_, n)| n.info.gpu.max_buffer_size >= job.spec.requirements.min_gpu_memory)
+        .min_by_key(|(id, n)| (n.running.len() * 1000 / n.info.slots.max(1) as usize, **id))
+        .map(|(id, _)| *id)
+}
+
+fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::LedgerError> {
+    let Some(node_id) = pick_node(shared, job) else {
+        return Ok(false);
+    };
+    let Some(attempt) = shared.ledger().start_attempt(job.id, node_id, now_ms())? else {
+        return Ok(false);
+    };
+    let sent = {
+        let mut nodes = shared.nodes();
+        match nodes.get_mut(&node_id) {
+            Some(node) => {
+                node.running.insert((job.id, attempt));
+                node.tx
+                    .send(ToNode::Run(Assignment {
+                        job: job.id,
+                        attempt,
+                        spec: job.spec.clone(),
+                    }))
+                    .is_ok()
+            }
+            None => false,
+        }
+    };
+    if !sent {
+        // The node vanished between picking and sending.
+        shared.ledger().lose_attempt(job.id, attempt, now_ms(), "the node disconnected before the job started")?;
+    }
+    tracing::debug!(job = job.id, attempt, node_id, "job assigned");
+    shared.notify_job(job.id);
+    Ok(sent)
+}

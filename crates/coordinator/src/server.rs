@@ -1,0 +1,413 @@
+//! Connections and requests: the handshake, the role table, and one task per
+//! request stream.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use suanli_net::NetError;
+use suanli_net::frame::{expect_frame, read_blob, write_frame};
+use suanli_proto::{CodecError, ErrorCode, Hello, JobView, PROTOCOL_VERSION, Request, Response, Role, Welcome};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
+use crate::node_session;
+use crate::state::{Event, Shared};
+
+/// Who is on the other end of a connection.
+#[derive(Clone)]
+pub(crate) struct Peer {
+    pub(crate) role: Role,
+    pub(crate) name: String,
+    pub(crate) conn: quinn::Connection,
+    /// Set once a node registered on this connection.
+    pub(crate) node_id: Arc<std::sync::OnceLock<u64>>,
+}
+
+/// Connection close codes.
+const CLOSE_REFUSED: u32 = 1;
+const CLOSE_HANDSHAKE_TIMEOUT: u32 = 2;
+
+pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    let open = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
+    while let Some(incoming) = endpoint.accept().await {
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::warn!(remote = %incoming.remote_address(), "connection limit reached; refusing");
+            incoming.refuse();
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => {
+                    shared.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                    serve_connection(conn, shared).await;
+                }
+                Err(err) => tracing::debug!(%remote, %err, "handshake failed"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
+    let remote = conn.remote_address();
+    let hello = tokio::time::timeout(shared.config.handshake_timeout, handshake(&conn, &shared)).await;
+    let peer = match hello {
+        Ok(Ok(peer)) => peer,
+        Ok(Err(reason)) => {
+            shared.stats.handshakes_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%remote, %reason, "connection refused");
+            // Give the refusal frame a moment to leave before closing.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            conn.close(CLOSE_REFUSED.into(), reason.as_bytes());
+            return;
+        }
+        Err(_) => {
+            shared.stats.handshakes_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%remote, "no hello in time; closing");
+            conn.close(CLOSE_HANDSHAKE_TIMEOUT.into(), b"no hello frame in time");
+            return;
+        }
+    };
+    tracing::debug!(%remote, role = peer.role.as_str(), name = %peer.name, "connection accepted");
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                let shared = shared.clone();
+                let peer = peer.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = serve_request(&shared, &peer, send, recv).await {
+                        tracing::debug!(%err, name = %peer.name, "request failed");
+                    }
+                });
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads `Hello`, checks version, token and role; answers `Welcome`.
+async fn handshake(conn: &quinn::Connection, shared: &Shared) -> Result<Peer, String> {
+    let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+    let hello: Hello = expect_frame(&mut recv).await.map_err(|e| format!("bad hello: {e}"))?;
+    let verdict = check_hello(shared, &hello);
+    let welcome = match &verdict {
+        Ok(name) => Welcome::Accepted { name: name.clone() },
+        Err(reason) => Welcome::Refused { reason: reason.clone() },
+    };
+    write_frame(&mut send, &welcome).await.map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    let name = verdict?;
+    Ok(Peer {
+        role: hello.role,
+        name,
+        conn: conn.clone(),
+        node_id: Arc::default(),
+    })
+}
+
+fn check_hello(shared: &Shared, hello: &Hello) -> Result<String, String> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
+            hello.version
+        ));
+    }
+    let found = shared
+        .ledger()
+        .find_token(&token_hash(&hello.token))
+        .map_err(|e| format!("internal error: {e}"))?;
+    match found {
+        None => Err("token rejected: unknown token".into()),
+        Some((role, _)) if role != hello.role => Err(role_mismatch(hello.role, role)),
+        Some((_, name)) => Ok(name),
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+fn not_found(job: u64) -> Response {
+    error(ErrorCode::NotFound, format!("job {job} not found"))
+}
+
+async fn serve_request(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), NetError> {
+    let request: Request = match expect_frame(&mut recv).await {
+        Ok(r) => r,
+        Err(NetError::Codec(err)) => {
+            let code = match err {
+                CodecError::TooLarge(_) => ErrorCode::TooLarge,
+                _ => ErrorCode::BadRequest,
+            };
+            tracing::info!(name = %peer.name, %err, "bad request frame");
+            write_frame(&mut send, &error(code, err.to_string())).await?;
+            let _ = send.finish();
+            let _ = recv.stop(0u32.into());
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if let Err(reason) = allowed(peer.role, &request) {
+        write_frame(&mut send, &error(ErrorCode::Forbidden, reason)).await?;
+        let _ = send.finish();
+        return Ok(());
+    }
+    match request {
+        Request::Register(info) => return node_session::run(shared.clone(), peer.clone(), info, send, recv).await,
+        Request::PutBlob { hash, size } => {
+            let answer = put_blob(shared, peer, hash, size, &mut recv).await;
+            write_frame(&mut send, &answer).await?;
+        }
+        Request::GetBlob(hash) => return get_blob(shared, peer, hash, send).await,
+        Request::Logs { job, follow } => return logs(shared, peer, job, follow, send).await,
+        Request::Wait(job) => {
+            let answer = wait(shared, peer, job).await;
+            write_frame(&mut send, &answer).await?;
+        }
+        other => {
+            let answer = handle(shared, peer, other).unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()));
+            write_frame(&mut send, &answer).await?;
+        }
+    }
+    let _ = send.finish();
+    Ok(())
+}
+
+/// The job, if `peer` may see it.
+fn visible_job(shared: &Shared, peer: &Peer, job: u64) -> Result<Option<JobView>, suanli_ledger::LedgerError> {
+    let view = shared.ledger().job(job)?;
+    Ok(view.filter(|v| peer.role == Role::Admin || v.tenant == peer.name))
+}
+
+fn handle(shared: &Arc<Shared>, peer: &Peer, request: Request) -> Result<Response, suanli_ledger::LedgerError> {
+    Ok(match request {
+        Request::HasBlobs(hashes) => {
+            let ledger = shared.ledger();
+            let mut missing = Vec::new();
+            for h in hashes {
+                // Per tenant: a tenant learns nothing about other tenants' blobs.
+                if !shared.blobs.has(&h) || !ledger.may_read_blob(&h, &peer.name)? {
+                    missing.push(h);
+                }
+            }
+            Response::Missing(missing)
+        }
+        Request::Submit(spec) => {
+            let mut ledger = shared.ledger();
+            for (what, h) in [("module", &spec.module), ("input", &spec.input)] {
+                if !shared.blobs.has(h) || !ledger.may_read_blob(h, &peer.name)? {
+                    return Ok(error(ErrorCode::BadRequest, format!("upload the {what} blob {h} before submitting")));
+                }
+            }
+            if spec.max_attempts == 0 {
+                return Ok(error(ErrorCode::BadRequest, "max_attempts must be at least 1"));
+            }
+            let job = ledger.submit(&peer.name, &spec, now_ms())?;
+            drop(ledger);
+            tracing::info!(job, tenant = %peer.name, "job submitted");
+            shared.wake_scheduler.notify_one();
+            Response::Submitted { job }
+        }
+        Request::Status(job) => match visible_job(shared, peer, job)? {
+            Some(view) => Response::Job(Box::new(shared.with_reason(view))),
+            None => not_found(job),
+        },
+        Request::Cancel(job) => {
+            if visible_job(shared, peer, job)?.is_none() {
+                return Ok(not_found(job));
+            }
+            match shared.ledger().cancel(job, now_ms())? {
+                None => error(ErrorCode::BadRequest, format!("job {job} has already finished")),
+                Some(running) => {
+                    if let Some((attempt, node_id)) = running
+                        && let Some(node) = shared.nodes().get(&node_id)
+                    {
+                        let _ = node.tx.send(suanli_proto::ToNode::Cancel { job, attempt });
+                    }
+                    shared.notify_job(job);
+                    Response::Ok
+                }
+            }
+        }
+        Request::ListJobs => {
+            let tenant = (peer.role != Role::Admin).then_some(peer.name.as_str());
+            let jobs = shared.ledger().jobs(tenant, 1000)?;
+            Response::Jobs(jobs.into_iter().map(|v| shared.with_reason(v)).collect())
+        }
+        Request::ListNodes => Response::Nodes(shared.node_views()),
+        Request::CreateToken { role, name } => {
+            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Ok(error(ErrorCode::BadRequest, "a token name is 1-64 of [A-Za-z0-9._-]"));
+            }
+            let token = crate::auth::new_token();
+            shared.ledger().add_token(&token_hash(&token), role, &name, now_ms())?;
+            tracing::info!(role = role.as_str(), %name, "token created");
+            Response::Token { token, role, name }
+        }
+        Request::Register(_)
+        | Request::PutBlob { .. }
+        | Request::GetBlob(_)
+        | Request::Logs { .. }
+        | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
+    })
+}
+
+async fn put_blob(
+    shared: &Shared,
+    peer: &Peer,
+    hash: suanli_proto::Hash,
+    size: u64,
+    recv: &mut quinn::RecvStream,
+) -> Response {
+    if size > shared.config.max_blob_bytes {
+        let _ = recv.stop(0u32.into());
+        return error(
+            ErrorCode::TooLarge,
+            format!("blob of {size} bytes exceeds the limit of {} bytes", shared.config.max_blob_bytes),
+        );
+    }
+    let (tmp, mut file) = match shared.blobs.temp() {
+        Ok(t) => t,
+        Err(e) => return error(ErrorCode::Internal, format!("cannot store blob: {e}")),
+    };
+    let received = read_blob(recv, size, &hash, |chunk| {
+        use std::io::Write;
+        file.write_all(chunk)
+    })
+    .await;
+    shared.stats.blob_bytes_received.fetch_add(size, Ordering::Relaxed);
+    if let Err(e) = received {
+        let _ = std::fs::remove_file(&tmp);
+        return error(ErrorCode::BadRequest, e.to_string());
+    }
+    if let Err(e) = shared.blobs.commit(tmp, file, &hash) {
+        return error(ErrorCode::Internal, format!("cannot store blob: {e}"));
+    }
+    if peer.role != Role::Node
+        && let Err(e) = shared.ledger().grant_blob(&hash, &peer.name)
+    {
+        return error(ErrorCode::Internal, e.to_string());
+    }
+    Response::Stored
+}
+
+/// Whether `peer` may download `hash`: a tenant its own blobs, an admin all,
+/// a node the module and input of a job it runs now.
+fn may_get(shared: &Shared, peer: &Peer, hash: &suanli_proto::Hash) -> bool {
+    match peer.role {
+        Role::Admin => true,
+        Role::Tenant => shared.ledger().may_read_blob(hash, &peer.name).unwrap_or(false),
+        Role::Node => {
+            let Some(node_id) = peer.node_id.get() else { return false };
+            let jobs: Vec<u64> = match shared.nodes().get(node_id) {
+                Some(n) => n.running.iter().map(|(j, _)| *j).collect(),
+                None => return false,
+            };
+            let ledger = shared.ledger();
+            jobs.iter().any(|j| {
+                matches!(ledger.job(*j), Ok(Some(v)) if v.spec.module == *hash || v.spec.input == *hash)
+            })
+        }
+    }
+}
+
+async fn get_blob(shared: &Shared, peer: &Peer, hash: suanli_proto::Hash, mut send: quinn::SendStream) -> Result<(), NetError> {
+    if !may_get(shared, peer, &hash) || !shared.blobs.has(&hash) {
+        write_frame(&mut send, &error(ErrorCode::NotFound, format!("blob {hash} not found"))).await?;
+        let _ = send.finish();
+        return Ok(());
+    }
+    let path = shared.blobs.path(&hash);
+    let bytes = tokio::fs::read(&path).await?;
+    write_frame(&mut send, &Response::Blob { size: bytes.len() as u64 }).await?;
+    send.write_all(&bytes).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+async fn wait(shared: &Shared, peer: &Peer, job: u64) -> Response {
+    let mut events = shared.events.subscribe();
+    loop {
+        match visible_job(shared, peer, job) {
+            Ok(Some(view)) if view.state.is_final() => return Response::Job(Box::new(view)),
+            Ok(Some(_)) => {}
+            Ok(None) => return not_found(job),
+            Err(e) => return error(ErrorCode::Internal, e.to_string()),
+        }
+        // Re-check on this job's events, on lag, and at least every second.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), events.recv()).await {
+                Ok(Ok(Event::Job(j))) if j == job => break,
+                Ok(Ok(_)) => continue,
+                Ok(Err(RecvError::Lagged(_))) | Err(_) => break,
+                Ok(Err(RecvError::Closed)) => return error(ErrorCode::Internal, "shutting down"),
+            }
+        }
+    }
+}
+
+async fn logs(shared: &Shared, peer: &Peer, job: u64, follow: bool, mut send: quinn::SendStream) -> Result<(), NetError> {
+    let mut events = shared.events.subscribe();
+    match visible_job(shared, peer, job) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            write_frame(&mut send, &not_found(job)).await?;
+            let _ = send.finish();
+            return Ok(());
+        }
+        Err(e) => {
+            write_frame(&mut send, &error(ErrorCode::Internal, e.to_string())).await?;
+            let _ = send.finish();
+            return Ok(());
+        }
+    }
+    let mut sent = 0u64;
+    let log = shared.read_log(job);
+    for chunk in log.chunks(64 * 1024) {
+        write_frame(&mut send, &Response::Log(chunk.to_vec())).await?;
+    }
+    sent += log.len() as u64;
+    while follow {
+        let finished = matches!(visible_job(shared, peer, job), Ok(Some(v)) if v.state.is_final());
+        if finished {
+            // Whatever arrived since the first read.
+            let log = shared.read_log(job);
+            if (log.len() as u64) > sent {
+                write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec())).await?;
+            }
+            break;
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(1), events.recv()).await {
+            Ok(Ok(Event::Log { job: j, offset, data })) if j == job => {
+                let end = offset + data.len() as u64;
+                if end > sent {
+                    let skip = sent.saturating_sub(offset) as usize;
+                    write_frame(&mut send, &Response::Log(data[skip..].to_vec())).await?;
+                    sent = end;
+                }
+            }
+            Ok(Ok(_)) | Err(_) | Ok(Err(RecvError::Lagged(_))) => {
+                // Quiet or lagging: catch up from the file.
+                let log = shared.read_log(job);
+                if (log.len() as u64) > sent {
+                    write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec())).await?;
+                    sent = log.len() as u64;
+                }
+            }
+            Ok(Err(RecvError::Closed)) => break,
+        }
+    }
+    write_frame(&mut send, &Response::LogEnd).await?;
+    let _ = send.finish();
+    Ok(())
+}

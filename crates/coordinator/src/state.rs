@@ -1,0 +1,181 @@
+//! What the coordinator's tasks share: the ledger, live nodes, blobs, logs,
+//! and the event bus that wakes waiters and the scheduler.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use suanli_ledger::Ledger;
+use suanli_proto::{JobState, JobView, NodeInfo, NodeView, ToNode};
+use tokio::sync::{Notify, broadcast, mpsc};
+
+use crate::auth::now_ms;
+use crate::blobs::BlobStore;
+use crate::data_dir::DataDir;
+use crate::{CoordinatorConfig, CoordinatorError};
+
+/// Something changed that a waiter or follower may care about.
+#[derive(Clone, Debug)]
+pub(crate) enum Event {
+    Job(u64),
+    /// Log bytes of a job, with their offset in the job's log.
+    Log { job: u64, offset: u64, data: Arc<Vec<u8>> },
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) blob_bytes_received: AtomicU64,
+    pub(crate) connections_accepted: AtomicU64,
+    pub(crate) handshakes_refused: AtomicU64,
+}
+
+/// A connected node session.
+pub(crate) struct LiveNode {
+    pub(crate) name: String,
+    pub(crate) info: NodeInfo,
+    pub(crate) tx: mpsc::UnboundedSender<ToNode>,
+    /// (job, attempt) running there.
+    pub(crate) running: HashSet<(u64, u32)>,
+    pub(crate) connected_ms: u64,
+    pub(crate) jobs_run: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: CoordinatorConfig,
+    pub(crate) fingerprint: String,
+    ledger: Mutex<Ledger>,
+    pub(crate) nodes: Mutex<HashMap<u64, LiveNode>>,
+    pub(crate) blobs: BlobStore,
+    logs_dir: PathBuf,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) wake_scheduler: Notify,
+    pub(crate) stats: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: CoordinatorConfig,
+        ledger: Ledger,
+        dir: DataDir,
+        fingerprint: String,
+    ) -> Result<Arc<Shared>, CoordinatorError> {
+        let (events, _) = broadcast::channel(4096);
+        Ok(Arc::new(Shared {
+            config,
+            fingerprint,
+            ledger: Mutex::new(ledger),
+            nodes: Mutex::new(HashMap::new()),
+            blobs: BlobStore::new(dir.path.join("blobs")),
+            logs_dir: dir.path.join("logs"),
+            events,
+            wake_scheduler: Notify::new(),
+            stats: Counters::default(),
+        }))
+    }
+
+    /// The ledger. SQLite calls are short; holding a std mutex across them
+    /// (never across an await) keeps writes serialised.
+    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        lock(&self.ledger)
+    }
+
+    pub(crate) fn nodes(&self) -> MutexGuard<'_, HashMap<u64, LiveNode>> {
+        lock(&self.nodes)
+    }
+
+    /// Attempts that were running when the coordinator stopped: their node
+    /// sessions are gone, so they are lost and the jobs go back to the queue.
+    pub(crate) fn recover(&self) -> Result<(), CoordinatorError> {
+        let mut ledger = self.ledger();
+        for (job, attempt, _node) in ledger.open_attempts()? {
+            ledger.lose_attempt(job, attempt, now_ms(), "the coordinator restarted")?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn notify_job(&self, job: u64) {
+        let _ = self.events.send(Event::Job(job));
+    }
+
+    /// Why a queued job waits, from the nodes connected now.
+    pub(crate) fn waiting_reason(&self, view: &JobView) -> Option<String> {
+        if view.state != JobState::Queued {
+            return None;
+        }
+        let nodes = self.nodes();
+        if nodes.is_empty() {
+            return Some("no node is connected".into());
+        }
+        let need = view.spec.requirements.min_gpu_memory;
+        let largest = nodes.values().map(|n| n.info.gpu.max_buffer_size).max().unwrap_or(0);
+        if largest < need {
+            return Some(format!(
+                "needs {need} bytes of GPU memory; the largest connected node offers {largest}"
+            ));
+        }
+        Some("waiting for a free slot".into())
+    }
+
+    pub(crate) fn with_reason(&self, mut view: JobView) -> JobView {
+        view.waiting_reason = self.waiting_reason(&view);
+        view
+    }
+
+    pub(crate) fn node_views(&self) -> Vec<NodeView> {
+        let nodes = self.nodes();
+        let mut views: Vec<NodeView> = nodes
+            .iter()
+            .map(|(&id, n)| NodeView {
+                id,
+                name: n.name.clone(),
+                gpu: n.info.gpu.clone(),
+                slots: n.info.slots,
+                running: n.running.len() as u32,
+                connected: true,
+                connected_ms: n.connected_ms,
+                jobs_run: n.jobs_run,
+            })
+            .collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
+    fn log_path(&self, job: u64) -> PathBuf {
+        self.logs_dir.join(format!("{job}.log"))
+    }
+
+    /// Appends to a job's log (bounded) and tells followers.
+    pub(crate) fn append_log(&self, job: u64, data: &[u8]) {
+        let path = self.log_path(job);
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let room = self.config.max_log_bytes.saturating_sub(offset) as usize;
+        let kept = &data[..data.len().min(room)];
+        if kept.is_empty() {
+            return;
+        }
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(kept));
+        if let Err(err) = written {
+            tracing::warn!(job, %err, "cannot append to job log");
+            return;
+        }
+        let _ = self.events.send(Event::Log {
+            job,
+            offset,
+            data: Arc::new(kept.to_vec()),
+        });
+    }
+
+    pub(crate) fn read_log(&self, job: u64) -> Vec<u8> {
+        std::fs::read(self.log_path(job)).unwrap_or_default()
+    }
+}

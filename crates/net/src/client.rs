@@ -1,0 +1,261 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use suanli_proto::{
+    Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION, Request, Requirements, Response,
+    Role, Welcome,
+};
+
+use crate::frame::{expect_frame, read_blob, write_frame};
+use crate::{NetError, tls};
+
+/// Largest blob a client downloads into memory.
+pub const BLOB_LIMIT: u64 = 1 << 30;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to the coordinator, authenticated as one token.
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    name: String,
+}
+
+impl Client {
+    /// Connects, verifies the coordinator's certificate against `fingerprint`,
+    /// and presents `token` for `role`.
+    pub async fn connect(address: SocketAddr, fingerprint: &str, token: &str, role: Role) -> Result<Client, NetError> {
+        let pinned = tls::parse_fingerprint(fingerprint)?;
+        let bind: SocketAddr = if address.is_ipv6() {
+            "[::]:0".parse().map_err(|_| NetError::Unexpected("bind address".into()))?
+        } else {
+            "0.0.0.0:0".parse().map_err(|_| NetError::Unexpected("bind address".into()))?
+        };
+        let mut endpoint = quinn::Endpoint::client(bind)?;
+        endpoint.set_default_client_config(tls::client_config(pinned)?);
+        let handshake = async {
+            let conn = endpoint.connect(address, tls::SERVER_NAME)?.await?;
+            let (mut send, mut recv) = conn.open_bi().await?;
+            write_frame(
+                &mut send,
+                &Hello {
+                    version: PROTOCOL_VERSION,
+                    role,
+                    token: token.to_owned(),
+                },
+            )
+            .await?;
+            send.finish()?;
+            match expect_frame::<Welcome>(&mut recv).await? {
+                Welcome::Accepted { name } => Ok((conn, name)),
+                Welcome::Refused { reason } => Err(NetError::Refused(reason)),
+            }
+        };
+        let (conn, name) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .map_err(|_| NetError::Timeout("handshake with the coordinator"))??;
+        Ok(Client { endpoint, conn, name })
+    }
+
+    /// The name of the token this client presented.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    /// Opens a stream and sends `request`; the caller goes on with the streams.
+    pub async fn open(&self, request: &Request) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+        let (mut send, recv) = self.conn.open_bi().await?;
+        write_frame(&mut send, request).await?;
+        Ok((send, recv))
+    }
+
+    /// One request, one answer; an `Error` answer becomes `NetError::Remote`.
+    pub async fn call(&self, request: &Request) -> Result<Response, NetError> {
+        let (mut send, mut recv) = self.open(request).await?;
+        send.finish()?;
+        answer(expect_frame(&mut recv).await?)
+    }
+
+    pub async fn missing_blobs(&self, hashes: Vec<Hash>) -> Result<Vec<Hash>, NetError> {
+        match self.call(&Request::HasBlobs(hashes)).await? {
+            Response::Missing(m) => Ok(m),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Uploads `bytes` as a blob; returns its hash.
+    pub async fn put_blob(&self, bytes: &[u8]) -> Result<Hash, NetError> {
+        let hash = Hash::of(bytes);
+        let (mut send, mut recv) = self
+            .open(&Request::PutBlob {
+                hash,
+                size: bytes.len() as u64,
+            })
+            .await?;
+        send.write_all(bytes).await?;
+        send.finish()?;
+        match answer(expect_frame(&mut recv).await?)? {
+            Response::Stored => Ok(hash),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Uploads those of `blobs` the coordinator lacks. Returns their hashes
+    /// and how many bytes were sent.
+    pub async fn ensure_blobs(&self, blobs: &[&[u8]]) -> Result<(Vec<Hash>, u64), NetError> {
+        let hashes: Vec<Hash> = blobs.iter().map(|b| Hash::of(b)).collect();
+        let missing = self.missing_blobs(hashes.clone()).await?;
+        let mut sent = 0;
+        for (blob, hash) in blobs.iter().zip(&hashes) {
+            if missing.contains(hash) {
+                self.put_blob(blob).await?;
+                sent += blob.len() as u64;
+            }
+        }
+        Ok((hashes, sent))
+    }
+
+    pub async fn get_blob(&self, hash: Hash) -> Result<Vec<u8>, NetError> {
+        let (mut send, mut recv) = self.open(&Request::GetBlob(hash)).await?;
+        send.finish()?;
+        let size = match answer(expect_frame(&mut recv).await?)? {
+            Response::Blob { size } => size,
+            other => return Err(unexpected(other)),
+        };
+        if size > BLOB_LIMIT {
+            return Err(NetError::BlobTooLarge { size, limit: BLOB_LIMIT });
+        }
+        let mut out = Vec::with_capacity(size as usize);
+        read_blob(&mut recv, size, &hash, |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Uploads what is missing and submits the job; returns its id.
+    pub async fn submit(
+        &self,
+        module: &[u8],
+        input: &[u8],
+        requirements: Requirements,
+        limits: JobLimits,
+        max_attempts: u32,
+    ) -> Result<u64, NetError> {
+        let (hashes, _) = self.ensure_blobs(&[module, input]).await?;
+        let spec = JobSpec {
+            module: hashes[0],
+            input: hashes[1],
+            requirements,
+            limits,
+            max_attempts,
+        };
+        match self.call(&Request::Submit(spec)).await? {
+            Response::Submitted { job } => Ok(job),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn status(&self, job: u64) -> Result<JobView, NetError> {
+        job_view(self.call(&Request::Status(job)).await?)
+    }
+
+    /// Waits until the job is final.
+    pub async fn wait(&self, job: u64) -> Result<JobView, NetError> {
+        job_view(self.call(&Request::Wait(job)).await?)
+    }
+
+    /// The job (waiting until it is final) and its output.
+    pub async fn result(&self, job: u64) -> Result<(JobView, Vec<u8>), NetError> {
+        let view = self.wait(job).await?;
+        let output = match view.output {
+            Some(hash) => self.get_blob(hash).await?,
+            None => Vec::new(),
+        };
+        Ok((view, output))
+    }
+
+    /// Calls `on_chunk` with the job's log; with `follow`, until the job is final.
+    pub async fn logs(&self, job: u64, follow: bool, mut on_chunk: impl FnMut(&[u8])) -> Result<(), NetError> {
+        let (mut send, mut recv) = self.open(&Request::Logs { job, follow }).await?;
+        send.finish()?;
+        loop {
+            match answer(expect_frame(&mut recv).await?)? {
+                Response::Log(data) => on_chunk(&data),
+                Response::LogEnd => return Ok(()),
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+
+    pub async fn cancel(&self, job: u64) -> Result<(), NetError> {
+        match self.call(&Request::Cancel(job)).await? {
+            Response::Ok => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<JobView>, NetError> {
+        match self.call(&Request::ListJobs).await? {
+            Response::Jobs(jobs) => Ok(jobs),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<NodeView>, NetError> {
+        match self.call(&Request::ListNodes).await? {
+            Response::Nodes(nodes) => Ok(nodes),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates a token (admin only); the secret is shown only now.
+    pub async fn create_token(&self, role: Role, name: &str) -> Result<String, NetError> {
+        match self
+            .call(&Request::CreateToken {
+                role,
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            Response::Token { token, .. } => Ok(token),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Opens a node's control stream; returns it and the node's session id.
+    pub async fn register(&self, info: NodeInfo) -> Result<(quinn::SendStream, quinn::RecvStream, u64), NetError> {
+        let (send, mut recv) = self.open(&Request::Register(info)).await?;
+        match answer(expect_frame(&mut recv).await?)? {
+            Response::Registered { node_id } => Ok((send, recv, node_id)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+fn answer(r: Response) -> Result<Response, NetError> {
+    match r {
+        Response::Error { code, message } => Err(NetError::Remote { code, message }),
+        other => Ok(other),
+    }
+}
+
+fn job_view(r: Response) -> Result<JobView, NetError> {
+    match r {
+        Response::Job(view) => Ok(*view),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(r: Response) -> NetError {
+    NetError::Unexpected(format!("{r:?}").chars().take(200).collect())
+}

@@ -1,0 +1,34 @@
+//! suanli over QUIC: the transport shared by coordinator, nodes and clients.
+//!
+//! - [`tls`]: the coordinator's self-signed certificate, and a client-side
+//!   verifier that pins its SHA-256 fingerprint (no CA needed, no trust on
+//!   first use: the operator hands out the fingerprint with the token).
+//! - [`frame`]: reading and writing `suanli-proto` frames and raw blob bodies
+//!   on QUIC streams, with the protocol's size limits.
+//! - [`Client`]: the handshake and every request a tenant, admin or node makes.
+
+mod client;
+mod error;
+pub mod frame;
+pub mod tls;
+
+pub use client::{BLOB_LIMIT, Client};
+pub use error::NetError;
+
+use std::time::Duration;
+
+/// Keep-alive interval: a silent connection still exchanges a packet this often.
+pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
+/// Idle timeout: a peer silent this long is dead (a dead node is noticed within it).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Transport settings both sides use: keep-alives and the idle timeout make a
+/// vanished peer visible within [`IDLE_TIMEOUT`].
+pub fn transport_config(max_bidi_streams: u32) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    t.max_concurrent_bidi_streams(max_bidi_streams.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t
+}

@@ -1,0 +1,115 @@
+//! Frames: a little-endian `u32` payload length, then a bincode 2 payload.
+//! The length is checked against [`MAX_FRAME_BYTES`] before anything is
+//! allocated, and bincode decodes with the same allocation limit, so a
+//! hostile length or a hostile inner `Vec` length cannot make a peer allocate
+//! more than one frame's worth.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Largest frame payload. Control messages are small; blob bodies do not
+/// travel in frames.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+pub const FRAME_HEADER_BYTES: usize = 4;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_variable_int_encoding()
+        .with_limit::<MAX_FRAME_BYTES>()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("frame of {0} bytes exceeds the maximum of {MAX_FRAME_BYTES} bytes")]
+    TooLarge(usize),
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+    #[error("malformed frame: {0}")]
+    Decode(String),
+}
+
+/// A whole frame (header and payload) for `message`.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
+    let payload = bincode::serde::encode_to_vec(message, config()).map_err(|e| CodecError::Encode(e.to_string()))?;
+    if payload.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::TooLarge(payload.len()));
+    }
+    let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// The payload length a frame header announces, refused past the maximum.
+pub fn frame_len(header: [u8; FRAME_HEADER_BYTES]) -> Result<usize, CodecError> {
+    let len = u32::from_le_bytes(header) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(CodecError::TooLarge(len));
+    }
+    Ok(len)
+}
+
+/// Decodes one payload; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
+    if payload.len() > MAX_FRAME_BYTES {
+        return Err(CodecError::TooLarge(payload.len()));
+    }
+    let (value, used) =
+        bincode::serde::decode_from_slice(payload, config()).map_err(|e| CodecError::Decode(e.to_string()))?;
+    if used != payload.len() {
+        return Err(CodecError::Decode(format!("{} trailing bytes", payload.len() - used)));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hash, Hello, PROTOCOL_VERSION, Request, Role};
+
+    #[test]
+    fn frames_round_trip() {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Tenant,
+            token: "secret".into(),
+        };
+        let frame = encode(&hello).unwrap();
+        let len = frame_len(frame[..4].try_into().unwrap()).unwrap();
+        assert_eq!(len, frame.len() - 4);
+        assert_eq!(decode::<Hello>(&frame[4..]).unwrap(), hello);
+        let req = Request::HasBlobs(vec![Hash::of(b"a"), Hash::of(b"b")]);
+        let frame = encode(&req).unwrap();
+        assert_eq!(decode::<Request>(&frame[4..]).unwrap(), req);
+    }
+
+    #[test]
+    fn oversize_headers_are_refused_before_allocation() {
+        let header = ((MAX_FRAME_BYTES + 1) as u32).to_le_bytes();
+        assert!(matches!(frame_len(header), Err(CodecError::TooLarge(_))));
+        assert!(frame_len(u32::MAX.to_le_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_huge_inner_length_is_a_decode_error_not_an_allocation() {
+        // Variant 0 (HasBlobs) with a vector claiming u64::MAX elements.
+        let mut payload = vec![0u8, 255];
+        payload.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(decode::<Request>(&payload), Err(CodecError::Decode(_))));
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_errors() {
+        assert!(decode::<Hello>(&[0xff; 3]).is_err());
+        let mut frame = encode(&Request::ListJobs).unwrap();
+        frame.push(0);
+        assert!(decode::<Request>(&frame[4..]).is_err());
+    }
+
+    #[test]
+    fn oversize_messages_are_refused_when_encoding() {
+        let big = Request::HasBlobs(vec![Hash([7; 32]); MAX_FRAME_BYTES / 32 + 1]);
+        assert!(matches!(encode(&big), Err(CodecError::TooLarge(_))));
+    }
+}

@@ -1,0 +1,290 @@
+//! Every message of the protocol. Ids are coordinator-assigned integers;
+//! times are milliseconds since the Unix epoch; durations are nanoseconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Hash;
+
+/// Who a token belongs to, and so what it may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Manages tokens and nodes, reads everything.
+    Admin,
+    /// Submits jobs and reads its own.
+    Tenant,
+    /// A provider's node: registers a GPU and runs jobs.
+    Node,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Tenant => "tenant",
+            Role::Node => "node",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "tenant" => Some(Role::Tenant),
+            "node" => Some(Role::Node),
+            _ => None,
+        }
+    }
+}
+
+/// The first frame of every connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    pub role: Role,
+    pub token: String,
+}
+
+/// The coordinator's answer to [`Hello`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Welcome {
+    /// Accepted; `name` is the token's name (tenant, node owner or admin).
+    Accepted { name: String },
+    Refused { reason: String },
+}
+
+/// What a job needs from a node's GPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirements {
+    /// Bytes of GPU memory (the node's `max_buffer_size` must reach it).
+    pub min_gpu_memory: u64,
+}
+
+/// Limits the node enforces on each attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLimits {
+    pub max_gpu_ns: Option<u64>,
+    pub timeout_ns: u64,
+    pub max_memory_bytes: u64,
+}
+
+impl Default for JobLimits {
+    fn default() -> JobLimits {
+        JobLimits {
+            max_gpu_ns: None,
+            timeout_ns: 60_000_000_000,
+            max_memory_bytes: 512 << 20,
+        }
+    }
+}
+
+/// A submission: content hashes of blobs already uploaded, and what the job needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub module: Hash,
+    pub input: Hash,
+    pub requirements: Requirements,
+    pub limits: JobLimits,
+    pub max_attempts: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    Queued,
+    Running,
+    /// The last attempt ended `succeeded`.
+    Succeeded,
+    /// The last attempt ended otherwise (the job's fault or its limits).
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// One run of a job on one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub node_id: u64,
+    pub node: String,
+    /// `None` while running; otherwise an outcome name (`succeeded`, `trap`, ...).
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub gpu_ns: u64,
+    pub wall_ns: u64,
+    pub metering: Option<String>,
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: u64,
+    pub tenant: String,
+    pub state: JobState,
+    pub spec: JobSpec,
+    /// Why a queued job has not started (e.g. no node has enough GPU memory).
+    pub waiting_reason: Option<String>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub output: Option<Hash>,
+    pub output_bytes: u64,
+    pub submitted_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// A node's GPU, as the node reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub metering: String,
+    /// Largest buffer the device allows; the scheduler's measure of GPU memory.
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub features: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub gpu: GpuInfo,
+    pub slots: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: u64,
+    /// The name of the node token it connected with.
+    pub name: String,
+    pub gpu: GpuInfo,
+    pub slots: u32,
+    pub running: u32,
+    pub connected: bool,
+    pub connected_ms: u64,
+    pub jobs_run: u64,
+}
+
+/// What a client or node asks of the coordinator: one per stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Which of these blobs the coordinator lacks (answer: `Missing`).
+    HasBlobs(Vec<Hash>),
+    /// Upload: `size` raw bytes follow this frame; answer `Stored` once verified.
+    PutBlob { hash: Hash, size: u64 },
+    /// Download: answer `Blob { size }`, then `size` raw bytes.
+    GetBlob(Hash),
+    Submit(JobSpec),
+    Status(u64),
+    /// Answer once the job is final.
+    Wait(u64),
+    /// Answer `Log` frames; with `follow`, until the job is final, then `LogEnd`.
+    Logs { job: u64, follow: bool },
+    Cancel(u64),
+    ListJobs,
+    ListNodes,
+    CreateToken { role: Role, name: String },
+    /// A node's control stream: answer `Registered`, then [`ToNode`] frames
+    /// flow down and [`FromNode`] frames flow up the same stream.
+    Register(NodeInfo),
+}
+
+impl Request {
+    /// A short name for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::HasBlobs(_) => "has-blobs",
+            Request::PutBlob { .. } => "put-blob",
+            Request::GetBlob(_) => "get-blob",
+            Request::Submit(_) => "submit",
+            Request::Status(_) => "status",
+            Request::Wait(_) => "wait",
+            Request::Logs { .. } => "logs",
+            Request::Cancel(_) => "cancel",
+            Request::ListJobs => "list-jobs",
+            Request::ListNodes => "list-nodes",
+            Request::CreateToken { .. } => "create-token",
+            Request::Register(_) => "register",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request is not allowed for this token's role.
+    Forbidden,
+    /// No such job (or not yours: the two are indistinguishable on purpose).
+    NotFound,
+    BadRequest,
+    TooLarge,
+    Internal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Error { code: ErrorCode, message: String },
+    Missing(Vec<Hash>),
+    Stored,
+    Blob { size: u64 },
+    Submitted { job: u64 },
+    Job(Box<JobView>),
+    Jobs(Vec<JobView>),
+    Nodes(Vec<NodeView>),
+    Token { token: String, role: Role, name: String },
+    Log(Vec<u8>),
+    LogEnd,
+    Registered { node_id: u64 },
+}
+
+/// Coordinator → node, on the node's control stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToNode {
+    Run(Assignment),
+    Cancel { job: u64, attempt: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub job: u64,
+    pub attempt: u32,
+    pub spec: JobSpec,
+}
+
+/// Node → coordinator, on the node's control stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromNode {
+    Log { job: u64, attempt: u32, data: Vec<u8> },
+    /// Sent after the output blob is uploaded.
+    Finished(AttemptResult),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptResult {
+    pub job: u64,
+    pub attempt: u32,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub output: Option<Hash>,
+    pub output_bytes: u64,
+    pub gpu_ns: u64,
+    pub wall_ns: u64,
+    pub metering: String,
+    pub started_ms: u64,
+    pub ended_ms: u64,
+}
