@@ -11,9 +11,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "suanli",
     version,
-    about = "Run WebAssembly GPU jobs, sandboxed and metered"
+    about = "Run WebAssembly GPU jobs, sandboxed and metered, locally or on a cluster"
 )]
 struct Cli {
+    #[command(flatten)]
+    connection: commands::connect::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,6 +26,29 @@ enum Command {
     Run(commands::run::Args),
     /// Measure sandbox overhead (job vs native wgpu) and cold vs warm start.
     Bench(commands::bench::Args),
+    /// Start a coordinator.
+    Coordinator(commands::coordinator::Args),
+    /// Attach this machine's GPU to a coordinator as a provider node.
+    Node(commands::node::Args),
+    /// Submit a job to the coordinator.
+    Submit(commands::submit::Args),
+    /// Show a job.
+    Status(commands::jobs::StatusArgs),
+    /// Download a job's output (waits for the job to finish).
+    Result(commands::jobs::ResultArgs),
+    /// Show a job's log.
+    Logs(commands::jobs::LogsArgs),
+    /// Cancel a job.
+    Cancel(commands::jobs::CancelArgs),
+    /// List your jobs (all jobs for an admin).
+    Jobs(commands::jobs::ListArgs),
+    /// List connected nodes (admin).
+    Nodes(commands::jobs::NodesArgs),
+    /// Manage tokens (admin).
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+    /// Start a coordinator and two nodes in this process, run the examples, print results and GPU time.
+    Demo(commands::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,9 +60,21 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let conn = cli.connection;
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Coordinator(args) => commands::block_on(commands::coordinator::run(args)),
+        Command::Node(args) => commands::block_on(commands::node::run(args, conn)),
+        Command::Submit(args) => commands::block_on(commands::submit::run(args, conn)),
+        Command::Status(args) => commands::block_on(commands::jobs::status(args, conn)),
+        Command::Result(args) => commands::block_on(commands::jobs::result(args, conn)),
+        Command::Logs(args) => commands::block_on(commands::jobs::logs(args, conn)),
+        Command::Cancel(args) => commands::block_on(commands::jobs::cancel(args, conn)),
+        Command::Jobs(args) => commands::block_on(commands::jobs::list(args, conn)),
+        Command::Nodes(args) => commands::block_on(commands::jobs::nodes(args, conn)),
+        Command::Token(cmd) => commands::block_on(commands::token::run(cmd, conn)),
+        Command::Demo(args) => commands::block_on(commands::demo::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -42,7 +42,9 @@ pub(crate) fn ensure_admin(ledger: &mut Ledger) -> Result<Option<String>, Coordi
 /// Why a token of `actual` role cannot be used as `claimed`.
 pub(crate) fn role_mismatch(claimed: Role, actual: Role) -> String {
     let advice = match claimed {
-        Role::Tenant => "tenants submit jobs with a tenant token (suanli token create --role tenant)",
+        Role::Tenant => {
+            "tenants submit jobs with a tenant token (suanli token create --role tenant)"
+        }
         Role::Node => "nodes register with a node token (suanli token create --role node)",
         Role::Admin => "admin commands need the admin token from the coordinator's client.toml",
     };
@@ -70,7 +72,9 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
     }
     Err(match (role, request) {
         (Role::Node, _) => format!("a node token cannot {}; use a tenant token", request.kind()),
-        (_, Register(_)) => "a tenant or admin token cannot register a node; use a node token".into(),
+        (_, Register(_)) => {
+            "a tenant or admin token cannot register a node; use a node token".into()
+        }
         _ => format!("{} needs the admin token", request.kind()),
     })
 }
@@ -93,8 +97,30 @@ mod tests {
     fn roles_are_checked_per_request() {
         assert!(allowed(Role::Tenant, &Request::ListJobs).is_ok());
         assert!(allowed(Role::Tenant, &Request::ListNodes).is_err());
-        assert!(allowed(Role::Node, &Request::ListJobs).unwrap_err().contains("node token"));
-        assert!(allowed(Role::Admin, &Request::CreateToken { role: Role::Tenant, name: "x".into() }).is_ok());
-        assert!(allowed(Role::Tenant, &Request::CreateToken { role: Role::Tenant, name: "x".into() }).is_err());
+        assert!(
+            allowed(Role::Node, &Request::ListJobs)
+                .unwrap_err()
+                .contains("node token")
+        );
+        assert!(
+            allowed(
+                Role::Admin,
+                &Request::CreateToken {
+                    role: Role::Tenant,
+                    name: "x".into()
+                }
+            )
+            .is_ok()
+        );
+        assert!(
+            allowed(
+                Role::Tenant,
+                &Request::CreateToken {
+                    role: Role::Tenant,
+                    name: "x".into()
+                }
+            )
+            .is_err()
+        );
     }
 }

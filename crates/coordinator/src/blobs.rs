@@ -32,12 +32,20 @@ impl BlobStore {
     /// it into place once its hash is verified.
     pub(crate) fn temp(&self) -> std::io::Result<(PathBuf, std::fs::File)> {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join("tmp").join(format!("{}-{n}", std::process::id()));
+        let path = self
+            .dir
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()));
         let file = std::fs::File::create(&path)?;
         Ok((path, file))
     }
 
-    pub(crate) fn commit(&self, tmp: PathBuf, mut file: std::fs::File, hash: &Hash) -> std::io::Result<()> {
+    pub(crate) fn commit(
+        &self,
+        tmp: PathBuf,
+        mut file: std::fs::File,
+        hash: &Hash,
+    ) -> std::io::Result<()> {
         file.flush()?;
         file.sync_all()?;
         let dest = self.path(hash);

@@ -25,7 +25,8 @@ impl ClientFile {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| CoordinatorError::Config(format!("{}: {e}", path.display())))
+        toml::from_str(&text)
+            .map_err(|e| CoordinatorError::Config(format!("{}: {e}", path.display())))
     }
 
     pub fn write(&self, path: &Path) -> Result<(), CoordinatorError> {
@@ -72,7 +73,9 @@ impl DataDir {
             }
             builder.create(&dir).map_err(io_err(&dir))?;
         }
-        Ok(DataDir { path: path.to_owned() })
+        Ok(DataDir {
+            path: path.to_owned(),
+        })
     }
 
     /// The certificate and key, created on first start.

@@ -28,13 +28,19 @@ use crate::state::Shared;
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Ledger(#[from] suanli_ledger::LedgerError),
     #[error(transparent)]
     Net(#[from] suanli_net::NetError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("config file: {0}")]
     Config(String),
 }
@@ -97,16 +103,22 @@ impl Coordinator {
         let identity = dir.identity()?;
         let mut ledger = dir.ledger()?;
         let new_admin_token = auth::ensure_admin(&mut ledger)?;
-        let server_config = suanli_net::tls::server_config(&identity, config.max_streams_per_connection)?;
-        let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| CoordinatorError::Listen {
-            addr: config.listen,
-            source,
+        let server_config =
+            suanli_net::tls::server_config(&identity, config.max_streams_per_connection)?;
+        let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
+            CoordinatorError::Listen {
+                addr: config.listen,
+                source,
+            }
         })?;
-        let addr = endpoint.local_addr().map_err(|source| CoordinatorError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-        let client_file = dir.write_client_file(addr, &identity.fingerprint(), new_admin_token.as_deref())?;
+        let addr = endpoint
+            .local_addr()
+            .map_err(|source| CoordinatorError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let client_file =
+            dir.write_client_file(addr, &identity.fingerprint(), new_admin_token.as_deref())?;
         let shared = Shared::new(config, ledger, dir, identity.fingerprint())?;
         shared.recover()?;
         tokio::spawn(scheduler::run(shared.clone()));
@@ -141,7 +153,8 @@ impl Coordinator {
 
     /// Stops accepting, closes every connection, waits for them to go.
     pub async fn shutdown(self) {
-        self.endpoint.close(0u32.into(), b"coordinator shutting down");
+        self.endpoint
+            .close(0u32.into(), b"coordinator shutting down");
         self.endpoint.wait_idle().await;
     }
 }

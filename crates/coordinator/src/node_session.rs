@@ -32,7 +32,9 @@ pub(crate) async fn run(
         .await?;
         return Ok(());
     }
-    let added = shared.ledger().add_node(&peer.name, &info.gpu, info.slots, now_ms());
+    let added = shared
+        .ledger()
+        .add_node(&peer.name, &info.gpu, info.slots, now_ms());
     let node_id = match added {
         Ok(id) => id,
         Err(e) => {
@@ -102,9 +104,19 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
 }
 
 fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
-    let cancelled = matches!(shared.ledger().job(r.job), Ok(Some(v)) if v.state == JobState::Cancelled);
+    let cancelled =
+        matches!(shared.ledger().job(r.job), Ok(Some(v)) if v.state == JobState::Cancelled);
     let recorded = if cancelled {
         shared.ledger().close_cancelled_attempt(node_id, &r)
+    } else if r.outcome == "provider_fault" {
+        // Not the job's fault: like a lost node, retried and billed nothing.
+        let reason = format!(
+            "provider fault: {}",
+            r.error.as_deref().unwrap_or("unknown")
+        );
+        shared
+            .ledger()
+            .lose_attempt(r.job, r.attempt, now_ms(), &reason)
     } else {
         shared.ledger().finish_attempt(node_id, &r)
     };
@@ -112,8 +124,17 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
         Ok(Recorded::Ended { state }) => {
             tracing::info!(job = r.job, attempt = r.attempt, node_id, outcome = %r.outcome, gpu_ns = r.gpu_ns, state = state.as_str(), "attempt finished");
         }
-        Ok(Recorded::Duplicate) => tracing::info!(job = r.job, attempt = r.attempt, "result already recorded; ignored"),
-        Ok(Recorded::Unknown) => tracing::warn!(job = r.job, attempt = r.attempt, node_id, "result for an attempt this node does not run; ignored"),
+        Ok(Recorded::Duplicate) => tracing::info!(
+            job = r.job,
+            attempt = r.attempt,
+            "result already recorded; ignored"
+        ),
+        Ok(Recorded::Unknown) => tracing::warn!(
+            job = r.job,
+            attempt = r.attempt,
+            node_id,
+            "result for an attempt this node does not run; ignored"
+        ),
         Err(e) => tracing::error!(job = r.job, %e, "cannot record result"),
     }
     if let Some(node) = shared.nodes().get_mut(&node_id)
@@ -126,11 +147,19 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
 }
 
 fn disconnect(shared: &Shared, node_id: u64, reason: &str) {
-    let Some(node) = shared.nodes().remove(&node_id) else { return };
-    tracing::warn!(node_id, name = %node.name, %reason, running = node.running.len(), "node gone");
+    let Some(node) = shared.nodes().remove(&node_id) else {
+        return;
+    };
+    if node.running.is_empty() {
+        tracing::info!(node_id, name = %node.name, %reason, "node gone");
+    } else {
+        tracing::warn!(node_id, name = %node.name, %reason, running = node.running.len(), "node gone with running jobs");
+    }
     for (job, attempt) in node.running {
         match shared.ledger().lose_attempt(job, attempt, now_ms(), reason) {
-            Ok(Recorded::Ended { state }) => tracing::info!(job, attempt, state = state.as_str(), "attempt lost"),
+            Ok(Recorded::Ended { state }) => {
+                tracing::info!(job, attempt, state = state.as_str(), "attempt lost")
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(job, %e, "cannot record lost attempt"),
         }

@@ -40,7 +40,10 @@ fn pass(shared: &Shared) -> Result<usize, suanli_ledger::LedgerError> {
     }
     let mut by_tenant: BTreeMap<String, VecDeque<QueuedJob>> = BTreeMap::new();
     for job in queued {
-        by_tenant.entry(job.tenant.clone()).or_default().push_back(job);
+        by_tenant
+            .entry(job.tenant.clone())
+            .or_default()
+            .push_back(job);
     }
     let mut running = running_per_tenant(shared);
     let mut placed = 0;
@@ -49,13 +52,20 @@ fn pass(shared: &Shared) -> Result<usize, suanli_ledger::LedgerError> {
         tenants.sort_by_key(|t| running.get(t).copied().unwrap_or(0));
         let mut progress = false;
         for tenant in tenants {
-            let Some(queue) = by_tenant.get_mut(&tenant) else { continue };
+            let Some(queue) = by_tenant.get_mut(&tenant) else {
+                continue;
+            };
             // The tenant's oldest job that some node can take now.
-            let Some(pos) = queue.iter().position(|job| pick_node(shared, job).is_some()) else {
+            let Some(pos) = queue
+                .iter()
+                .position(|job| pick_node(shared, job).is_some())
+            else {
                 by_tenant.remove(&tenant);
                 continue;
             };
-            let Some(job) = queue.remove(pos) else { continue };
+            let Some(job) = queue.remove(pos) else {
+                continue;
+            };
             if place(shared, &job)? {
                 *running.entry(tenant.clone()).or_default() += 1;
                 placed += 1;
@@ -123,7 +133,12 @@ fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::Ledger
     };
     if !sent {
         // The node vanished between picking and sending.
-        shared.ledger().lose_attempt(job.id, attempt, now_ms(), "the node disconnected before the job started")?;
+        shared.ledger().lose_attempt(
+            job.id,
+            attempt,
+            now_ms(),
+            "the node disconnected before the job started",
+        )?;
     }
     tracing::debug!(job = job.id, attempt, node_id, "job assigned");
     shared.notify_job(job.id);

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 
 use suanli_net::NetError;
 use suanli_net::frame::{expect_frame, read_blob, write_frame};
-use suanli_proto::{CodecError, ErrorCode, Hello, JobView, PROTOCOL_VERSION, Request, Response, Role, Welcome};
+use suanli_proto::{
+    CodecError, ErrorCode, Hello, JobView, PROTOCOL_VERSION, Request, Response, Role, Welcome,
+};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
@@ -40,7 +42,10 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) 
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(conn) => {
-                    shared.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .stats
+                        .connections_accepted
+                        .fetch_add(1, Ordering::Relaxed);
                     serve_connection(conn, shared).await;
                 }
                 Err(err) => tracing::debug!(%remote, %err, "handshake failed"),
@@ -52,11 +57,15 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) 
 
 async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
     let remote = conn.remote_address();
-    let hello = tokio::time::timeout(shared.config.handshake_timeout, handshake(&conn, &shared)).await;
+    let hello =
+        tokio::time::timeout(shared.config.handshake_timeout, handshake(&conn, &shared)).await;
     let peer = match hello {
         Ok(Ok(peer)) => peer,
         Ok(Err(reason)) => {
-            shared.stats.handshakes_refused.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .handshakes_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::info!(%remote, %reason, "connection refused");
             // Give the refusal frame a moment to leave before closing.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -64,7 +73,10 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
             return;
         }
         Err(_) => {
-            shared.stats.handshakes_refused.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .handshakes_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::info!(%remote, "no hello in time; closing");
             conn.close(CLOSE_HANDSHAKE_TIMEOUT.into(), b"no hello frame in time");
             return;
@@ -90,24 +102,32 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
 /// Reads `Hello`, checks version, token and role; answers `Welcome`.
 async fn handshake(conn: &quinn::Connection, shared: &Shared) -> Result<Peer, String> {
     let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-    let hello: Hello = expect_frame(&mut recv).await.map_err(|e| format!("bad hello: {e}"))?;
+    let hello: Hello = expect_frame(&mut recv)
+        .await
+        .map_err(|e| format!("bad hello: {e}"))?;
     let verdict = check_hello(shared, &hello);
     let welcome = match &verdict {
-        Ok(name) => Welcome::Accepted { name: name.clone() },
-        Err(reason) => Welcome::Refused { reason: reason.clone() },
+        Ok((_, name)) => Welcome::Accepted { name: name.clone() },
+        Err(reason) => Welcome::Refused {
+            reason: reason.clone(),
+        },
     };
-    write_frame(&mut send, &welcome).await.map_err(|e| e.to_string())?;
+    write_frame(&mut send, &welcome)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    let name = verdict?;
+    let (role, name) = verdict?;
     Ok(Peer {
-        role: hello.role,
+        role,
         name,
         conn: conn.clone(),
         node_id: Arc::default(),
     })
 }
 
-fn check_hello(shared: &Shared, hello: &Hello) -> Result<String, String> {
+/// The token's role and name. An admin token may also connect as a tenant
+/// (admins can do whatever tenants can); every other mismatch is refused.
+fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), String> {
     if hello.version != PROTOCOL_VERSION {
         return Err(format!(
             "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
@@ -120,8 +140,9 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<String, String> {
         .map_err(|e| format!("internal error: {e}"))?;
     match found {
         None => Err("token rejected: unknown token".into()),
+        Some((Role::Admin, name)) if hello.role == Role::Tenant => Ok((Role::Admin, name)),
         Some((role, _)) if role != hello.role => Err(role_mismatch(hello.role, role)),
-        Some((_, name)) => Ok(name),
+        Some(found) => Ok(found),
     }
 }
 
@@ -163,7 +184,9 @@ async fn serve_request(
         return Ok(());
     }
     match request {
-        Request::Register(info) => return node_session::run(shared.clone(), peer.clone(), info, send, recv).await,
+        Request::Register(info) => {
+            return node_session::run(shared.clone(), peer.clone(), info, send, recv).await;
+        }
         Request::PutBlob { hash, size } => {
             let answer = put_blob(shared, peer, hash, size, &mut recv).await;
             write_frame(&mut send, &answer).await?;
@@ -175,7 +198,8 @@ async fn serve_request(
             write_frame(&mut send, &answer).await?;
         }
         other => {
-            let answer = handle(shared, peer, other).unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()));
+            let answer = handle(shared, peer, other)
+                .unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()));
             write_frame(&mut send, &answer).await?;
         }
     }
@@ -184,12 +208,20 @@ async fn serve_request(
 }
 
 /// The job, if `peer` may see it.
-fn visible_job(shared: &Shared, peer: &Peer, job: u64) -> Result<Option<JobView>, suanli_ledger::LedgerError> {
+fn visible_job(
+    shared: &Shared,
+    peer: &Peer,
+    job: u64,
+) -> Result<Option<JobView>, suanli_ledger::LedgerError> {
     let view = shared.ledger().job(job)?;
     Ok(view.filter(|v| peer.role == Role::Admin || v.tenant == peer.name))
 }
 
-fn handle(shared: &Arc<Shared>, peer: &Peer, request: Request) -> Result<Response, suanli_ledger::LedgerError> {
+fn handle(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    request: Request,
+) -> Result<Response, suanli_ledger::LedgerError> {
     Ok(match request {
         Request::HasBlobs(hashes) => {
             let ledger = shared.ledger();
@@ -206,11 +238,17 @@ fn handle(shared: &Arc<Shared>, peer: &Peer, request: Request) -> Result<Respons
             let mut ledger = shared.ledger();
             for (what, h) in [("module", &spec.module), ("input", &spec.input)] {
                 if !shared.blobs.has(h) || !ledger.may_read_blob(h, &peer.name)? {
-                    return Ok(error(ErrorCode::BadRequest, format!("upload the {what} blob {h} before submitting")));
+                    return Ok(error(
+                        ErrorCode::BadRequest,
+                        format!("upload the {what} blob {h} before submitting"),
+                    ));
                 }
             }
             if spec.max_attempts == 0 {
-                return Ok(error(ErrorCode::BadRequest, "max_attempts must be at least 1"));
+                return Ok(error(
+                    ErrorCode::BadRequest,
+                    "max_attempts must be at least 1",
+                ));
             }
             let job = ledger.submit(&peer.name, &spec, now_ms())?;
             drop(ledger);
@@ -227,7 +265,10 @@ fn handle(shared: &Arc<Shared>, peer: &Peer, request: Request) -> Result<Respons
                 return Ok(not_found(job));
             }
             match shared.ledger().cancel(job, now_ms())? {
-                None => error(ErrorCode::BadRequest, format!("job {job} has already finished")),
+                None => error(
+                    ErrorCode::BadRequest,
+                    format!("job {job} has already finished"),
+                ),
                 Some(running) => {
                     if let Some((attempt, node_id)) = running
                         && let Some(node) = shared.nodes().get(&node_id)
@@ -246,11 +287,21 @@ fn handle(shared: &Arc<Shared>, peer: &Peer, request: Request) -> Result<Respons
         }
         Request::ListNodes => Response::Nodes(shared.node_views()),
         Request::CreateToken { role, name } => {
-            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Ok(error(ErrorCode::BadRequest, "a token name is 1-64 of [A-Za-z0-9._-]"));
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Ok(error(
+                    ErrorCode::BadRequest,
+                    "a token name is 1-64 of [A-Za-z0-9._-]",
+                ));
             }
             let token = crate::auth::new_token();
-            shared.ledger().add_token(&token_hash(&token), role, &name, now_ms())?;
+            shared
+                .ledger()
+                .add_token(&token_hash(&token), role, &name, now_ms())?;
             tracing::info!(role = role.as_str(), %name, "token created");
             Response::Token { token, role, name }
         }
@@ -273,7 +324,10 @@ async fn put_blob(
         let _ = recv.stop(0u32.into());
         return error(
             ErrorCode::TooLarge,
-            format!("blob of {size} bytes exceeds the limit of {} bytes", shared.config.max_blob_bytes),
+            format!(
+                "blob of {size} bytes exceeds the limit of {} bytes",
+                shared.config.max_blob_bytes
+            ),
         );
     }
     let (tmp, mut file) = match shared.blobs.temp() {
@@ -285,7 +339,10 @@ async fn put_blob(
         file.write_all(chunk)
     })
     .await;
-    shared.stats.blob_bytes_received.fetch_add(size, Ordering::Relaxed);
+    shared
+        .stats
+        .blob_bytes_received
+        .fetch_add(size, Ordering::Relaxed);
     if let Err(e) = received {
         let _ = std::fs::remove_file(&tmp);
         return error(ErrorCode::BadRequest, e.to_string());
@@ -306,9 +363,14 @@ async fn put_blob(
 fn may_get(shared: &Shared, peer: &Peer, hash: &suanli_proto::Hash) -> bool {
     match peer.role {
         Role::Admin => true,
-        Role::Tenant => shared.ledger().may_read_blob(hash, &peer.name).unwrap_or(false),
+        Role::Tenant => shared
+            .ledger()
+            .may_read_blob(hash, &peer.name)
+            .unwrap_or(false),
         Role::Node => {
-            let Some(node_id) = peer.node_id.get() else { return false };
+            let Some(node_id) = peer.node_id.get() else {
+                return false;
+            };
             let jobs: Vec<u64> = match shared.nodes().get(node_id) {
                 Some(n) => n.running.iter().map(|(j, _)| *j).collect(),
                 None => return false,
@@ -321,15 +383,30 @@ fn may_get(shared: &Shared, peer: &Peer, hash: &suanli_proto::Hash) -> bool {
     }
 }
 
-async fn get_blob(shared: &Shared, peer: &Peer, hash: suanli_proto::Hash, mut send: quinn::SendStream) -> Result<(), NetError> {
+async fn get_blob(
+    shared: &Shared,
+    peer: &Peer,
+    hash: suanli_proto::Hash,
+    mut send: quinn::SendStream,
+) -> Result<(), NetError> {
     if !may_get(shared, peer, &hash) || !shared.blobs.has(&hash) {
-        write_frame(&mut send, &error(ErrorCode::NotFound, format!("blob {hash} not found"))).await?;
+        write_frame(
+            &mut send,
+            &error(ErrorCode::NotFound, format!("blob {hash} not found")),
+        )
+        .await?;
         let _ = send.finish();
         return Ok(());
     }
     let path = shared.blobs.path(&hash);
     let bytes = tokio::fs::read(&path).await?;
-    write_frame(&mut send, &Response::Blob { size: bytes.len() as u64 }).await?;
+    write_frame(
+        &mut send,
+        &Response::Blob {
+            size: bytes.len() as u64,
+        },
+    )
+    .await?;
     send.write_all(&bytes).await?;
     let _ = send.finish();
     Ok(())
@@ -356,7 +433,13 @@ async fn wait(shared: &Shared, peer: &Peer, job: u64) -> Response {
     }
 }
 
-async fn logs(shared: &Shared, peer: &Peer, job: u64, follow: bool, mut send: quinn::SendStream) -> Result<(), NetError> {
+async fn logs(
+    shared: &Shared,
+    peer: &Peer,
+    job: u64,
+    follow: bool,
+    mut send: quinn::SendStream,
+) -> Result<(), NetError> {
     let mut events = shared.events.subscribe();
     match visible_job(shared, peer, job) {
         Ok(Some(_)) => {}
@@ -388,7 +471,11 @@ async fn logs(shared: &Shared, peer: &Peer, job: u64, follow: bool, mut send: qu
             break;
         }
         match tokio::time::timeout(std::time::Duration::from_secs(1), events.recv()).await {
-            Ok(Ok(Event::Log { job: j, offset, data })) if j == job => {
+            Ok(Ok(Event::Log {
+                job: j,
+                offset,
+                data,
+            })) if j == job => {
                 let end = offset + data.len() as u64;
                 if end > sent {
                     let skip = sent.saturating_sub(offset) as usize;

@@ -21,7 +21,11 @@ use crate::{CoordinatorConfig, CoordinatorError};
 pub(crate) enum Event {
     Job(u64),
     /// Log bytes of a job, with their offset in the job's log.
-    Log { job: u64, offset: u64, data: Arc<Vec<u8>> },
+    Log {
+        job: u64,
+        offset: u64,
+        data: Arc<Vec<u8>>,
+    },
 }
 
 #[derive(Default)]
@@ -113,7 +117,11 @@ impl Shared {
             return Some("no node is connected".into());
         }
         let need = view.spec.requirements.min_gpu_memory;
-        let largest = nodes.values().map(|n| n.info.gpu.max_buffer_size).max().unwrap_or(0);
+        let largest = nodes
+            .values()
+            .map(|n| n.info.gpu.max_buffer_size)
+            .max()
+            .unwrap_or(0);
         if largest < need {
             return Some(format!(
                 "needs {need} bytes of GPU memory; the largest connected node offers {largest}"

@@ -11,7 +11,10 @@
 mod schema;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use suanli_proto::{AttemptResult, AttemptView, GpuInfo, Hash, JobLimits, JobSpec, JobState, JobView, Requirements, Role};
+use suanli_proto::{
+    AttemptResult, AttemptView, GpuInfo, Hash, JobLimits, JobSpec, JobState, JobView, Requirements,
+    Role,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -94,7 +97,13 @@ impl Ledger {
 
     // ---- tokens -------------------------------------------------------
 
-    pub fn add_token(&mut self, token_hash: &[u8; 32], role: Role, name: &str, now_ms: u64) -> Result<()> {
+    pub fn add_token(
+        &mut self,
+        token_hash: &[u8; 32],
+        role: Role,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO tokens (hash, role, name, created_ms) VALUES (?1, ?2, ?3, ?4)",
             params![token_hash.as_slice(), role.as_str(), name, i(now_ms)],
@@ -121,9 +130,11 @@ impl Ledger {
     }
 
     pub fn has_tokens(&self, role: Role) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT EXISTS(SELECT 1 FROM tokens WHERE role = ?1)", params![role.as_str()], |r| r.get(0))?)
+        Ok(self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM tokens WHERE role = ?1)",
+            params![role.as_str()],
+            |r| r.get(0),
+        )?)
     }
 
     // ---- nodes --------------------------------------------------------
@@ -131,7 +142,8 @@ impl Ledger {
     /// A new node session (every connection is one: results of attempts of
     /// an older session are never accepted through a new one).
     pub fn add_node(&mut self, name: &str, gpu: &GpuInfo, slots: u32, now_ms: u64) -> Result<u64> {
-        let gpu = serde_json::to_string(&GpuJson::from(gpu)).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let gpu = serde_json::to_string(&GpuJson::from(gpu))
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         self.conn.execute(
             "INSERT INTO nodes (name, gpu, slots, connected_ms) VALUES (?1, ?2, ?3, ?4)",
             params![name, gpu, slots, i(now_ms)],
@@ -187,7 +199,10 @@ impl Ledger {
     /// Jobs of one tenant, or of all tenants, newest first.
     pub fn jobs(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<JobView>> {
         match tenant {
-            Some(t) => self.query_jobs("WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2", params![t, limit]),
+            Some(t) => self.query_jobs(
+                "WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
+                params![t, limit],
+            ),
             None => self.query_jobs("ORDER BY id DESC LIMIT ?1", params![limit]),
         }
     }
@@ -221,7 +236,24 @@ impl Ledger {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, tenant, state, module, input, min_mem, max_gpu, timeout, max_mem, max_attempts, outcome, error, output, output_bytes, submitted, finished) = row?;
+            let (
+                id,
+                tenant,
+                state,
+                module,
+                input,
+                min_mem,
+                max_gpu,
+                timeout,
+                max_mem,
+                max_attempts,
+                outcome,
+                error,
+                output,
+                output_bytes,
+                submitted,
+                finished,
+            ) = row?;
             let id = u(id);
             out.push(JobView {
                 id,
@@ -230,7 +262,9 @@ impl Ledger {
                 spec: JobSpec {
                     module: hash_from(module)?,
                     input: hash_from(input)?,
-                    requirements: Requirements { min_gpu_memory: u(min_mem) },
+                    requirements: Requirements {
+                        min_gpu_memory: u(min_mem),
+                    },
                     limits: JobLimits {
                         max_gpu_ns: max_gpu.map(u),
                         timeout_ns: u(timeout),
@@ -373,7 +407,13 @@ impl Ledger {
 
     /// Ends a running attempt whose node is gone (`node_lost`, billed
     /// nothing) and puts the job back in the queue while attempts remain.
-    pub fn lose_attempt(&mut self, job: u64, attempt: u32, now_ms: u64, reason: &str) -> Result<Recorded> {
+    pub fn lose_attempt(
+        &mut self,
+        job: u64,
+        attempt: u32,
+        now_ms: u64,
+        reason: &str,
+    ) -> Result<Recorded> {
         let tx = self.conn.transaction()?;
         let changed = tx.execute(
             "UPDATE attempts SET outcome = 'node_lost', error = ?3, ended_ms = ?4
@@ -389,7 +429,10 @@ impl Ledger {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let state = if attempts < max {
-            tx.execute("UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'", params![i(job)])?;
+            tx.execute(
+                "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'",
+                params![i(job)],
+            )?;
             JobState::Queued
         } else {
             tx.execute(
@@ -428,9 +471,9 @@ impl Ledger {
 
     /// Attempts without an outcome (running when the coordinator stopped).
     pub fn open_attempts(&self) -> Result<Vec<(u64, u32, u64)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT job, attempt, node_id FROM attempts WHERE outcome IS NULL ORDER BY job")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT job, attempt, node_id FROM attempts WHERE outcome IS NULL ORDER BY job",
+        )?;
         let rows = stmt.query_map([], |r| Ok((u(r.get(0)?), r.get(1)?, u(r.get(2)?))))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -450,12 +493,19 @@ impl Ledger {
             params![i(r.job), r.attempt, r.outcome, r.error, i(r.gpu_ns), i(r.wall_ns), r.metering, i(r.ended_ms)],
         )?;
         tx.commit()?;
-        Ok(Recorded::Ended { state: JobState::Cancelled })
+        Ok(Recorded::Ended {
+            state: JobState::Cancelled,
+        })
     }
 }
 
 /// `Some(ended?)` for an attempt of `node_id`, `None` if there is no such attempt.
-fn attempt_status(tx: &Transaction<'_>, job: u64, attempt: u32, node_id: u64) -> Result<Option<bool>> {
+fn attempt_status(
+    tx: &Transaction<'_>,
+    job: u64,
+    attempt: u32,
+    node_id: u64,
+) -> Result<Option<bool>> {
     Ok(tx
         .query_row(
             "SELECT outcome IS NOT NULL FROM attempts WHERE job = ?1 AND attempt = ?2 AND node_id = ?3",
@@ -537,11 +587,24 @@ mod tests {
         let node = l.add_node("n1", &gpu(), 2, 0).unwrap();
         let job = l.submit("alice", &spec(3), 0).unwrap();
         assert_eq!(l.start_attempt(job, node, 1).unwrap(), Some(1));
-        assert_eq!(l.start_attempt(job, node, 1).unwrap(), None, "a running job cannot start twice");
+        assert_eq!(
+            l.start_attempt(job, node, 1).unwrap(),
+            None,
+            "a running job cannot start twice"
+        );
         let r = result(job, 1, "succeeded");
-        assert_eq!(l.finish_attempt(node, &r).unwrap(), Recorded::Ended { state: JobState::Succeeded });
+        assert_eq!(
+            l.finish_attempt(node, &r).unwrap(),
+            Recorded::Ended {
+                state: JobState::Succeeded
+            }
+        );
         assert_eq!(l.finish_attempt(node, &r).unwrap(), Recorded::Duplicate);
-        assert_eq!(l.finish_attempt(node + 1, &r).unwrap(), Recorded::Unknown, "another node's claim");
+        assert_eq!(
+            l.finish_attempt(node + 1, &r).unwrap(),
+            Recorded::Unknown,
+            "another node's claim"
+        );
         drop(l);
         let l = Ledger::open(&path).unwrap();
         let view = l.job(job).unwrap().unwrap();
@@ -560,15 +623,38 @@ mod tests {
         let node = l.add_node("n1", &gpu(), 1, 0).unwrap();
         let job = l.submit("alice", &spec(2), 0).unwrap();
         l.start_attempt(job, node, 1).unwrap();
-        assert_eq!(l.lose_attempt(job, 1, 2, "gone").unwrap(), Recorded::Ended { state: JobState::Queued });
-        assert_eq!(l.lose_attempt(job, 1, 2, "gone").unwrap(), Recorded::Duplicate);
+        assert_eq!(
+            l.lose_attempt(job, 1, 2, "gone").unwrap(),
+            Recorded::Ended {
+                state: JobState::Queued
+            }
+        );
+        assert_eq!(
+            l.lose_attempt(job, 1, 2, "gone").unwrap(),
+            Recorded::Duplicate
+        );
         assert_eq!(l.start_attempt(job, node, 3).unwrap(), Some(2));
-        assert_eq!(l.lose_attempt(job, 2, 4, "gone").unwrap(), Recorded::Ended { state: JobState::Failed });
+        assert_eq!(
+            l.lose_attempt(job, 2, 4, "gone").unwrap(),
+            Recorded::Ended {
+                state: JobState::Failed
+            }
+        );
         let view = l.job(job).unwrap().unwrap();
         assert_eq!(view.outcome.as_deref(), Some("node_lost"));
-        assert_eq!(view.attempts.iter().filter(|a| a.outcome.as_deref() == Some("node_lost")).count(), 2);
+        assert_eq!(
+            view.attempts
+                .iter()
+                .filter(|a| a.outcome.as_deref() == Some("node_lost"))
+                .count(),
+            2
+        );
         // A late result for a lost attempt changes nothing.
-        assert_eq!(l.finish_attempt(node, &result(job, 2, "succeeded")).unwrap(), Recorded::Duplicate);
+        assert_eq!(
+            l.finish_attempt(node, &result(job, 2, "succeeded"))
+                .unwrap(),
+            Recorded::Duplicate
+        );
     }
 
     #[test]
@@ -591,7 +677,10 @@ mod tests {
         assert!(!l.has_tokens(Role::Admin).unwrap());
         l.add_token(&[1; 32], Role::Admin, "root", 0).unwrap();
         assert!(l.has_tokens(Role::Admin).unwrap());
-        assert_eq!(l.find_token(&[1; 32]).unwrap(), Some((Role::Admin, "root".into())));
+        assert_eq!(
+            l.find_token(&[1; 32]).unwrap(),
+            Some((Role::Admin, "root".into()))
+        );
         assert_eq!(l.find_token(&[2; 32]).unwrap(), None);
     }
 }

@@ -2,8 +2,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use suanli_proto::{
-    Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION, Request, Requirements, Response,
-    Role, Welcome,
+    Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION, Request,
+    Requirements, Response, Role, Welcome,
 };
 
 use crate::frame::{expect_frame, read_blob, write_frame};
@@ -23,12 +23,21 @@ pub struct Client {
 impl Client {
     /// Connects, verifies the coordinator's certificate against `fingerprint`,
     /// and presents `token` for `role`.
-    pub async fn connect(address: SocketAddr, fingerprint: &str, token: &str, role: Role) -> Result<Client, NetError> {
+    pub async fn connect(
+        address: SocketAddr,
+        fingerprint: &str,
+        token: &str,
+        role: Role,
+    ) -> Result<Client, NetError> {
         let pinned = tls::parse_fingerprint(fingerprint)?;
         let bind: SocketAddr = if address.is_ipv6() {
-            "[::]:0".parse().map_err(|_| NetError::Unexpected("bind address".into()))?
+            "[::]:0"
+                .parse()
+                .map_err(|_| NetError::Unexpected("bind address".into()))?
         } else {
-            "0.0.0.0:0".parse().map_err(|_| NetError::Unexpected("bind address".into()))?
+            "0.0.0.0:0"
+                .parse()
+                .map_err(|_| NetError::Unexpected("bind address".into()))?
         };
         let mut endpoint = quinn::Endpoint::client(bind)?;
         endpoint.set_default_client_config(tls::client_config(pinned)?);
@@ -53,7 +62,11 @@ impl Client {
         let (conn, name) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
             .map_err(|_| NetError::Timeout("handshake with the coordinator"))??;
-        Ok(Client { endpoint, conn, name })
+        Ok(Client {
+            endpoint,
+            conn,
+            name,
+        })
     }
 
     /// The name of the token this client presented.
@@ -66,7 +79,10 @@ impl Client {
     }
 
     /// Opens a stream and sends `request`; the caller goes on with the streams.
-    pub async fn open(&self, request: &Request) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+    pub async fn open(
+        &self,
+        request: &Request,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
         let (mut send, recv) = self.conn.open_bi().await?;
         write_frame(&mut send, request).await?;
         Ok((send, recv))
@@ -126,7 +142,10 @@ impl Client {
             other => return Err(unexpected(other)),
         };
         if size > BLOB_LIMIT {
-            return Err(NetError::BlobTooLarge { size, limit: BLOB_LIMIT });
+            return Err(NetError::BlobTooLarge {
+                size,
+                limit: BLOB_LIMIT,
+            });
         }
         let mut out = Vec::with_capacity(size as usize);
         read_blob(&mut recv, size, &hash, |chunk| {
@@ -180,7 +199,12 @@ impl Client {
     }
 
     /// Calls `on_chunk` with the job's log; with `follow`, until the job is final.
-    pub async fn logs(&self, job: u64, follow: bool, mut on_chunk: impl FnMut(&[u8])) -> Result<(), NetError> {
+    pub async fn logs(
+        &self,
+        job: u64,
+        follow: bool,
+        mut on_chunk: impl FnMut(&[u8]),
+    ) -> Result<(), NetError> {
         let (mut send, mut recv) = self.open(&Request::Logs { job, follow }).await?;
         send.finish()?;
         loop {
@@ -228,7 +252,10 @@ impl Client {
     }
 
     /// Opens a node's control stream; returns it and the node's session id.
-    pub async fn register(&self, info: NodeInfo) -> Result<(quinn::SendStream, quinn::RecvStream, u64), NetError> {
+    pub async fn register(
+        &self,
+        info: NodeInfo,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream, u64), NetError> {
         let (send, mut recv) = self.open(&Request::Register(info)).await?;
         match answer(expect_frame(&mut recv).await?)? {
             Response::Registered { node_id } => Ok((send, recv, node_id)),

@@ -9,7 +9,10 @@ use crate::NetError;
 /// Bytes read from a stream at once while moving a blob.
 const CHUNK: usize = 64 * 1024;
 
-pub async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, message: &T) -> Result<(), NetError> {
+pub async fn write_frame<T: Serialize>(
+    send: &mut quinn::SendStream,
+    message: &T,
+) -> Result<(), NetError> {
     send.write_all(&encode(message)?).await?;
     Ok(())
 }
@@ -17,7 +20,9 @@ pub async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, message: &T
 /// The next frame, or `None` when the peer finished the stream cleanly
 /// between frames. A header announcing more than the maximum frame size is an
 /// error before anything is allocated.
-pub async fn read_frame<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<Option<T>, NetError> {
+pub async fn read_frame<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+) -> Result<Option<T>, NetError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}
@@ -31,7 +36,9 @@ pub async fn read_frame<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Re
 }
 
 /// Like [`read_frame`], but the end of the stream is an error.
-pub async fn expect_frame<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T, NetError> {
+pub async fn expect_frame<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+) -> Result<T, NetError> {
     read_frame(recv).await?.ok_or(NetError::ClosedStream)
 }
 

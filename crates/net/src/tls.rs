@@ -23,7 +23,8 @@ pub struct Identity {
 
 impl Identity {
     pub fn generate() -> Result<Identity, NetError> {
-        let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()]).map_err(|e| NetError::Tls(e.to_string()))?;
+        let ck = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])
+            .map_err(|e| NetError::Tls(e.to_string()))?;
         Ok(Identity {
             cert: ck.cert.der().to_vec(),
             key: ck.key_pair.serialize_der(),
@@ -37,14 +38,23 @@ impl Identity {
 
 /// Lowercase hex SHA-256 of a DER certificate.
 pub fn fingerprint(cert_der: &[u8]) -> String {
-    Sha256::digest(cert_der).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(cert_der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Accepts `ab:cd:...` or `abcd...`, any case.
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], NetError> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect::<String>().to_lowercase();
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_lowercase();
     if hex.len() != 64 || !hex.is_ascii() {
-        return Err(NetError::Tls(format!("fingerprint {text:?} is not 64 hex digits (SHA-256)")));
+        return Err(NetError::Tls(format!(
+            "fingerprint {text:?} is not 64 hex digits (SHA-256)"
+        )));
     }
     let mut out = [0u8; 32];
     for (i, b) in out.iter_mut().enumerate() {
@@ -58,7 +68,10 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-pub fn server_config(identity: &Identity, max_bidi_streams: u32) -> Result<quinn::ServerConfig, NetError> {
+pub fn server_config(
+    identity: &Identity,
+    max_bidi_streams: u32,
+) -> Result<quinn::ServerConfig, NetError> {
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key.clone()));
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -67,7 +80,8 @@ pub fn server_config(identity: &Identity, max_bidi_streams: u32) -> Result<quinn
         .with_single_cert(vec![CertificateDer::from(identity.cert.clone())], key)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| NetError::Tls(e.to_string()))?;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(Arc::new(crate::transport_config(max_bidi_streams)));
     Ok(config)
@@ -82,7 +96,8 @@ pub fn client_config(pinned: [u8; 32]) -> Result<quinn::ClientConfig, NetError> 
         .with_custom_certificate_verifier(Arc::new(Pinned { pinned, provider }))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| NetError::Tls(e.to_string()))?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(Arc::new(crate::transport_config(16)));
     Ok(config)
@@ -131,11 +146,18 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -147,8 +169,15 @@ mod tests {
     fn fingerprints_parse_with_or_without_colons() {
         let id = Identity::generate().unwrap();
         let fp = id.fingerprint();
-        let colons: Vec<String> = fp.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
-        assert_eq!(parse_fingerprint(&fp).unwrap(), parse_fingerprint(&colons.join(":")).unwrap());
+        let colons: Vec<String> = fp
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).to_uppercase())
+            .collect();
+        assert_eq!(
+            parse_fingerprint(&fp).unwrap(),
+            parse_fingerprint(&colons.join(":")).unwrap()
+        );
         assert!(parse_fingerprint("abc").is_err());
     }
 }

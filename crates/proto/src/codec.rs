@@ -31,7 +31,8 @@ pub enum CodecError {
 
 /// A whole frame (header and payload) for `message`.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
-    let payload = bincode::serde::encode_to_vec(message, config()).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let payload = bincode::serde::encode_to_vec(message, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
     if payload.len() > MAX_FRAME_BYTES {
         return Err(CodecError::TooLarge(payload.len()));
     }
@@ -55,10 +56,13 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
     if payload.len() > MAX_FRAME_BYTES {
         return Err(CodecError::TooLarge(payload.len()));
     }
-    let (value, used) =
-        bincode::serde::decode_from_slice(payload, config()).map_err(|e| CodecError::Decode(e.to_string()))?;
+    let (value, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
     if used != payload.len() {
-        return Err(CodecError::Decode(format!("{} trailing bytes", payload.len() - used)));
+        return Err(CodecError::Decode(format!(
+            "{} trailing bytes",
+            payload.len() - used
+        )));
     }
     Ok(value)
 }
@@ -96,7 +100,10 @@ mod tests {
         // Variant 0 (HasBlobs) with a vector claiming u64::MAX elements.
         let mut payload = vec![0u8, 255];
         payload.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(decode::<Request>(&payload), Err(CodecError::Decode(_))));
+        assert!(matches!(
+            decode::<Request>(&payload),
+            Err(CodecError::Decode(_))
+        ));
     }
 
     #[test]

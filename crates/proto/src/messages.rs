@@ -47,8 +47,12 @@ pub struct Hello {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Welcome {
     /// Accepted; `name` is the token's name (tenant, node owner or admin).
-    Accepted { name: String },
-    Refused { reason: String },
+    Accepted {
+        name: String,
+    },
+    Refused {
+        reason: String,
+    },
 }
 
 /// What a job needs from a node's GPU.
@@ -109,7 +113,10 @@ impl JobState {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -186,7 +193,10 @@ pub enum Request {
     /// Which of these blobs the coordinator lacks (answer: `Missing`).
     HasBlobs(Vec<Hash>),
     /// Upload: `size` raw bytes follow this frame; answer `Stored` once verified.
-    PutBlob { hash: Hash, size: u64 },
+    PutBlob {
+        hash: Hash,
+        size: u64,
+    },
     /// Download: answer `Blob { size }`, then `size` raw bytes.
     GetBlob(Hash),
     Submit(JobSpec),
@@ -194,11 +204,17 @@ pub enum Request {
     /// Answer once the job is final.
     Wait(u64),
     /// Answer `Log` frames; with `follow`, until the job is final, then `LogEnd`.
-    Logs { job: u64, follow: bool },
+    Logs {
+        job: u64,
+        follow: bool,
+    },
     Cancel(u64),
     ListJobs,
     ListNodes,
-    CreateToken { role: Role, name: String },
+    CreateToken {
+        role: Role,
+        name: String,
+    },
     /// A node's control stream: answer `Registered`, then [`ToNode`] frames
     /// flow down and [`FromNode`] frames flow up the same stream.
     Register(NodeInfo),
@@ -238,18 +254,31 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Ok,
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
     Missing(Vec<Hash>),
     Stored,
-    Blob { size: u64 },
-    Submitted { job: u64 },
+    Blob {
+        size: u64,
+    },
+    Submitted {
+        job: u64,
+    },
     Job(Box<JobView>),
     Jobs(Vec<JobView>),
     Nodes(Vec<NodeView>),
-    Token { token: String, role: Role, name: String },
+    Token {
+        token: String,
+        role: Role,
+        name: String,
+    },
     Log(Vec<u8>),
     LogEnd,
-    Registered { node_id: u64 },
+    Registered {
+        node_id: u64,
+    },
 }
 
 /// Coordinator → node, on the node's control stream.
@@ -269,7 +298,11 @@ pub struct Assignment {
 /// Node → coordinator, on the node's control stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromNode {
-    Log { job: u64, attempt: u32, data: Vec<u8> },
+    Log {
+        job: u64,
+        attempt: u32,
+        data: Vec<u8>,
+    },
     /// Sent after the output blob is uploaded.
     Finished(AttemptResult),
 }

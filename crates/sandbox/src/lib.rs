@@ -250,7 +250,11 @@ impl Sandbox {
             }
         };
 
-        let log = LogPipe::new(limits.max_log_bytes, limits.kill_on_log_overflow, hooks.on_log.clone());
+        let log = LogPipe::new(
+            limits.max_log_bytes,
+            limits.kill_on_log_overflow,
+            hooks.on_log.clone(),
+        );
         let wasi = WasiCtxBuilder::new()
             .stdout(log.clone())
             .stderr(log.clone())

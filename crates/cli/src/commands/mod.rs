@@ -1,5 +1,13 @@
 pub mod bench;
+pub mod connect;
+pub mod coordinator;
+pub mod demo;
+pub mod jobs;
+pub mod json;
+pub mod node;
 pub mod run;
+pub mod submit;
+pub mod token;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,4 +36,15 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 pub fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// Runs an async command on a multi-threaded tokio runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<std::process::ExitCode>>>(
+    future: F,
+) -> anyhow::Result<std::process::ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
 }

@@ -1,0 +1,99 @@
+//! The `--json` objects of the cluster commands. Field names are a public
+//! contract, documented in the README.
+
+use serde_json::{Value, json};
+use suanli_proto::{AttemptView, JobView, NodeView};
+
+pub fn job(v: &JobView) -> Value {
+    json!({
+        "id": v.id,
+        "tenant": v.tenant,
+        "state": v.state.as_str(),
+        "outcome": v.outcome,
+        "error": v.error,
+        "waiting_reason": v.waiting_reason,
+        "module": v.spec.module.to_hex(),
+        "input": v.spec.input.to_hex(),
+        "output": v.output.map(|h| h.to_hex()),
+        "output_bytes": v.output_bytes,
+        "min_gpu_memory": v.spec.requirements.min_gpu_memory,
+        "max_gpu_ns": v.spec.limits.max_gpu_ns,
+        "timeout_ns": v.spec.limits.timeout_ns,
+        "max_attempts": v.spec.max_attempts,
+        "submitted_ms": v.submitted_ms,
+        "finished_ms": v.finished_ms,
+        "attempts": v.attempts.iter().map(attempt).collect::<Vec<_>>(),
+    })
+}
+
+pub fn attempt(a: &AttemptView) -> Value {
+    json!({
+        "attempt": a.attempt,
+        "node_id": a.node_id,
+        "node": a.node,
+        "outcome": a.outcome,
+        "error": a.error,
+        "gpu_ns": a.gpu_ns,
+        "wall_ns": a.wall_ns,
+        "metering": a.metering,
+        "started_ms": a.started_ms,
+        "ended_ms": a.ended_ms,
+    })
+}
+
+pub fn node(n: &NodeView) -> Value {
+    json!({
+        "id": n.id,
+        "name": n.name,
+        "adapter": n.gpu.name,
+        "backend": n.gpu.backend,
+        "device_type": n.gpu.device_type,
+        "driver": n.gpu.driver,
+        "metering": n.gpu.metering,
+        "max_buffer_size": n.gpu.max_buffer_size,
+        "features": n.gpu.features,
+        "slots": n.slots,
+        "running": n.running,
+        "jobs_run": n.jobs_run,
+        "connected": n.connected,
+        "connected_ms": n.connected_ms,
+    })
+}
+
+/// One line per attempt, for people.
+pub fn attempt_line(a: &AttemptView) -> String {
+    format!(
+        "  attempt {} on node {} ({}): {} — GPU {} ns, wall {} ns{}",
+        a.attempt,
+        a.node_id,
+        a.node,
+        a.outcome.as_deref().unwrap_or("running"),
+        a.gpu_ns,
+        a.wall_ns,
+        a.error
+            .as_deref()
+            .map(|e| format!(" — {e}"))
+            .unwrap_or_default()
+    )
+}
+
+pub fn job_text(v: &JobView) -> String {
+    let mut out = format!("job {} ({}): {}", v.id, v.tenant, v.state.as_str());
+    if let Some(o) = &v.outcome {
+        out.push_str(&format!(", outcome {o}"));
+    }
+    if let Some(r) = &v.waiting_reason {
+        out.push_str(&format!(" — {r}"));
+    }
+    if let Some(e) = &v.error {
+        out.push_str(&format!("\n  error: {e}"));
+    }
+    if v.output.is_some() {
+        out.push_str(&format!("\n  output: {} bytes", v.output_bytes));
+    }
+    for a in &v.attempts {
+        out.push('\n');
+        out.push_str(&attempt_line(a));
+    }
+    out
+}

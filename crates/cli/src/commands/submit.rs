@@ -1,0 +1,96 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use suanli_proto::{JobLimits, JobState, Requirements, Role};
+
+use super::connect::Connection;
+use super::{json, read_file, seconds_to_ns};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The job: a wasm32-wasip2 component built with suanli-guest.
+    job: PathBuf,
+    #[arg(long, short)]
+    input: Option<PathBuf>,
+    #[arg(long, value_name = "SECONDS")]
+    max_gpu_seconds: Option<f64>,
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    timeout: f64,
+    #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
+    max_memory: u64,
+    /// Only run on a node whose GPU offers at least this many bytes (largest buffer).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    min_gpu_memory: u64,
+    /// Runs allowed when nodes are lost.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// Wait for the job to finish and show its result.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: write the output here.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
+    let module = read_file("job", &args.job)?;
+    let input = match &args.input {
+        Some(p) => read_file("input", p)?,
+        None => Vec::new(),
+    };
+    let limits = JobLimits {
+        max_gpu_ns: args
+            .max_gpu_seconds
+            .map(|s| seconds_to_ns("--max-gpu-seconds", s))
+            .transpose()?,
+        timeout_ns: seconds_to_ns("--timeout", args.timeout)?,
+        max_memory_bytes: args.max_memory,
+    };
+    let client = conn.connect(Role::Tenant).await?;
+    let job = client
+        .submit(
+            &module,
+            &input,
+            Requirements {
+                min_gpu_memory: args.min_gpu_memory,
+            },
+            limits,
+            args.max_attempts,
+        )
+        .await?;
+    if !args.wait {
+        if args.json {
+            println!("{}", serde_json::json!({ "job": job }));
+        } else {
+            println!("{job}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.json {
+        eprintln!("job {job} submitted");
+        let first = client.status(job).await?;
+        if let Some(reason) = &first.waiting_reason {
+            eprintln!("queued: {reason}");
+        }
+    }
+    let (view, output) = client.result(job).await?;
+    if let Some(path) = &args.output
+        && view.state == JobState::Succeeded
+    {
+        std::fs::write(path, &output)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", json::job(&view));
+    } else {
+        println!("{}", json::job_text(&view));
+    }
+    Ok(if view.state == JobState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
