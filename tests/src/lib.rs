@@ -120,3 +120,112 @@ pub fn suanli_bin() -> PathBuf {
         })
         .clone()
 }
+
+/// A coordinator on 127.0.0.1 with its admin client, and in-process nodes.
+pub struct TestCluster {
+    pub coordinator: suanli_coordinator::Coordinator,
+    pub admin: suanli_net::Client,
+    pub dir: tempfile::TempDir,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl TestCluster {
+    pub async fn start() -> TestCluster {
+        TestCluster::start_with(|_| {}).await
+    }
+
+    /// Starts a coordinator with a config adjusted by `tweak`.
+    pub async fn start_with(
+        tweak: impl FnOnce(&mut suanli_coordinator::CoordinatorConfig),
+    ) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = suanli_coordinator::CoordinatorConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.path().join("coordinator"),
+        );
+        tweak(&mut config);
+        let coordinator = suanli_coordinator::Coordinator::start(config)
+            .await
+            .expect("coordinator starts");
+        let token = coordinator
+            .new_admin_token
+            .clone()
+            .expect("first start makes an admin token");
+        let admin = suanli_net::Client::connect(
+            coordinator.addr(),
+            coordinator.fingerprint(),
+            &token,
+            suanli_proto::Role::Admin,
+        )
+        .await
+        .expect("admin connects");
+        let (stop, _) = tokio::sync::watch::channel(false);
+        TestCluster {
+            coordinator,
+            admin,
+            dir,
+            stop,
+        }
+    }
+
+    pub async fn token(&self, role: suanli_proto::Role, name: &str) -> String {
+        self.admin
+            .create_token(role, name)
+            .await
+            .expect("token created")
+    }
+
+    pub async fn connect(
+        &self,
+        token: &str,
+        role: suanli_proto::Role,
+    ) -> Result<suanli_net::Client, suanli_net::NetError> {
+        suanli_net::Client::connect(
+            self.coordinator.addr(),
+            self.coordinator.fingerprint(),
+            token,
+            role,
+        )
+        .await
+    }
+
+    /// A tenant client with a fresh token named `name`.
+    pub async fn tenant(&self, name: &str) -> suanli_net::Client {
+        let token = self.token(suanli_proto::Role::Tenant, name).await;
+        self.connect(&token, suanli_proto::Role::Tenant)
+            .await
+            .expect("tenant connects")
+    }
+
+    /// Starts a node named `name` in this process and waits until it registered.
+    pub async fn add_node(&self, name: &str, slots: u32, max_gpu_memory: Option<u64>) {
+        let before = self.admin.nodes().await.expect("nodes").len();
+        let token = self.token(suanli_proto::Role::Node, name).await;
+        let mut config = suanli_node::NodeConfig::new(
+            self.coordinator.addr(),
+            self.coordinator.fingerprint().to_owned(),
+            token,
+            self.dir.path().join(name),
+        );
+        config.slots = slots;
+        config.max_gpu_memory = max_gpu_memory;
+        let node = tokio::task::spawn_blocking(move || suanli_node::Node::new(config))
+            .await
+            .expect("join")
+            .expect("node starts");
+        tokio::spawn(node.run(self.stop.subscribe()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.admin.nodes().await.expect("nodes").len() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {name} did not register"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops every node of this cluster.
+    pub fn stop_nodes(&self) {
+        let _ = self.stop.send(true);
+    }
+}

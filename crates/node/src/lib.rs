@@ -43,6 +43,10 @@ pub struct NodeConfig {
     pub adapter: Option<String>,
     /// Longest pause between reconnection attempts. Default 5 s.
     pub max_backoff: Duration,
+    /// GPU memory the provider offers, if less than the device has: the
+    /// node advertises it to the scheduler and enforces it as each job's
+    /// buffer quota.
+    pub max_gpu_memory: Option<u64>,
 }
 
 impl NodeConfig {
@@ -60,6 +64,7 @@ impl NodeConfig {
             data_dir,
             adapter: None,
             max_backoff: Duration::from_secs(5),
+            max_gpu_memory: None,
         }
     }
 }
@@ -67,6 +72,7 @@ impl NodeConfig {
 /// What a node's sessions share: the sandbox, the slots, the blob cache.
 pub(crate) struct Runtime {
     pub(crate) sandbox: Sandbox,
+    pub(crate) quotas: suanli_gpu::Quotas,
     pub(crate) slots: Mutex<Vec<Slot>>,
     pub(crate) info: NodeInfo,
     pub(crate) blobs: blob_cache::BlobCache,
@@ -99,7 +105,9 @@ impl Node {
                 device_type: info.device_type.clone(),
                 driver: info.driver_info.clone(),
                 metering: info.metering.as_str().to_owned(),
-                max_buffer_size: limits.max_buffer_size,
+                max_buffer_size: config.max_gpu_memory.map_or(limits.max_buffer_size, |cap| {
+                    cap.min(limits.max_buffer_size)
+                }),
                 max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
                 max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
                 features: if info.metering == suanli_gpu::Metering::Timestamp {
@@ -116,9 +124,14 @@ impl Node {
         })?;
         let blobs = blob_cache::BlobCache::new(config.data_dir.join("blobs"))
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+        let mut quotas = suanli_gpu::Quotas::default();
+        if let Some(cap) = config.max_gpu_memory {
+            quotas.max_buffer_bytes = quotas.max_buffer_bytes.min(cap);
+        }
         Ok(Node {
             config,
             runtime: Arc::new(Runtime {
+                quotas,
                 sandbox,
                 slots: Mutex::new(slots),
                 info: node_info,

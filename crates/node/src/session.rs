@@ -135,6 +135,7 @@ async fn execute(
         max_memory_bytes: usize::try_from(a.spec.limits.max_memory_bytes).unwrap_or(usize::MAX),
         timeout: Duration::from_nanos(a.spec.limits.timeout_ns),
         max_gpu_ns: a.spec.limits.max_gpu_ns,
+        gpu: rt.quotas,
         ..JobLimits::default()
     };
     let (job, attempt) = (a.job, a.attempt);

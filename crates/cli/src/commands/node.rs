@@ -16,6 +16,9 @@ pub struct Args {
     /// Use the adapter whose name contains this text.
     #[arg(long)]
     adapter: Option<String>,
+    /// Offer at most this much GPU memory (bytes) to jobs.
+    #[arg(long, value_name = "BYTES")]
+    max_gpu_memory: Option<u64>,
 }
 
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
@@ -23,6 +26,7 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     let mut config = NodeConfig::new(target.address, target.fingerprint, target.token, args.data);
     config.slots = args.slots;
     config.adapter = args.adapter;
+    config.max_gpu_memory = args.max_gpu_memory;
     let node = tokio::task::spawn_blocking(move || Node::new(config)).await??;
     let gpu = &node.info().gpu;
     println!(
