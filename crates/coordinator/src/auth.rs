@@ -48,9 +48,12 @@ pub(crate) fn role_mismatch(claimed: Role, actual: Role) -> String {
         Role::Node => "nodes register with a node token (suanli token create --role node)",
         Role::Admin => "admin commands need the admin token from the coordinator's client.toml",
     };
+    let article = |r: Role| if r == Role::Admin { "an" } else { "a" };
     format!(
-        "token rejected: it is a {} token, not a {} token; {advice}",
+        "token rejected: it is {} {} token, not {} {} token; {advice}",
+        article(actual),
         actual.as_str(),
+        article(claimed),
         claimed.as_str()
     )
 }

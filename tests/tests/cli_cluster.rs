@@ -1,0 +1,165 @@
+//! The cluster driven as an operator, a provider and a tenant drive it: real
+//! `suanli coordinator` and `suanli node` processes, client commands with
+//! `--config`, environment variables and `--json`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use suanli_e2e::{guest_dir, guest_wasm, suanli_bin};
+
+/// Kills the process when the test ends, pass or fail.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn suanli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(suanli_bin());
+    cmd.args(args).env("NODEVICE_SELECT", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("suanli runs")
+}
+
+fn ok_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn start_coordinator(data: &Path) -> (Running, String) {
+    let mut child = Command::new(suanli_bin())
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coordinator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("client config:") {
+            break;
+        }
+    }
+    (Running(child), printed)
+}
+
+#[test]
+fn operator_provider_and_tenant_use_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coordinator");
+    let (_coordinator, printed) = start_coordinator(&data);
+    assert!(printed.contains("coordinator listening on 127.0.0.1:"), "{printed}");
+    assert!(printed.contains("certificate fingerprint (sha-256): "), "{printed}");
+    assert!(printed.contains("admin token (shown once): sl_"), "{printed}");
+    let config = data.join("client.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "client.toml is private");
+    }
+    let config = config.to_str().unwrap();
+    let file: std::collections::BTreeMap<String, String> =
+        toml_lines(&std::fs::read_to_string(config).unwrap());
+
+    let alice = ok_json(&suanli(&["--config", config, "token", "create", "--role", "tenant", "--name", "alice", "--json"], &[]));
+    assert_eq!(alice["role"], "tenant");
+    assert_eq!(alice["name"], "alice");
+    let alice_token = alice["token"].as_str().unwrap().to_owned();
+    let node = ok_json(&suanli(&["--config", config, "token", "create", "--role", "node", "--name", "prov", "--json"], &[]));
+    let node_token = node["token"].as_str().unwrap().to_owned();
+
+    let conn = [
+        ("SUANLI_COORDINATOR", file["address"].as_str()),
+        ("SUANLI_FINGERPRINT", file["fingerprint"].as_str()),
+    ];
+    let node_dir = dir.path().join("node");
+    let _node = Running(
+        Command::new(suanli_bin())
+            .args(["node", "--slots", "1", "--data"])
+            .arg(&node_dir)
+            .envs(conn)
+            .env("SUANLI_TOKEN", &node_token)
+            .env("NODEVICE_SELECT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts"),
+    );
+    let tenant_env = [conn[0], conn[1], ("SUANLI_TOKEN", alice_token.as_str())];
+
+    guest_wasm("vector_add");
+    let job_path = guest_dir().join("vector_add.wasm");
+    let input = vector_add::reference::encode_input(&[1.5, 2.5, 3.5], &[10.0, 20.0, 30.0]);
+    let input_path = dir.path().join("in.bin");
+    std::fs::write(&input_path, &input).unwrap();
+    let out_path = dir.path().join("out.bin");
+    let done = ok_json(&suanli(
+        &[
+            "submit",
+            job_path.to_str().unwrap(),
+            "--input",
+            input_path.to_str().unwrap(),
+            "--wait",
+            "--output",
+            out_path.to_str().unwrap(),
+            "--json",
+        ],
+        &tenant_env,
+    ));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["tenant"], "alice");
+    assert_eq!(done["attempts"][0]["node"], "prov");
+    assert!(done["attempts"][0]["gpu_ns"].as_u64().unwrap() > 0);
+    let want = vector_add::reference::run(&input).unwrap();
+    assert!(std::fs::read(&out_path).unwrap() == want);
+    let id = done["id"].as_u64().unwrap().to_string();
+
+    let jobs = ok_json(&suanli(&["jobs", "--json"], &tenant_env));
+    assert_eq!(jobs.as_array().unwrap().len(), 1);
+    let status = ok_json(&suanli(&["status", &id, "--json"], &tenant_env));
+    assert_eq!(status["output_bytes"], want.len());
+    let again = dir.path().join("again.bin");
+    let result = suanli(&["result", &id, "-o", again.to_str().unwrap()], &tenant_env);
+    assert!(result.status.success());
+    assert!(std::fs::read(&again).unwrap() == want);
+
+    let nodes = ok_json(&suanli(&["--config", config, "nodes", "--json"], &[]));
+    assert_eq!(nodes[0]["name"], "prov");
+    assert_eq!(nodes[0]["connected"], true);
+    assert_eq!(nodes[0]["jobs_run"], 1);
+
+    // A tenant may not list nodes: a clear error, exit code 2.
+    let refused = suanli(&["nodes"], &tenant_env);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("it is a tenant token, not an admin token"));
+    // A submission without a token says how to give one.
+    let no_token = suanli(&["jobs"], &[conn[0], conn[1]]);
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("no token: pass --token"));
+}
+
+/// `key = "value"` lines of a flat TOML file.
+fn toml_lines(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
