@@ -2,7 +2,10 @@
 //! the sandbox's overhead (a matmul job vs the same WGSL on native wgpu) and a
 //! job's cold vs warm start. Numbers are printed, never asserted.
 
+mod cluster;
 mod native;
+
+pub use cluster::{ClusterBenchConfig, ClusterReport, run as run_cluster};
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,8 @@ pub enum BenchError {
     Job(String),
     #[error("the job's result differs from native wgpu's (largest difference {0})")]
     Mismatch(f32),
+    #[error(transparent)]
+    Net(#[from] suanli_net::NetError),
 }
 
 /// What to measure.

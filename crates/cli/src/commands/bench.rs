@@ -1,16 +1,28 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use suanli_bench::{BenchConfig, Report};
+use suanli_bench::{BenchConfig, ClusterBenchConfig, Report};
 use suanli_gpu::{Gpu, GpuOptions};
 
 use super::read_file;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The matmul example job (target/guest/wasm32-wasip2/release/matmul.wasm).
+    /// Sandbox overhead: the matmul example job (target/guest/wasm32-wasip2/release/matmul.wasm).
     #[arg(long)]
-    matmul: PathBuf,
+    matmul: Option<PathBuf>,
+    /// Cluster round trips and throughput: the vector-add example job.
+    #[arg(long, value_name = "VECTOR_ADD_WASM")]
+    cluster: Option<PathBuf>,
+    /// Cluster: sequential round trips measured.
+    #[arg(long, default_value_t = 100)]
+    round_trips: usize,
+    /// Cluster: jobs submitted back to back.
+    #[arg(long, default_value_t = 200)]
+    pipelined: usize,
+    /// Cluster: slots of the node.
+    #[arg(long, default_value_t = 2)]
+    slots: u32,
     /// Matrix size.
     #[arg(long, default_value_t = 512)]
     n: u32,
@@ -26,6 +38,34 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.matmul.is_none() && args.cluster.is_none() {
+        anyhow::bail!("nothing to measure: pass --matmul MATMUL_WASM and/or --cluster VECTOR_ADD_WASM");
+    }
+    if let Some(path) = &args.cluster {
+        let config = ClusterBenchConfig {
+            vector_add_wasm: read_file("job", path)?,
+            round_trips: args.round_trips,
+            pipelined: args.pipelined,
+            slots: args.slots,
+        };
+        let report = super::block_on_value(suanli_bench::run_cluster(&config))?;
+        if args.json {
+            println!("{}", serde_json::to_value(&report)?);
+        } else {
+            println!(
+                "cluster on loopback (1 coordinator, 1 node with {} slots): small vector-add job round trip p50 {}, p99 {} over {} jobs; {} pipelined jobs at {:.1} jobs/s",
+                report.slots,
+                ms(report.p50_ns),
+                ms(report.p99_ns),
+                report.round_trips,
+                report.pipelined,
+                report.jobs_per_second
+            );
+        }
+    }
+    let Some(matmul) = &args.matmul else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let gpu = Gpu::open(&GpuOptions {
         adapter_name: args.adapter,
         ..GpuOptions::default()
@@ -34,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = suanli_bench::run(
         &slot,
         &BenchConfig {
-            matmul_wasm: read_file("job", &args.matmul)?,
+            matmul_wasm: read_file("job", matmul)?,
             n: args.n,
             runs: args.runs,
         },

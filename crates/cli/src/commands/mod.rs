@@ -48,3 +48,13 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<std::process::Exi
         .context("cannot start the async runtime")?
         .block_on(future)
 }
+
+/// Runs a future to completion on a fresh multi-threaded runtime.
+pub fn block_on_value<T, E: Into<anyhow::Error>>(future: impl std::future::Future<Output = Result<T, E>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+        .map_err(Into::into)
+}
