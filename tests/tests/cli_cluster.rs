@@ -35,7 +35,8 @@ fn ok_json(out: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn start_coordinator(data: &Path) -> (Running, String) {
@@ -65,9 +66,18 @@ fn operator_provider_and_tenant_use_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("coordinator");
     let (_coordinator, printed) = start_coordinator(&data);
-    assert!(printed.contains("coordinator listening on 127.0.0.1:"), "{printed}");
-    assert!(printed.contains("certificate fingerprint (sha-256): "), "{printed}");
-    assert!(printed.contains("admin token (shown once): sl_"), "{printed}");
+    assert!(
+        printed.contains("coordinator listening on 127.0.0.1:"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("certificate fingerprint (sha-256): "),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("admin token (shown once): sl_"),
+        "{printed}"
+    );
     let config = data.join("client.toml");
     #[cfg(unix)]
     {
@@ -79,11 +89,21 @@ fn operator_provider_and_tenant_use_the_cli() {
     let file: std::collections::BTreeMap<String, String> =
         toml_lines(&std::fs::read_to_string(config).unwrap());
 
-    let alice = ok_json(&suanli(&["--config", config, "token", "create", "--role", "tenant", "--name", "alice", "--json"], &[]));
+    let alice = ok_json(&suanli(
+        &[
+            "--config", config, "token", "create", "--role", "tenant", "--name", "alice", "--json",
+        ],
+        &[],
+    ));
     assert_eq!(alice["role"], "tenant");
     assert_eq!(alice["name"], "alice");
     let alice_token = alice["token"].as_str().unwrap().to_owned();
-    let node = ok_json(&suanli(&["--config", config, "token", "create", "--role", "node", "--name", "prov", "--json"], &[]));
+    let node = ok_json(&suanli(
+        &[
+            "--config", config, "token", "create", "--role", "node", "--name", "prov", "--json",
+        ],
+        &[],
+    ));
     let node_token = node["token"].as_str().unwrap().to_owned();
 
     let conn = [
@@ -149,7 +169,10 @@ fn operator_provider_and_tenant_use_the_cli() {
     // A tenant may not list nodes: a clear error, exit code 2.
     let refused = suanli(&["nodes"], &tenant_env);
     assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("it is a tenant token, not an admin token"));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("it is a tenant token, not an admin token")
+    );
     // A submission without a token says how to give one.
     let no_token = suanli(&["jobs"], &[conn[0], conn[1]]);
     assert_eq!(no_token.status.code(), Some(2));

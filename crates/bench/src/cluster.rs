@@ -55,13 +55,21 @@ pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchErro
         .map_err(|e| BenchError::Job(e.to_string()))?
         .map_err(|e| BenchError::Job(e.to_string()))?;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(node.run(stop));
+    let node_task = tokio::spawn(node.run(stop));
     while admin.nodes().await?.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let tenant = Client::connect(addr, &fp, &tenant_token, Role::Tenant).await?;
     let input: Vec<u8> = (0..128u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
-    let submit = || tenant.submit(&config.vector_add_wasm, &input, Requirements::default(), JobLimits::default(), 1);
+    let submit = || {
+        tenant.submit(
+            &config.vector_add_wasm,
+            &input,
+            Requirements::default(),
+            JobLimits::default(),
+            1,
+        )
+    };
 
     // Warm up: upload the blobs, compile the job on the node.
     let job = submit().await?;
@@ -95,7 +103,11 @@ pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchErro
         slots: config.slots,
         jobs_per_second: jobs.len() as f64 / elapsed,
     };
+    // Stop the node and wait for it, so its GPU devices are released before
+    // the runtime goes away (dropping live Vulkan devices at process teardown
+    // crashed NVIDIA's driver).
     let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), node_task).await;
     tenant.close().await;
     admin.close().await;
     coordinator.shutdown().await;
@@ -107,6 +119,9 @@ fn check(state: JobState) -> Result<(), BenchError> {
     if state == JobState::Succeeded {
         Ok(())
     } else {
-        Err(BenchError::Job(format!("a benchmark job ended {}", state.as_str())))
+        Err(BenchError::Job(format!(
+            "a benchmark job ended {}",
+            state.as_str()
+        )))
     }
 }

@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => commands::block_on(commands::token::run(cmd, conn)),
         Command::Demo(args) => commands::block_on(commands::demo::run(args)),
     };
+    tracing::debug!("exiting");
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -45,9 +45,12 @@ pub struct GpuOptions {
     pub force_wall_metering: bool,
 }
 
-/// One adapter, chosen once per process. Slots (devices) are created from it.
+/// One adapter, chosen once per process. Slots (devices) are created on it.
 pub struct Gpu {
-    adapter: wgpu::Adapter,
+    instance: wgpu::Instance,
+    adapter: std::sync::Mutex<Option<wgpu::Adapter>>,
+    /// Identifies the chosen adapter among a fresh enumeration.
+    key: (String, u32, u32, wgpu::Backend),
     info: AdapterInfo,
 }
 
@@ -82,6 +85,7 @@ impl Gpu {
                 )
             })?;
         let raw = adapter.get_info();
+        let raw_key = raw.clone();
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let metering = if timestamps && !options.force_wall_metering {
             Metering::Timestamp
@@ -99,7 +103,17 @@ impl Gpu {
             metering,
         };
         tracing::info!(adapter = %info.name, backend = %info.backend, metering = info.metering.as_str(), "gpu adapter chosen");
-        Ok(Gpu { adapter, info })
+        Ok(Gpu {
+            instance,
+            key: (
+                raw_key.name,
+                raw_key.vendor,
+                raw_key.device,
+                raw_key.backend,
+            ),
+            adapter: std::sync::Mutex::new(Some(adapter)),
+            info,
+        })
     }
 
     pub fn info(&self) -> &AdapterInfo {
@@ -108,8 +122,31 @@ impl Gpu {
 
     /// Creates a slot: one device and queue that jobs on this slot share, one
     /// job at a time. Costly (~0.8 s on lavapipe); keep slots for the process's life.
+    ///
+    /// WebGPU gives one device per adapter object, so every slot after the
+    /// first gets a fresh adapter object for the same physical GPU.
     pub fn new_slot(&self) -> Result<Slot, GpuError> {
-        Slot::new(&self.adapter, self.info.clone())
+        let first = self
+            .adapter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let adapter = match first {
+            Some(a) => a,
+            None => pollster::block_on(self.instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+                .into_iter()
+                .find(|a| {
+                    let i = a.get_info();
+                    (i.name, i.vendor, i.device, i.backend) == self.key
+                })
+                .ok_or_else(|| {
+                    GpuError::new(
+                        ErrorKind::NoAdapter,
+                        format!("adapter {} disappeared", self.info.name),
+                    )
+                })?,
+        };
+        Slot::new(&adapter, self.info.clone())
     }
 }
 

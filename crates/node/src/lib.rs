@@ -146,7 +146,15 @@ impl Node {
 
     /// Serves until `stop` turns true: connects, registers, runs jobs; on any
     /// connection loss waits (exponential backoff with jitter) and reconnects.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        self.serve(stop).await;
+        tracing::debug!(
+            references = Arc::strong_count(&self.runtime),
+            "node stopped"
+        );
+    }
+
+    async fn serve(&self, mut stop: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if *stop.borrow() {

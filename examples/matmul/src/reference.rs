@@ -38,7 +38,8 @@ pub fn encode_input(p: &Problem) -> Vec<u8> {
     out
 }
 
-pub fn decode_input(input: &[u8]) -> Result<Problem, String> {
+/// `n` and the bytes of A and B, checked but not decoded.
+pub fn split_input(input: &[u8]) -> Result<(u32, &[u8], &[u8]), String> {
     let Some((head, rest)) = input.split_first_chunk::<4>() else {
         return Err("input too short: it starts with n as a little-endian u32".into());
     };
@@ -54,16 +55,8 @@ pub fn decode_input(input: &[u8]) -> Result<Problem, String> {
             input.len()
         ));
     }
-    let values: Vec<f32> = rest
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let (a, b) = values.split_at(cells);
-    Ok(Problem {
-        n,
-        a: a.to_vec(),
-        b: b.to_vec(),
-    })
+    let (a, b) = rest.split_at(cells * 4);
+    Ok((n, a, b))
 }
 
 /// A·B, accumulated in f64 so it can judge the GPU's f32 result.

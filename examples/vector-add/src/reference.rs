@@ -15,20 +15,33 @@ pub fn encode_input(a: &[f32], b: &[f32]) -> Vec<u8> {
     a.iter().chain(b).flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Splits the input into its two arrays.
-pub fn decode_input(input: &[u8]) -> Result<(Vec<f32>, Vec<f32>), String> {
+/// The default problem, encoded as an input.
+pub fn encode_default_problem() -> Vec<u8> {
+    let (a, b) = default_problem();
+    encode_input(&a, &b)
+}
+
+/// Splits the input into the bytes of its two arrays, without decoding them.
+pub fn split_input(input: &[u8]) -> Result<(&[u8], &[u8]), String> {
     if !input.len().is_multiple_of(8) {
         return Err(format!(
             "input of {} bytes is not two equal-length f32 arrays (its length must be a multiple of 8)",
             input.len()
         ));
     }
-    let values: Vec<f32> = input
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let (a, b) = values.split_at(values.len() / 2);
-    Ok((a.to_vec(), b.to_vec()))
+    Ok(input.split_at(input.len() / 2))
+}
+
+/// Splits the input into its two arrays.
+pub fn decode_input(input: &[u8]) -> Result<(Vec<f32>, Vec<f32>), String> {
+    let (a, b) = split_input(input)?;
+    let floats = |bytes: &[u8]| -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    Ok((floats(a), floats(b)))
 }
 
 /// What the job returns for `input`, computed on the CPU.

@@ -39,7 +39,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.matmul.is_none() && args.cluster.is_none() {
-        anyhow::bail!("nothing to measure: pass --matmul MATMUL_WASM and/or --cluster VECTOR_ADD_WASM");
+        anyhow::bail!(
+            "nothing to measure: pass --matmul MATMUL_WASM and/or --cluster VECTOR_ADD_WASM"
+        );
     }
     if let Some(path) = &args.cluster {
         let config = ClusterBenchConfig {

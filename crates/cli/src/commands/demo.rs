@@ -41,6 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tenant_token = admin.create_token(Role::Tenant, "demo-tenant").await?;
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut node_tasks = Vec::new();
     for name in ["provider-a", "provider-b"] {
         let token = admin.create_token(Role::Node, name).await?;
         let config = NodeConfig::new(addr, fp.clone(), token, args.out.join("cluster").join(name));
@@ -50,7 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             node.info().gpu.name,
             node.info().gpu.metering
         );
-        tokio::spawn(node.run(stop.clone()));
+        node_tasks.push(tokio::spawn(node.run(stop.clone())));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while admin.nodes().await?.len() < 2 {
@@ -112,10 +113,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => {}
         }
     }
+    // Stop the nodes and wait for them, so their GPU devices are released
+    // before the runtime goes away.
     let _ = stop_tx.send(true);
+    for task in node_tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
+    tracing::debug!("demo: nodes stopped");
     tenant.close().await;
     admin.close().await;
+    tracing::debug!("demo: clients closed");
     coordinator.shutdown().await;
+    tracing::debug!("demo: coordinator stopped");
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -42,19 +42,25 @@ pub fn read_file(what: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> 
 pub fn block_on<F: std::future::Future<Output = anyhow::Result<std::process::ExitCode>>>(
     future: F,
 ) -> anyhow::Result<std::process::ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(future)
+    block_on_value(future)
 }
 
 /// Runs a future to completion on a fresh multi-threaded runtime.
-pub fn block_on_value<T, E: Into<anyhow::Error>>(future: impl std::future::Future<Output = Result<T, E>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
+///
+/// The runtime is never dropped: its worker and blocking threads (some of
+/// which drove Vulkan) end with the process. Letting them exit earlier, after
+/// the GPU devices were released, crashed NVIDIA's driver in thread teardown.
+pub fn block_on_value<T, E: Into<anyhow::Error>>(
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking threads run jobs on the GPU; keep them for the process's
+        // life rather than letting idle ones exit (see above).
+        .thread_keep_alive(std::time::Duration::from_secs(365 * 24 * 3600))
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(future)
-        .map_err(Into::into)
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(future).map_err(Into::into);
+    std::mem::forget(runtime);
+    result
 }
