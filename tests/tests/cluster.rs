@@ -152,7 +152,7 @@ async fn tenants_are_isolated_and_roles_enforced() {
         .expect("refused");
     assert!(wrong.to_string().contains("unknown token"), "{wrong}");
     // Tenants cannot do admin things.
-    let err = alice.nodes().await.err().expect("forbidden");
+    let err = alice.nodes().await.expect_err("forbidden");
     assert!(
         matches!(
             err,
@@ -166,8 +166,7 @@ async fn tenants_are_isolated_and_roles_enforced() {
     let err = alice
         .create_token(Role::Admin, "me")
         .await
-        .err()
-        .expect("forbidden");
+        .expect_err("forbidden");
     assert!(
         matches!(
             err,

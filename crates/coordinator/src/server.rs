@@ -460,38 +460,42 @@ async fn logs(
         write_frame(&mut send, &Response::Log(chunk.to_vec())).await?;
     }
     sent += log.len() as u64;
-    while follow {
-        let finished = matches!(visible_job(shared, peer, job), Ok(Some(v)) if v.state.is_final());
-        if finished {
-            // Whatever arrived since the first read.
-            let log = shared.read_log(job);
-            if (log.len() as u64) > sent {
-                write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec())).await?;
-            }
-            break;
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(1), events.recv()).await {
-            Ok(Ok(Event::Log {
-                job: j,
-                offset,
-                data,
-            })) if j == job => {
-                let end = offset + data.len() as u64;
-                if end > sent {
-                    let skip = sent.saturating_sub(offset) as usize;
-                    write_frame(&mut send, &Response::Log(data[skip..].to_vec())).await?;
-                    sent = end;
-                }
-            }
-            Ok(Ok(_)) | Err(_) | Ok(Err(RecvError::Lagged(_))) => {
-                // Quiet or lagging: catch up from the file.
+    if follow {
+        loop {
+            let finished =
+                matches!(visible_job(shared, peer, job), Ok(Some(v)) if v.state.is_final());
+            if finished {
+                // Whatever arrived since the first read.
                 let log = shared.read_log(job);
                 if (log.len() as u64) > sent {
                     write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec())).await?;
-                    sent = log.len() as u64;
                 }
+                break;
             }
-            Ok(Err(RecvError::Closed)) => break,
+            match tokio::time::timeout(std::time::Duration::from_secs(1), events.recv()).await {
+                Ok(Ok(Event::Log {
+                    job: j,
+                    offset,
+                    data,
+                })) if j == job => {
+                    let end = offset + data.len() as u64;
+                    if end > sent {
+                        let skip = sent.saturating_sub(offset) as usize;
+                        write_frame(&mut send, &Response::Log(data[skip..].to_vec())).await?;
+                        sent = end;
+                    }
+                }
+                Ok(Ok(_)) | Err(_) | Ok(Err(RecvError::Lagged(_))) => {
+                    // Quiet or lagging: catch up from the file.
+                    let log = shared.read_log(job);
+                    if (log.len() as u64) > sent {
+                        write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec()))
+                            .await?;
+                        sent = log.len() as u64;
+                    }
+                }
+                Ok(Err(RecvError::Closed)) => break,
+            }
         }
     }
     write_frame(&mut send, &Response::LogEnd).await?;
