@@ -186,3 +186,86 @@ fn toml_lines(text: &str) -> std::collections::BTreeMap<String, String> {
         .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
         .collect()
 }
+
+#[test]
+fn a_killed_node_is_noticed_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coordinator");
+    let (_coordinator, _) = start_coordinator(&data);
+    let config = data.join("client.toml");
+    let config = config.to_str().unwrap();
+    let file = toml_lines(&std::fs::read_to_string(config).unwrap());
+    let token = |role: &str, name: &str| {
+        let v = ok_json(&suanli(
+            &[
+                "--config", config, "token", "create", "--role", role, "--name", name, "--json",
+            ],
+            &[],
+        ));
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let (node_token, tenant_token) = (token("node", "doomed"), token("tenant", "alice"));
+    let conn = [
+        ("SUANLI_COORDINATOR", file["address"].as_str()),
+        ("SUANLI_FINGERPRINT", file["fingerprint"].as_str()),
+    ];
+    let mut node = Running(
+        Command::new(suanli_bin())
+            .args(["node", "--data"])
+            .arg(dir.path().join("node"))
+            .envs(conn)
+            .env("SUANLI_TOKEN", &node_token)
+            .env("NODEVICE_SELECT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts"),
+    );
+    let tenant_env = [conn[0], conn[1], ("SUANLI_TOKEN", tenant_token.as_str())];
+    guest_wasm("misbehave");
+    let job_path = guest_dir().join("misbehave.wasm");
+    let deed = dir.path().join("deed");
+    std::fs::write(&deed, "loop").unwrap();
+    let submitted = ok_json(&suanli(
+        &[
+            "submit",
+            job_path.to_str().unwrap(),
+            "--input",
+            deed.to_str().unwrap(),
+            "--max-attempts",
+            "1",
+            "--json",
+        ],
+        &tenant_env,
+    ));
+    let id = submitted["job"].as_u64().unwrap().to_string();
+    let status = || ok_json(&suanli(&["status", &id, "--json"], &tenant_env));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while status()["state"] != "running" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    node.0.kill().expect("kill -9 the node");
+    let killed = std::time::Instant::now();
+    loop {
+        let s = status();
+        if s["state"] == "failed" {
+            assert_eq!(s["outcome"], "node_lost");
+            assert_eq!(s["attempts"][0]["outcome"], "node_lost");
+            assert_eq!(s["attempts"][0]["gpu_ns"], 0);
+            break;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(5),
+            "node loss not noticed in 5 s: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let noticed = killed.elapsed();
+    eprintln!("node loss noticed after {noticed:?}");
+    let nodes = ok_json(&suanli(&["--config", config, "nodes", "--json"], &[]));
+    assert!(nodes.as_array().unwrap().is_empty());
+}
