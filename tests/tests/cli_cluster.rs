@@ -269,3 +269,100 @@ fn a_killed_node_is_noticed_within_five_seconds() {
     let nodes = ok_json(&suanli(&["--config", config, "nodes", "--json"], &[]));
     assert!(nodes.as_array().unwrap().is_empty());
 }
+
+fn start_coordinator_at(data: &Path, listen: &str) -> Running {
+    let mut child = Command::new(suanli_bin())
+        .args(["coordinator", "--listen", listen, "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coordinator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        if line.expect("line").starts_with("client config:") {
+            break;
+        }
+    }
+    Running(child)
+}
+
+#[test]
+fn queued_jobs_survive_a_coordinator_kill_and_nodes_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("coordinator");
+    let (mut coordinator, _) = start_coordinator(&data);
+    let config = data.join("client.toml");
+    let config = config.to_str().unwrap();
+    let file = toml_lines(&std::fs::read_to_string(config).unwrap());
+    let token = |role: &str, name: &str| {
+        let v = ok_json(&suanli(
+            &[
+                "--config", config, "token", "create", "--role", role, "--name", name, "--json",
+            ],
+            &[],
+        ));
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let (node_token, tenant_token) = (token("node", "provider"), token("tenant", "alice"));
+    let conn = [
+        ("SUANLI_COORDINATOR", file["address"].as_str()),
+        ("SUANLI_FINGERPRINT", file["fingerprint"].as_str()),
+    ];
+    let _node = Running(
+        Command::new(suanli_bin())
+            .args(["node", "--data"])
+            .arg(dir.path().join("node"))
+            .envs(conn)
+            .env("SUANLI_TOKEN", &node_token)
+            .env("NODEVICE_SELECT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts"),
+    );
+    let tenant_env = [conn[0], conn[1], ("SUANLI_TOKEN", tenant_token.as_str())];
+    guest_wasm("vector_add");
+    let job_path = guest_dir().join("vector_add.wasm");
+    let job_path = job_path.to_str().unwrap();
+    // A job no node can take (it needs more GPU memory than exists) stays queued.
+    let stuck = ok_json(&suanli(
+        &[
+            "submit",
+            job_path,
+            "--min-gpu-memory",
+            &u64::MAX.to_string(),
+            "--json",
+        ],
+        &tenant_env,
+    ));
+    let stuck = stuck["job"].as_u64().unwrap().to_string();
+
+    coordinator.0.kill().expect("kill -9 the coordinator");
+    let _ = coordinator.0.wait();
+    let _coordinator = start_coordinator_at(&data, &file["address"]);
+    let after = toml_lines(&std::fs::read_to_string(config).unwrap());
+    assert_eq!(
+        after, file,
+        "address, fingerprint and admin token survive the restart"
+    );
+
+    let status = ok_json(&suanli(&["status", &stuck, "--json"], &tenant_env));
+    assert_eq!(
+        status["state"], "queued",
+        "the queued job survived: {status}"
+    );
+    // The node reconnects by itself (backoff ≤ 5 s) and runs new work.
+    let started = std::time::Instant::now();
+    let done = ok_json(&suanli(
+        &["submit", job_path, "--wait", "--json"],
+        &tenant_env,
+    ));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["attempts"][0]["node"], "provider");
+    eprintln!(
+        "first job after the restart done in {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
