@@ -71,10 +71,7 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     }
     if !args.json {
         eprintln!("job {job} submitted");
-        let first = client.status(job).await?;
-        if let Some(reason) = &first.waiting_reason {
-            eprintln!("queued: {reason}");
-        }
+        show_progress(&client, job).await?;
     }
     let (view, output) = client.result(job).await?;
     if let Some(path) = &args.output
@@ -93,4 +90,32 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints each change of the job's state (queued and why, running where)
+/// until it is final.
+async fn show_progress(client: &suanli_net::Client, job: u64) -> anyhow::Result<()> {
+    let mut last = String::new();
+    loop {
+        let view = client.status(job).await?;
+        let line = match (view.state, view.attempts.last()) {
+            (JobState::Queued, _) => format!(
+                "queued: {}",
+                view.waiting_reason.as_deref().unwrap_or("waiting")
+            ),
+            (JobState::Running, Some(a)) => format!(
+                "running: attempt {} on node {} ({})",
+                a.attempt, a.node_id, a.node
+            ),
+            (state, _) => format!("{}", state.as_str()),
+        };
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if view.state.is_final() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
