@@ -4,17 +4,24 @@
 //! `run(input) -> result<output, string>` and reaches the GPU only through the
 //! host's `suanli:gpu/compute` interface: buffers, WGSL kernels and dispatches.
 //!
-//! ```ignore
+//! ```no_run
 //! use suanli_guest::{Buffer, Kernel, Result};
+//!
+//! const DOUBLE: &str = "
+//! @group(0) @binding(0) var<storage, read_write> data: array<f32>;
+//! @compute @workgroup_size(64)
+//! fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+//!     if (id.x < arrayLength(&data)) { data[id.x] = 2.0 * data[id.x]; }
+//! }";
 //!
 //! fn run(input: &[u8]) -> Result<Vec<u8>> {
 //!     let data: Vec<f32> = suanli_guest::decode(input)?;
 //!     let buf = Buffer::from_slice(&data)?;
-//!     Kernel::new(include_str!("double.wgsl"), "main")?
-//!         .dispatch(&[&buf], suanli_guest::grid(data.len(), 64))?;
+//!     Kernel::new(DOUBLE, "main")?.dispatch(&[&buf], suanli_guest::grid(data.len(), 64))?;
 //!     buf.read_bytes()
 //! }
 //! suanli_guest::job!(run);
+//! # fn main() {}
 //! ```
 //!
 //! Errors from the host (naga's WGSL diagnostics, validation errors, quota
