@@ -337,3 +337,59 @@ async fn logs_stream_and_cancel_stops_a_running_job() {
     }
     cluster.stop_nodes();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_queued_jobs_do_not_starve_another_tenants_one() {
+    let cluster = TestCluster::start().await;
+    let hog = std::sync::Arc::new(cluster.tenant("hog").await);
+    let lone = cluster.tenant("lone").await;
+    let module = guest_wasm("vector_add");
+    let input = vector_add::reference::encode_input(&[1.0; 8], &[2.0; 8]);
+    let (hashes, _) = hog.ensure_blobs(&[&module, &input]).await.unwrap();
+    let spec = suanli_proto::JobSpec {
+        module: hashes[0],
+        input: hashes[1],
+        requirements: Requirements::default(),
+        limits: JobLimits::default(),
+        max_attempts: 1,
+    };
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (hog, spec) = (hog.clone(), spec.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..1250 {
+                match hog
+                    .call(&suanli_proto::Request::Submit(spec.clone()))
+                    .await
+                    .unwrap()
+                {
+                    suanli_proto::Response::Submitted { .. } => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    eprintln!("10,000 submissions in {:?}", started.elapsed());
+    let lonely = submit(&lone, &module, &input).await;
+    cluster.add_node("node-a", 1, None).await;
+    let view = lone.wait(lonely).await.unwrap();
+    assert_eq!(view.state, JobState::Succeeded, "{:?}", view.error);
+    assert_eq!(lonely, 10_001, "a fresh coordinator numbers jobs from 1");
+    // The hog's jobs run oldest first; with one slot and alternating turns,
+    // at most two of them may finish before the lone job does.
+    let mut hog_done = 0;
+    for job in 1..=20 {
+        if hog.status(job).await.unwrap().state.is_final() {
+            hog_done += 1;
+        }
+    }
+    assert!(
+        hog_done <= 2,
+        "{hog_done} of the hog's jobs finished before the lone one"
+    );
+    cluster.stop_nodes();
+}

@@ -1,9 +1,10 @@
 //! Assigns queued jobs to live nodes with a free slot and a GPU that fits.
 //!
 //! Fairness: tenants take turns. Each round offers every tenant with queued
-//! work one placement, tenants with fewer running jobs first; the ledger hands
-//! over at most [`PER_TENANT`] queued jobs per tenant, so a tenant with 10,000
-//! queued jobs costs no more per round than a tenant with one.
+//! work one placement, tenants with fewer running jobs first and, among equals,
+//! the one served longest ago; the ledger hands over at most [`PER_TENANT`]
+//! queued jobs per tenant, so a tenant with 10,000 queued jobs costs no more
+//! per round than a tenant with one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -21,8 +22,9 @@ const PER_TENANT: u32 = 32;
 const TICK: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut turns = Turns::default();
     loop {
-        if let Err(err) = pass(&shared) {
+        if let Err(err) = pass(&shared, &mut turns) {
             tracing::error!(%err, "scheduler pass failed");
         }
         tokio::select! {
@@ -32,8 +34,26 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// When each tenant was last given a slot, in placements.
+#[derive(Default)]
+struct Turns {
+    clock: u64,
+    last: HashMap<String, u64>,
+}
+
+impl Turns {
+    fn last(&self, tenant: &str) -> u64 {
+        self.last.get(tenant).copied().unwrap_or(0)
+    }
+
+    fn served(&mut self, tenant: &str) {
+        self.clock += 1;
+        self.last.insert(tenant.to_owned(), self.clock);
+    }
+}
+
 /// One scheduling pass; returns how many jobs were placed.
-fn pass(shared: &Shared) -> Result<usize, suanli_ledger::LedgerError> {
+fn pass(shared: &Shared, turns: &mut Turns) -> Result<usize, suanli_ledger::LedgerError> {
     let queued = shared.ledger().queued(PER_TENANT)?;
     if queued.is_empty() {
         return Ok(0);
@@ -49,7 +69,7 @@ fn pass(shared: &Shared) -> Result<usize, suanli_ledger::LedgerError> {
     let mut placed = 0;
     loop {
         let mut tenants: Vec<String> = by_tenant.keys().cloned().collect();
-        tenants.sort_by_key(|t| running.get(t).copied().unwrap_or(0));
+        tenants.sort_by_key(|t| (running.get(t).copied().unwrap_or(0), turns.last(t)));
         let mut progress = false;
         for tenant in tenants {
             let Some(queue) = by_tenant.get_mut(&tenant) else {
@@ -68,6 +88,7 @@ fn pass(shared: &Shared) -> Result<usize, suanli_ledger::LedgerError> {
             };
             if place(shared, &job)? {
                 *running.entry(tenant.clone()).or_default() += 1;
+                turns.served(&tenant);
                 placed += 1;
                 progress = true;
             }
