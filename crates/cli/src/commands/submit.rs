@@ -107,7 +107,7 @@ async fn show_progress(client: &suanli_net::Client, job: u64) -> anyhow::Result<
                 "running: attempt {} on node {} ({})",
                 a.attempt, a.node_id, a.node
             ),
-            (state, _) => format!("{}", state.as_str()),
+            (state, _) => state.as_str().to_owned(),
         };
         if line != last {
             eprintln!("{line}");
