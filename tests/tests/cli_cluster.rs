@@ -39,9 +39,11 @@ fn ok_json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn start_coordinator(data: &Path) -> (Running, String) {
+/// A `suanli coordinator` process; returns it and what it printed up to its
+/// `client config:` line.
+fn start_coordinator(data: &Path, listen: &str) -> (Running, String) {
     let mut child = Command::new(suanli_bin())
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--data"])
+        .args(["coordinator", "--listen", listen, "--data"])
         .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -65,7 +67,7 @@ fn start_coordinator(data: &Path) -> (Running, String) {
 fn operator_provider_and_tenant_use_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("coordinator");
-    let (_coordinator, printed) = start_coordinator(&data);
+    let (_coordinator, printed) = start_coordinator(&data, "127.0.0.1:0");
     assert!(
         printed.contains("coordinator listening on 127.0.0.1:"),
         "{printed}"
@@ -89,40 +91,15 @@ fn operator_provider_and_tenant_use_the_cli() {
     let file: std::collections::BTreeMap<String, String> =
         toml_lines(&std::fs::read_to_string(config).unwrap());
 
-    let alice = ok_json(&suanli(
-        &[
-            "--config", config, "token", "create", "--role", "tenant", "--name", "alice", "--json",
-        ],
-        &[],
-    ));
-    assert_eq!(alice["role"], "tenant");
-    assert_eq!(alice["name"], "alice");
-    let alice_token = alice["token"].as_str().unwrap().to_owned();
-    let node = ok_json(&suanli(
-        &[
-            "--config", config, "token", "create", "--role", "node", "--name", "prov", "--json",
-        ],
-        &[],
-    ));
-    let node_token = node["token"].as_str().unwrap().to_owned();
+    let alice_token = create_token(config, "tenant", "alice");
+    let node_token = create_token(config, "node", "prov");
 
     let conn = [
         ("SUANLI_COORDINATOR", file["address"].as_str()),
         ("SUANLI_FINGERPRINT", file["fingerprint"].as_str()),
     ];
     let node_dir = dir.path().join("node");
-    let _node = Running(
-        Command::new(suanli_bin())
-            .args(["node", "--slots", "1", "--data"])
-            .arg(&node_dir)
-            .envs(conn)
-            .env("SUANLI_TOKEN", &node_token)
-            .env("NODEVICE_SELECT", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node starts"),
-    );
+    let _node = spawn_node(&node_dir, &conn, &node_token);
     let tenant_env = [conn[0], conn[1], ("SUANLI_TOKEN", alice_token.as_str())];
 
     guest_wasm("vector_add");
@@ -179,6 +156,35 @@ fn operator_provider_and_tenant_use_the_cli() {
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("no token: pass --token"));
 }
 
+/// `suanli token create` with the admin's config file; returns the secret.
+fn create_token(config: &str, role: &str, name: &str) -> String {
+    let created = ok_json(&suanli(
+        &[
+            "--config", config, "token", "create", "--role", role, "--name", name, "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(created["role"], role);
+    assert_eq!(created["name"], name);
+    created["token"].as_str().expect("a token").to_owned()
+}
+
+/// A `suanli node` process reaching the coordinator through `conn`.
+fn spawn_node(data: &Path, conn: &[(&str, &str)], token: &str) -> Running {
+    Running(
+        Command::new(suanli_bin())
+            .args(["node", "--slots", "1", "--data"])
+            .arg(data)
+            .envs(conn.iter().copied())
+            .env("SUANLI_TOKEN", token)
+            .env("NODEVICE_SELECT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts"),
+    )
+}
+
 /// `key = "value"` lines of a flat TOML file.
 fn toml_lines(text: &str) -> std::collections::BTreeMap<String, String> {
     text.lines()
@@ -191,36 +197,19 @@ fn toml_lines(text: &str) -> std::collections::BTreeMap<String, String> {
 fn a_killed_node_is_noticed_within_five_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("coordinator");
-    let (_coordinator, _) = start_coordinator(&data);
+    let (_coordinator, _) = start_coordinator(&data, "127.0.0.1:0");
     let config = data.join("client.toml");
     let config = config.to_str().unwrap();
     let file = toml_lines(&std::fs::read_to_string(config).unwrap());
-    let token = |role: &str, name: &str| {
-        let v = ok_json(&suanli(
-            &[
-                "--config", config, "token", "create", "--role", role, "--name", name, "--json",
-            ],
-            &[],
-        ));
-        v["token"].as_str().unwrap().to_owned()
-    };
-    let (node_token, tenant_token) = (token("node", "doomed"), token("tenant", "alice"));
+    let (node_token, tenant_token) = (
+        create_token(config, "node", "doomed"),
+        create_token(config, "tenant", "alice"),
+    );
     let conn = [
         ("SUANLI_COORDINATOR", file["address"].as_str()),
         ("SUANLI_FINGERPRINT", file["fingerprint"].as_str()),
     ];
-    let mut node = Running(
-        Command::new(suanli_bin())
-            .args(["node", "--data"])
-            .arg(dir.path().join("node"))
-            .envs(conn)
-            .env("SUANLI_TOKEN", &node_token)
-            .env("NODEVICE_SELECT", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node starts"),
-    );
+    let mut node = spawn_node(&dir.path().join("node"), &conn, &node_token);
     let tenant_env = [conn[0], conn[1], ("SUANLI_TOKEN", tenant_token.as_str())];
     guest_wasm("misbehave");
     let job_path = guest_dir().join("misbehave.wasm");
@@ -270,57 +259,23 @@ fn a_killed_node_is_noticed_within_five_seconds() {
     assert!(nodes.as_array().unwrap().is_empty());
 }
 
-fn start_coordinator_at(data: &Path, listen: &str) -> Running {
-    let mut child = Command::new(suanli_bin())
-        .args(["coordinator", "--listen", listen, "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("coordinator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    for line in BufReader::new(stdout).lines() {
-        if line.expect("line").starts_with("client config:") {
-            break;
-        }
-    }
-    Running(child)
-}
-
 #[test]
 fn queued_jobs_survive_a_coordinator_kill_and_nodes_reconnect() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("coordinator");
-    let (mut coordinator, _) = start_coordinator(&data);
+    let (mut coordinator, _) = start_coordinator(&data, "127.0.0.1:0");
     let config = data.join("client.toml");
     let config = config.to_str().unwrap();
     let file = toml_lines(&std::fs::read_to_string(config).unwrap());
-    let token = |role: &str, name: &str| {
-        let v = ok_json(&suanli(
-            &[
-                "--config", config, "token", "create", "--role", role, "--name", name, "--json",
-            ],
-            &[],
-        ));
-        v["token"].as_str().unwrap().to_owned()
-    };
-    let (node_token, tenant_token) = (token("node", "provider"), token("tenant", "alice"));
+    let (node_token, tenant_token) = (
+        create_token(config, "node", "provider"),
+        create_token(config, "tenant", "alice"),
+    );
     let conn = [
         ("SUANLI_COORDINATOR", file["address"].as_str()),
         ("SUANLI_FINGERPRINT", file["fingerprint"].as_str()),
     ];
-    let _node = Running(
-        Command::new(suanli_bin())
-            .args(["node", "--data"])
-            .arg(dir.path().join("node"))
-            .envs(conn)
-            .env("SUANLI_TOKEN", &node_token)
-            .env("NODEVICE_SELECT", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node starts"),
-    );
+    let _node = spawn_node(&dir.path().join("node"), &conn, &node_token);
     let tenant_env = [conn[0], conn[1], ("SUANLI_TOKEN", tenant_token.as_str())];
     guest_wasm("vector_add");
     let job_path = guest_dir().join("vector_add.wasm");
@@ -340,7 +295,7 @@ fn queued_jobs_survive_a_coordinator_kill_and_nodes_reconnect() {
 
     coordinator.0.kill().expect("kill -9 the coordinator");
     let _ = coordinator.0.wait();
-    let _coordinator = start_coordinator_at(&data, &file["address"]);
+    let _coordinator = start_coordinator(&data, &file["address"]);
     let after = toml_lines(&std::fs::read_to_string(config).unwrap());
     assert_eq!(
         after, file,
