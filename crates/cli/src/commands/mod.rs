@@ -22,8 +22,41 @@ pub fn seconds_to_ns(flag: &str, seconds: f64) -> anyhow::Result<u64> {
     Ok((seconds * 1e9).round() as u64)
 }
 
-pub fn seconds_to_duration(flag: &str, seconds: f64) -> anyhow::Result<Duration> {
-    Ok(Duration::from_nanos(seconds_to_ns(flag, seconds)?))
+/// The limits a job runs under: the same flags for `run` and `submit`.
+#[derive(clap::Args)]
+pub struct LimitArgs {
+    /// Stop the job with `gpu_budget_exceeded` once its metered GPU time passes this.
+    #[arg(long, value_name = "SECONDS")]
+    pub max_gpu_seconds: Option<f64>,
+    /// Wall-time limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Linear-memory limit of the job.
+    #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
+    pub max_memory: u64,
+}
+
+impl LimitArgs {
+    pub fn max_gpu_ns(&self) -> anyhow::Result<Option<u64>> {
+        self.max_gpu_seconds
+            .map(|s| seconds_to_ns("--max-gpu-seconds", s))
+            .transpose()
+    }
+
+    pub fn timeout(&self) -> anyhow::Result<Duration> {
+        Ok(Duration::from_nanos(seconds_to_ns(
+            "--timeout",
+            self.timeout,
+        )?))
+    }
+}
+
+/// The job's input file, or empty input.
+pub fn read_input(path: Option<&std::path::Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        Some(path) => read_file("input", path),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `$XDG_CACHE_HOME/suanli/components`, else `~/.cache/suanli/components`.

@@ -5,7 +5,7 @@ use anyhow::Context;
 use suanli_gpu::{Gpu, GpuOptions};
 use suanli_sandbox::{JobLimits, JobReport, Outcome, Sandbox, SandboxConfig};
 
-use super::{default_cache_dir, read_file, seconds_to_duration, seconds_to_ns};
+use super::{LimitArgs, default_cache_dir, read_file, read_input};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,15 +17,8 @@ pub struct Args {
     /// Write the job's output here.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Stop the job with `gpu_budget_exceeded` once its metered GPU time passes this.
-    #[arg(long, value_name = "SECONDS")]
-    max_gpu_seconds: Option<f64>,
-    /// Wall-time limit.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-    timeout: f64,
-    /// Linear-memory limit of the job.
-    #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
-    max_memory: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Bytes of stdout/stderr kept in the job log; the rest is dropped.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     max_log: usize,
@@ -42,17 +35,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let wasm = read_file("job", &args.job)?;
-    let input = match &args.input {
-        Some(path) => read_file("input", path)?,
-        None => Vec::new(),
-    };
+    let input = read_input(args.input.as_deref())?;
     let limits = JobLimits {
-        max_memory_bytes: usize::try_from(args.max_memory).unwrap_or(usize::MAX),
-        timeout: seconds_to_duration("--timeout", args.timeout)?,
-        max_gpu_ns: args
-            .max_gpu_seconds
-            .map(|s| seconds_to_ns("--max-gpu-seconds", s))
-            .transpose()?,
+        max_memory_bytes: usize::try_from(args.limits.max_memory).unwrap_or(usize::MAX),
+        timeout: args.limits.timeout()?,
+        max_gpu_ns: args.limits.max_gpu_ns()?,
         max_log_bytes: args.max_log,
         ..JobLimits::default()
     };

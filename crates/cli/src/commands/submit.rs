@@ -5,7 +5,7 @@ use anyhow::Context;
 use suanli_proto::{JobLimits, JobState, Requirements, Role};
 
 use super::connect::Connection;
-use super::{json, read_file, seconds_to_ns};
+use super::{LimitArgs, json, read_file, read_input};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -13,12 +13,8 @@ pub struct Args {
     job: PathBuf,
     #[arg(long, short)]
     input: Option<PathBuf>,
-    #[arg(long, value_name = "SECONDS")]
-    max_gpu_seconds: Option<f64>,
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-    timeout: f64,
-    #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
-    max_memory: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Only run on a node whose GPU offers at least this many bytes (largest buffer).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     min_gpu_memory: u64,
@@ -37,17 +33,11 @@ pub struct Args {
 
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     let module = read_file("job", &args.job)?;
-    let input = match &args.input {
-        Some(p) => read_file("input", p)?,
-        None => Vec::new(),
-    };
+    let input = read_input(args.input.as_deref())?;
     let limits = JobLimits {
-        max_gpu_ns: args
-            .max_gpu_seconds
-            .map(|s| seconds_to_ns("--max-gpu-seconds", s))
-            .transpose()?,
-        timeout_ns: seconds_to_ns("--timeout", args.timeout)?,
-        max_memory_bytes: args.max_memory,
+        max_gpu_ns: args.limits.max_gpu_ns()?,
+        timeout_ns: u64::try_from(args.limits.timeout()?.as_nanos()).unwrap_or(u64::MAX),
+        max_memory_bytes: args.limits.max_memory,
     };
     let client = conn.connect(Role::Tenant).await?;
     let job = client
