@@ -13,10 +13,13 @@
 mod codec;
 mod hash;
 mod messages;
+mod receipt;
+pub mod usage;
 
 pub use codec::{CodecError, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decode, encode, frame_len};
 pub use hash::Hash;
 pub use messages::*;
+pub use receipt::{PublicKey, Receipt, ReceiptError, ReceiptSigner, Signature};
 
 /// ALPN protocol id of suanli over QUIC.
 pub const ALPN: &[u8] = b"suanli/1";

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Hash;
+use crate::usage::{Price, UsageQuery, UsageRecord, UsageReport};
+use crate::{Hash, PublicKey, Receipt, Signature};
 
 /// Who a token belongs to, and so what it may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,6 +135,12 @@ pub struct AttemptView {
     pub metering: Option<String>,
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
+    /// GPU class of the node, and its price when the attempt started.
+    pub gpu_class: String,
+    pub price_micros: u64,
+    /// GPU time billed (0 while running or when the tenant does not pay).
+    pub charged_gpu_ns: u64,
+    pub cost_micros: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +179,9 @@ pub struct GpuInfo {
 pub struct NodeInfo {
     pub gpu: GpuInfo,
     pub slots: u32,
+    /// The key the node signs receipts with. The first registration with a
+    /// node token binds it to that token; later ones must present the same.
+    pub public_key: PublicKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +190,9 @@ pub struct NodeView {
     /// The name of the node token it connected with.
     pub name: String,
     pub gpu: GpuInfo,
+    /// The price class (see `suanli price`).
+    pub gpu_class: String,
+    pub public_key: PublicKey,
     pub slots: u32,
     pub running: u32,
     pub connected: bool,
@@ -218,6 +231,34 @@ pub enum Request {
     /// A node's control stream: answer `Registered`, then [`ToNode`] frames
     /// flow down and [`FromNode`] frames flow up the same stream.
     Register(NodeInfo),
+    /// Sets the price of a GPU class, in micro-units per GPU-second (admin).
+    /// The class `default` prices every class without its own price.
+    SetPrice {
+        class: String,
+        micros: u64,
+    },
+    /// Prices in force (answer `Prices`).
+    ListPrices,
+    /// Puts a provider's nodes (by node token name) in a GPU class, or back
+    /// to the class derived from their adapter with `None` (admin).
+    SetNodeClass {
+        node: String,
+        class: Option<String>,
+    },
+    /// A tenant's credit limit in micro-units, or none (admin).
+    SetCreditLimit {
+        tenant: String,
+        micros: Option<u64>,
+    },
+    /// Totals (answer `Usage`); narrowed to the caller's own for tenants and nodes.
+    Usage(UsageQuery),
+    /// Per-attempt usage with receipts, in (job, attempt) order after `after`
+    /// (answer `UsageRecords`, at most `limit`).
+    UsageRecords {
+        query: UsageQuery,
+        after: Option<(u64, u32)>,
+        limit: u32,
+    },
 }
 
 impl Request {
@@ -236,6 +277,12 @@ impl Request {
             Request::ListNodes => "list-nodes",
             Request::CreateToken { .. } => "create-token",
             Request::Register(_) => "register",
+            Request::SetPrice { .. } => "set-price",
+            Request::ListPrices => "list-prices",
+            Request::SetNodeClass { .. } => "set-node-class",
+            Request::SetCreditLimit { .. } => "set-credit-limit",
+            Request::Usage(_) => "usage",
+            Request::UsageRecords { .. } => "usage-records",
         }
     }
 }
@@ -248,6 +295,8 @@ pub enum ErrorCode {
     NotFound,
     BadRequest,
     TooLarge,
+    /// The tenant's credit limit does not cover the job's worst case.
+    CreditLimit,
     Internal,
 }
 
@@ -279,6 +328,9 @@ pub enum Response {
     Registered {
         node_id: u64,
     },
+    Prices(Vec<Price>),
+    Usage(UsageReport),
+    UsageRecords(Vec<UsageRecord>),
 }
 
 /// Coordinator → node, on the node's control stream.
@@ -307,17 +359,11 @@ pub enum FromNode {
     Finished(AttemptResult),
 }
 
+/// The end of an attempt: its signed receipt, and what is not billed on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptResult {
-    pub job: u64,
-    pub attempt: u32,
-    pub outcome: String,
+    pub receipt: Receipt,
+    pub signature: Signature,
     pub error: Option<String>,
-    pub output: Option<Hash>,
     pub output_bytes: u64,
-    pub gpu_ns: u64,
-    pub wall_ns: u64,
-    pub metering: String,
-    pub started_ms: u64,
-    pub ended_ms: u64,
 }

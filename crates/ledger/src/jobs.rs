@@ -1,0 +1,731 @@
+//! The job queue and attempts: submission (with the credit check), start,
+//! and the end of every attempt, which writes its usage row in the same
+//! transaction.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use suanli_proto::{
+    AttemptResult, AttemptView, Hash, JobLimits, JobSpec, JobState, JobView, PublicKey, Receipt,
+    Requirements,
+};
+
+use crate::billing::{charged_gpu_ns, cost_micros, worst_case_micros};
+use crate::{Ledger, LedgerError, Result, hash_from, i, u};
+
+/// A queued job as the scheduler sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedJob {
+    pub id: u64,
+    pub tenant: String,
+    pub spec: JobSpec,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// What a submission did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Accepted(u64),
+    /// Refused: the tenant's credit limit does not cover the worst case.
+    OverCredit(String),
+}
+
+/// What starting an attempt did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Start {
+    Started {
+        attempt: u32,
+    },
+    /// The job is not queued any more.
+    NotQueued,
+    /// Starting it could take the tenant past its credit limit; it stays queued.
+    OverCredit(String),
+}
+
+/// What recording an attempt's end did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// The attempt ended now; the job is in `state`.
+    Ended { state: JobState },
+    /// The attempt had already ended (a re-sent result): nothing changed.
+    Duplicate,
+    /// No such attempt of this node (e.g. another node's): nothing changed.
+    Unknown,
+    /// The receipt is not the attempt's or its signature is wrong: nothing
+    /// was recorded for it.
+    Rejected(String),
+}
+
+fn parse_state(s: &str) -> Result<JobState> {
+    Ok(match s {
+        "queued" => JobState::Queued,
+        "running" => JobState::Running,
+        "succeeded" => JobState::Succeeded,
+        "failed" => JobState::Failed,
+        "cancelled" => JobState::Cancelled,
+        other => return Err(LedgerError::Corrupt(format!("unknown job state {other:?}"))),
+    })
+}
+
+fn limits_from(max_gpu: Option<i64>, timeout: i64, max_mem: i64) -> JobLimits {
+    JobLimits {
+        max_gpu_ns: max_gpu.map(u),
+        timeout_ns: u(timeout),
+        max_memory_bytes: u(max_mem),
+    }
+}
+
+/// The row of an attempt with what its end needs.
+struct OpenAttempt {
+    node_id: u64,
+    ended: bool,
+    node_key: Vec<u8>,
+    node_name: String,
+    gpu_class: String,
+    price_micros: u64,
+    tenant: String,
+    state: JobState,
+    module: Hash,
+    input: Hash,
+    limits: JobLimits,
+    max_attempts: u32,
+    started_ms: u64,
+}
+
+fn open_attempt(tx: &Transaction<'_>, job: u64, attempt: u32) -> Result<Option<OpenAttempt>> {
+    let row = tx
+        .query_row(
+            "SELECT a.node_id, a.outcome IS NOT NULL, n.public_key, n.name, a.gpu_class, a.price_micros,
+                    j.tenant, j.state, j.module, j.input, j.max_gpu_ns, j.timeout_ns, j.max_memory,
+                    j.max_attempts, a.started_ms
+             FROM attempts a JOIN nodes n ON n.id = a.node_id JOIN jobs j ON j.id = a.job
+             WHERE a.job = ?1 AND a.attempt = ?2",
+            params![i(job), attempt],
+            |r| {
+                Ok((
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ),
+                    (
+                        r.get::<_, String>(6)?,
+                        r.get::<_, String>(7)?,
+                        r.get::<_, Vec<u8>>(8)?,
+                        r.get::<_, Vec<u8>>(9)?,
+                        r.get::<_, Option<i64>>(10)?,
+                        r.get::<_, i64>(11)?,
+                        r.get::<_, i64>(12)?,
+                        r.get::<_, u32>(13)?,
+                        r.get::<_, i64>(14)?,
+                    ),
+                ))
+            },
+        )
+        .optional()?;
+    let Some((a, j)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(OpenAttempt {
+        node_id: u(a.0),
+        ended: a.1,
+        node_key: a.2,
+        node_name: a.3,
+        gpu_class: a.4,
+        price_micros: u(a.5),
+        tenant: j.0,
+        state: parse_state(&j.1)?,
+        module: hash_from(j.2)?,
+        input: hash_from(j.3)?,
+        limits: limits_from(j.4, j.5, j.6),
+        max_attempts: j.7,
+        started_ms: u(j.8),
+    }))
+}
+
+/// The newest price of `class`, else of `default`, else 0.
+pub(crate) fn price_for(tx: &Transaction<'_>, class: &str) -> Result<u64> {
+    let price: Option<i64> = tx
+        .query_row(
+            "SELECT micros FROM prices WHERE class IN (?1, 'default')
+             ORDER BY class = ?1 DESC, id DESC LIMIT 1",
+            params![class],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(price.map(u).unwrap_or(0))
+}
+
+/// The highest price in force: what a queued job may end up paying.
+fn max_price(tx: &Transaction<'_>) -> Result<u64> {
+    let price: Option<i64> = tx.query_row(
+        "SELECT MAX(micros) FROM prices p WHERE id = (SELECT MAX(id) FROM prices WHERE class = p.class)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(price.map(u).unwrap_or(0))
+}
+
+pub(crate) fn credit_limit(tx: &Transaction<'_>, tenant: &str) -> Result<Option<u64>> {
+    Ok(tx
+        .query_row(
+            "SELECT micros FROM credit_limits WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .map(u))
+}
+
+pub(crate) fn spend(tx: &Transaction<'_>, tenant: &str) -> Result<u64> {
+    let mut stmt = tx.prepare_cached("SELECT cost_micros FROM usage WHERE tenant = ?1")?;
+    let rows = stmt.query_map(params![tenant], |r| r.get::<_, i64>(0))?;
+    let mut total = 0u64;
+    for c in rows {
+        total = total.saturating_add(u(c?));
+    }
+    Ok(total)
+}
+
+fn micros(m: u64) -> String {
+    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
+impl Ledger {
+    /// Queues a job, unless the tenant's credit limit cannot cover its worst
+    /// case on top of what the tenant spent and what its queued and running
+    /// jobs may still cost (each at the highest price in force).
+    pub fn submit(&mut self, tenant: &str, spec: &JobSpec, now_ms: u64) -> Result<Admission> {
+        let tx = self.conn.transaction()?;
+        if let Some(limit) = credit_limit(&tx, tenant)? {
+            let price = max_price(&tx)?;
+            let spent = spend(&tx, tenant)?;
+            let mut held = 0u64;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT max_gpu_ns, timeout_ns, max_memory FROM jobs
+                     WHERE tenant = ?1 AND state IN ('queued', 'running')",
+                )?;
+                let rows = stmt.query_map(params![tenant], |r| {
+                    Ok(limits_from(r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+                for limits in rows {
+                    held = held.saturating_add(worst_case_micros(&limits?, price));
+                }
+            }
+            let worst = worst_case_micros(&spec.limits, price);
+            if spent.saturating_add(held).saturating_add(worst) > limit {
+                return Ok(Admission::OverCredit(format!(
+                    "credit limit reached: tenant {tenant} has spent {} of its limit of {} and {} \
+                     is held for its queued and running jobs; this job may cost up to {} \
+                     ({} GPU-seconds at the highest price, {} per GPU-second). \
+                     Lower --max-gpu-seconds or --timeout, or ask the operator to raise the limit",
+                    micros(spent),
+                    micros(limit),
+                    micros(held),
+                    micros(worst),
+                    crate::billing::charge_cap_ns(&spec.limits) as f64 / 1e9,
+                    micros(price),
+                )));
+            }
+        }
+        tx.execute(
+            "INSERT INTO jobs (tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns, max_memory,
+                               max_attempts, submitted_ms)
+             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                tenant,
+                spec.module.0.as_slice(),
+                spec.input.0.as_slice(),
+                i(spec.requirements.min_gpu_memory),
+                spec.limits.max_gpu_ns.map(i),
+                i(spec.limits.timeout_ns),
+                i(spec.limits.max_memory_bytes),
+                spec.max_attempts,
+                i(now_ms),
+            ],
+        )?;
+        let id = u(tx.last_insert_rowid());
+        tx.commit()?;
+        Ok(Admission::Accepted(id))
+    }
+
+    pub fn job(&self, id: u64) -> Result<Option<JobView>> {
+        let mut views = self.query_jobs("WHERE id = ?1", params![i(id)])?;
+        Ok(views.pop())
+    }
+
+    /// Jobs of one tenant, or of all tenants, newest first.
+    pub fn jobs(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<JobView>> {
+        match tenant {
+            Some(t) => self.query_jobs(
+                "WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
+                params![t, limit],
+            ),
+            None => self.query_jobs("ORDER BY id DESC LIMIT ?1", params![limit]),
+        }
+    }
+
+    fn query_jobs(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<JobView>> {
+        let sql = format!(
+            "SELECT id, tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns, max_memory,
+                    max_attempts, outcome, error, output, output_bytes, submitted_ms, finished_ms
+             FROM jobs {tail}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((
+                (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, i64>(7)?,
+                ),
+                (
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, u32>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                    r.get::<_, Option<String>>(11)?,
+                    r.get::<_, Option<Vec<u8>>>(12)?,
+                    r.get::<_, i64>(13)?,
+                    r.get::<_, i64>(14)?,
+                    r.get::<_, Option<i64>>(15)?,
+                ),
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                (id, tenant, state, module, input, min_mem, max_gpu, timeout),
+                (max_mem, max_attempts, outcome, error, output, output_bytes, submitted, finished),
+            ) = row?;
+            let id = u(id);
+            out.push(JobView {
+                id,
+                tenant,
+                state: parse_state(&state)?,
+                spec: JobSpec {
+                    module: hash_from(module)?,
+                    input: hash_from(input)?,
+                    requirements: Requirements {
+                        min_gpu_memory: u(min_mem),
+                    },
+                    limits: limits_from(max_gpu, timeout, max_mem),
+                    max_attempts,
+                },
+                waiting_reason: None,
+                outcome,
+                error,
+                output: output.map(hash_from).transpose()?,
+                output_bytes: u(output_bytes),
+                submitted_ms: u(submitted),
+                finished_ms: finished.map(u),
+                attempts: self.attempts(id)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn attempts(&self, job: u64) -> Result<Vec<AttemptView>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.attempt, a.node_id, n.name, a.outcome, a.error, a.gpu_ns, a.wall_ns, a.metering,
+                    a.started_ms, a.ended_ms, a.gpu_class, a.price_micros,
+                    COALESCE(us.charged_gpu_ns, 0), COALESCE(us.cost_micros, 0)
+             FROM attempts a JOIN nodes n ON n.id = a.node_id
+             LEFT JOIN usage us ON us.job = a.job AND us.attempt = a.attempt
+             WHERE a.job = ?1 ORDER BY a.attempt",
+        )?;
+        let rows = stmt.query_map(params![i(job)], |r| {
+            Ok(AttemptView {
+                attempt: r.get(0)?,
+                node_id: u(r.get(1)?),
+                node: r.get(2)?,
+                outcome: r.get(3)?,
+                error: r.get(4)?,
+                gpu_ns: u(r.get(5)?),
+                wall_ns: u(r.get(6)?),
+                metering: r.get(7)?,
+                started_ms: u(r.get(8)?),
+                ended_ms: r.get::<_, Option<i64>>(9)?.map(u),
+                gpu_class: r.get(10)?,
+                price_micros: u(r.get(11)?),
+                charged_gpu_ns: u(r.get(12)?),
+                cost_micros: u(r.get(13)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `per_tenant` oldest queued jobs of every tenant, oldest first
+    /// within a tenant. Bounded per tenant, so one tenant's 10,000 queued jobs
+    /// cost the scheduler no more than another's one.
+    pub fn queued(&self, per_tenant: u32) -> Result<Vec<QueuedJob>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id FROM (
+                    SELECT id, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY id) AS rank
+                    FROM jobs WHERE state = 'queued')
+                 WHERE rank <= ?1 ORDER BY id",
+            )?;
+            stmt.query_map(params![per_tenant], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(view) = self.job(u(id))? {
+                out.push(QueuedJob {
+                    id: view.id,
+                    tenant: view.tenant,
+                    attempts: view.attempts.len() as u32,
+                    spec: view.spec,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a queued job to running with a new attempt on `node_id`, at the
+    /// price of the node's class now — unless the attempt's worst case would
+    /// take the tenant past its credit limit (spend + running attempts'
+    /// worst cases at their prices + this one).
+    pub fn start_attempt(&mut self, job: u64, node_id: u64, now_ms: u64) -> Result<Start> {
+        let tx = self.conn.transaction()?;
+        let row: Option<(String, Option<i64>, i64, i64)> = tx
+            .query_row(
+                "SELECT tenant, max_gpu_ns, timeout_ns, max_memory FROM jobs WHERE id = ?1 AND state = 'queued'",
+                params![i(job)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((tenant, max_gpu, timeout, max_mem)) = row else {
+            return Ok(Start::NotQueued);
+        };
+        let gpu_class: String = tx
+            .query_row(
+                "SELECT gpu_class FROM nodes WHERE id = ?1",
+                params![i(node_id)],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| LedgerError::Corrupt(format!("no node session {node_id}")))?;
+        let price = price_for(&tx, &gpu_class)?;
+        let limits = limits_from(max_gpu, timeout, max_mem);
+        if let Some(limit) = credit_limit(&tx, &tenant)? {
+            let mut held = 0u64;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT j.max_gpu_ns, j.timeout_ns, j.max_memory, a.price_micros
+                     FROM attempts a JOIN jobs j ON j.id = a.job
+                     WHERE j.tenant = ?1 AND a.outcome IS NULL",
+                )?;
+                let rows = stmt.query_map(params![tenant], |r| {
+                    Ok((
+                        limits_from(r.get(0)?, r.get(1)?, r.get(2)?),
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (l, p) = row?;
+                    held = held.saturating_add(worst_case_micros(&l, u(p)));
+                }
+            }
+            let spent = spend(&tx, &tenant)?;
+            let worst = worst_case_micros(&limits, price);
+            if spent.saturating_add(held).saturating_add(worst) > limit {
+                return Ok(Start::OverCredit(format!(
+                    "tenant {tenant}'s credit limit of {} is taken by {} spent and {} held by running jobs; \
+                     this job may cost up to {} on a {gpu_class} node",
+                    micros(limit),
+                    micros(spent),
+                    micros(held),
+                    micros(worst)
+                )));
+            }
+        }
+        tx.execute(
+            "UPDATE jobs SET state = 'running' WHERE id = ?1",
+            params![i(job)],
+        )?;
+        let attempt: u32 = tx.query_row(
+            "SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE job = ?1",
+            params![i(job)],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO attempts (job, attempt, node_id, gpu_ns, wall_ns, started_ms, gpu_class, price_micros)
+             VALUES (?1, ?2, ?3, 0, 0, ?4, ?5, ?6)",
+            params![i(job), attempt, i(node_id), i(now_ms), gpu_class, i(price)],
+        )?;
+        tx.commit()?;
+        Ok(Start::Started { attempt })
+    }
+
+    /// Records a node's signed result for an attempt, once, with its usage
+    /// row. `session` is the node session it arrived on: it may be a later
+    /// session of the same node (same key) than the one that ran it.
+    ///
+    /// The job ends `succeeded` or `failed` with the attempt's outcome (a
+    /// job's own failure is not retried: it would fail again); a
+    /// `provider_fault` puts it back in the queue like a lost node; a
+    /// cancelled job stays cancelled.
+    pub fn finish_attempt(
+        &mut self,
+        session: u64,
+        r: &AttemptResult,
+        now_ms: u64,
+    ) -> Result<Recorded> {
+        let rec = &r.receipt;
+        let tx = self.conn.transaction()?;
+        let Some(a) = open_attempt(&tx, rec.job, rec.attempt)? else {
+            return Ok(Recorded::Unknown);
+        };
+        let session_key: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT public_key FROM nodes WHERE id = ?1",
+                params![i(session)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if session_key.as_deref() != Some(a.node_key.as_slice()) {
+            return Ok(Recorded::Unknown);
+        }
+        if a.ended {
+            return Ok(Recorded::Duplicate);
+        }
+        if rec.node_id != a.node_id || rec.module != a.module || rec.input != a.input {
+            return Ok(Recorded::Rejected(format!(
+                "the receipt does not describe attempt {} of job {} (node, module or input differ)",
+                rec.attempt, rec.job
+            )));
+        }
+        let key = <[u8; 32]>::try_from(a.node_key.as_slice())
+            .map(PublicKey)
+            .map_err(|_| LedgerError::Corrupt("node key is not 32 bytes".into()))?;
+        if let Err(e) = rec.verify(&key, &r.signature) {
+            return Ok(Recorded::Rejected(e.to_string()));
+        }
+        let charged = charged_gpu_ns(&rec.outcome, rec.gpu_ns, &a.limits);
+        tx.execute(
+            "UPDATE attempts SET outcome = ?3, error = ?4, gpu_ns = ?5, wall_ns = ?6, metering = ?7, ended_ms = ?8
+             WHERE job = ?1 AND attempt = ?2",
+            params![
+                i(rec.job),
+                rec.attempt,
+                rec.outcome,
+                r.error,
+                i(rec.gpu_ns),
+                i(rec.wall_ns),
+                rec.metering,
+                i(now_ms)
+            ],
+        )?;
+        insert_usage(
+            &tx,
+            &a,
+            rec,
+            charged,
+            Some(r.signature.to_bytes().as_slice()),
+            now_ms,
+        )?;
+        let state = if a.state == JobState::Cancelled {
+            JobState::Cancelled
+        } else if rec.outcome == "provider_fault" {
+            let reason = format!(
+                "provider fault: {}",
+                r.error.as_deref().unwrap_or("unknown")
+            );
+            requeue_or_fail(&tx, rec.job, rec.attempt, &a, now_ms, &reason)?
+        } else {
+            let state = if rec.outcome == "succeeded" {
+                JobState::Succeeded
+            } else {
+                JobState::Failed
+            };
+            tx.execute(
+                "UPDATE jobs SET state = ?2, outcome = ?3, error = ?4, output = ?5, output_bytes = ?6, finished_ms = ?7
+                 WHERE id = ?1 AND state = 'running'",
+                params![
+                    i(rec.job),
+                    state.as_str(),
+                    rec.outcome,
+                    r.error,
+                    rec.output.map(|h| h.0.to_vec()),
+                    i(r.output_bytes),
+                    i(now_ms)
+                ],
+            )?;
+            if let Some(output) = &rec.output {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_grants (hash, tenant) VALUES (?1, ?2)",
+                    params![output.0.as_slice(), a.tenant],
+                )?;
+            }
+            state
+        };
+        tx.commit()?;
+        Ok(Recorded::Ended { state })
+    }
+
+    /// Ends a running attempt whose node is gone (`node_lost`, billed
+    /// nothing, no receipt) and puts the job back in the queue while
+    /// attempts remain.
+    pub fn lose_attempt(
+        &mut self,
+        job: u64,
+        attempt: u32,
+        now_ms: u64,
+        reason: &str,
+    ) -> Result<Recorded> {
+        let tx = self.conn.transaction()?;
+        let Some(a) = open_attempt(&tx, job, attempt)? else {
+            return Ok(Recorded::Unknown);
+        };
+        if a.ended {
+            return Ok(Recorded::Duplicate);
+        }
+        tx.execute(
+            "UPDATE attempts SET outcome = 'node_lost', error = ?3, ended_ms = ?4
+             WHERE job = ?1 AND attempt = ?2",
+            params![i(job), attempt, reason, i(now_ms)],
+        )?;
+        let receipt = Receipt {
+            job,
+            attempt,
+            node_id: a.node_id,
+            module: a.module,
+            input: a.input,
+            output: None,
+            gpu_ns: 0,
+            wall_ns: 0,
+            outcome: "node_lost".into(),
+            metering: "none".into(),
+            started_ms: a.started_ms,
+            ended_ms: now_ms,
+        };
+        insert_usage(&tx, &a, &receipt, 0, None, now_ms)?;
+        let state = if a.state == JobState::Cancelled {
+            JobState::Cancelled
+        } else {
+            requeue_or_fail(&tx, job, attempt, &a, now_ms, reason)?
+        };
+        tx.commit()?;
+        Ok(Recorded::Ended { state })
+    }
+
+    /// Cancels a job that is not final. Returns its running attempt, if any,
+    /// for the caller to stop on its node.
+    pub fn cancel(&mut self, job: u64, now_ms: u64) -> Result<Option<Option<(u32, u64)>>> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled', finished_ms = ?2
+             WHERE id = ?1 AND state IN ('queued', 'running')",
+            params![i(job), i(now_ms)],
+        )?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let running: Option<(u32, i64)> = tx
+            .query_row(
+                "SELECT attempt, node_id FROM attempts WHERE job = ?1 AND outcome IS NULL",
+                params![i(job)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(Some(running.map(|(a, n)| (a, u(n)))))
+    }
+
+    /// Attempts without an outcome: (job, attempt, node session).
+    pub fn open_attempts(&self) -> Result<Vec<(u64, u32, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT job, attempt, node_id FROM attempts WHERE outcome IS NULL ORDER BY job",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((u(r.get(0)?), r.get(1)?, u(r.get(2)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// The job goes back to the queue while it has attempts left, else fails.
+fn requeue_or_fail(
+    tx: &Transaction<'_>,
+    job: u64,
+    attempt: u32,
+    a: &OpenAttempt,
+    now_ms: u64,
+    reason: &str,
+) -> Result<JobState> {
+    if attempt < a.max_attempts {
+        tx.execute(
+            "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'",
+            params![i(job)],
+        )?;
+        Ok(JobState::Queued)
+    } else {
+        let outcome = if reason.starts_with("provider fault") {
+            "provider_fault"
+        } else {
+            "node_lost"
+        };
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', outcome = ?2, error = ?3, finished_ms = ?4
+             WHERE id = ?1 AND state = 'running'",
+            params![
+                i(job),
+                outcome,
+                format!(
+                    "all {} attempts ended without a result of the job's own; last: {reason}",
+                    a.max_attempts
+                ),
+                i(now_ms)
+            ],
+        )?;
+        Ok(JobState::Failed)
+    }
+}
+
+/// The usage row of an ended attempt: append-only, one per (job, attempt).
+fn insert_usage(
+    tx: &Transaction<'_>,
+    a: &OpenAttempt,
+    rec: &Receipt,
+    charged: u64,
+    signature: Option<&[u8]>,
+    now_ms: u64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO usage (job, attempt, tenant, node, node_id, node_key, gpu_class, module, input, output,
+                            outcome, metering, gpu_ns, charged_gpu_ns, wall_ns, price_micros, cost_micros,
+                            started_ms, ended_ms, recorded_ms, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        params![
+            i(rec.job),
+            rec.attempt,
+            a.tenant,
+            a.node_name,
+            i(rec.node_id),
+            a.node_key,
+            a.gpu_class,
+            rec.module.0.as_slice(),
+            rec.input.0.as_slice(),
+            rec.output.map(|h| h.0.to_vec()),
+            rec.outcome,
+            rec.metering,
+            i(rec.gpu_ns),
+            i(charged),
+            i(rec.wall_ns),
+            i(a.price_micros),
+            i(cost_micros(charged, a.price_micros)),
+            i(rec.started_ms),
+            i(rec.ended_ms),
+            i(now_ms),
+            signature,
+        ],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,520 @@
+use rand::{Rng, SeedableRng};
+use suanli_proto::usage::{GroupBy, UsageQuery};
+use suanli_proto::{
+    AttemptResult, GpuInfo, Hash, JobLimits, JobSpec, JobState, NodeInfo, Receipt, ReceiptSigner,
+    Requirements, Role,
+};
+
+use super::*;
+use crate::billing::cost_micros;
+
+fn spec(max_attempts: u32) -> JobSpec {
+    JobSpec {
+        module: Hash::of(b"module"),
+        input: Hash::of(b"input"),
+        requirements: Requirements::default(),
+        limits: JobLimits::default(),
+        max_attempts,
+    }
+}
+
+fn gpu(name: &str) -> GpuInfo {
+    GpuInfo {
+        name: name.into(),
+        backend: "vulkan".into(),
+        device_type: "cpu".into(),
+        driver: "none".into(),
+        metering: "timestamp".into(),
+        max_buffer_size: 1 << 30,
+        max_storage_buffer_binding_size: 1 << 27,
+        max_compute_workgroups_per_dimension: 65535,
+        features: vec![],
+    }
+}
+
+/// A node token `name` and a session of a node with key seed `seed`.
+fn add_node(l: &mut Ledger, name: &str, adapter: &str, seed: u8) -> (u64, ReceiptSigner) {
+    let token = [seed; 32];
+    if l.find_token(&token).unwrap().is_none() {
+        l.add_token(&token, Role::Node, name, 0).unwrap();
+    }
+    let signer = ReceiptSigner::from_seed(&[seed; 32]);
+    let info = NodeInfo {
+        gpu: gpu(adapter),
+        slots: 1,
+        public_key: signer.public_key(),
+    };
+    match l.register_node(&token, name, &info, 0).unwrap() {
+        Registration::Registered(s) => (s.id, signer),
+        Registration::KeyMismatch(m) => panic!("{m}"),
+    }
+}
+
+fn submit(l: &mut Ledger, tenant: &str, spec: &JobSpec) -> u64 {
+    match l.submit(tenant, spec, 0).unwrap() {
+        Admission::Accepted(id) => id,
+        Admission::OverCredit(m) => panic!("{m}"),
+    }
+}
+
+fn start(l: &mut Ledger, job: u64, node: u64) -> u32 {
+    match l.start_attempt(job, node, 1).unwrap() {
+        Start::Started { attempt } => attempt,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn result(
+    signer: &ReceiptSigner,
+    job: u64,
+    attempt: u32,
+    node_id: u64,
+    outcome: &str,
+    gpu_ns: u64,
+) -> AttemptResult {
+    let receipt = Receipt {
+        job,
+        attempt,
+        node_id,
+        module: Hash::of(b"module"),
+        input: Hash::of(b"input"),
+        output: (outcome == "succeeded").then(|| Hash::of(b"out")),
+        gpu_ns,
+        wall_ns: gpu_ns + 9_999,
+        outcome: outcome.into(),
+        metering: "timestamp".into(),
+        started_ms: 1,
+        ended_ms: 2,
+    };
+    AttemptResult {
+        signature: signer.sign(&receipt),
+        receipt,
+        error: None,
+        output_bytes: 3,
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Ledger {
+    Ledger::open(&dir.path().join("ledger.db")).unwrap()
+}
+
+#[test]
+fn a_result_sent_three_times_is_recorded_and_billed_once_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 2_000_000, 0).unwrap();
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let (other, _) = add_node(&mut l, "n2", "Test GPU", 2);
+    let job = submit(&mut l, "alice", &spec(3));
+    assert_eq!(start(&mut l, job, node), 1);
+    assert_eq!(
+        l.start_attempt(job, node, 1).unwrap(),
+        Start::NotQueued,
+        "a running job cannot start twice"
+    );
+    let r = result(&signer, job, 1, node, "succeeded", 1_234_567);
+    assert_eq!(
+        l.finish_attempt(node, &r, 5).unwrap(),
+        Recorded::Ended {
+            state: JobState::Succeeded
+        }
+    );
+    for _ in 0..2 {
+        assert_eq!(l.finish_attempt(node, &r, 6).unwrap(), Recorded::Duplicate);
+    }
+    assert_eq!(
+        l.finish_attempt(other, &r, 6).unwrap(),
+        Recorded::Unknown,
+        "another node's claim"
+    );
+    drop(l);
+    let l = open(&dir);
+    let view = l.job(job).unwrap().unwrap();
+    assert_eq!(view.state, JobState::Succeeded);
+    assert_eq!(view.attempts.len(), 1);
+    let a = &view.attempts[0];
+    assert_eq!((a.gpu_ns, a.wall_ns), (1_234_567, 1_244_566));
+    assert_eq!(
+        (a.gpu_class.as_str(), a.price_micros),
+        ("test-gpu", 2_000_000)
+    );
+    // 1,234,567 ns × 2 micro-units/µs… = 2469.134 → 2469.
+    assert_eq!((a.charged_gpu_ns, a.cost_micros), (1_234_567, 2_469));
+    let report = l.usage(&UsageQuery::default()).unwrap();
+    assert_eq!(report.total.attempts, 1);
+    assert_eq!(report.total.cost_micros, 2_469);
+    assert!(l.may_read_blob(&Hash::of(b"out"), "alice").unwrap());
+    assert!(!l.may_read_blob(&Hash::of(b"out"), "bob").unwrap());
+    // The record carries a receipt that verifies against the node's key.
+    let records = l.usage_records(&UsageQuery::default(), None, 10).unwrap();
+    assert_eq!(records.len(), 1);
+    let rec = &records[0];
+    assert_eq!(rec.receipt, r.receipt);
+    rec.receipt
+        .verify(&rec.node_key, rec.signature.as_ref().unwrap())
+        .unwrap();
+}
+
+#[test]
+fn a_receipt_with_a_changed_byte_or_the_wrong_key_is_rejected_and_nothing_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, node);
+    let good = result(&signer, job, 1, node, "succeeded", 1_000);
+    let mut forged = good.clone();
+    forged.receipt.gpu_ns = 999_999; // not what the node signed
+    assert!(matches!(
+        l.finish_attempt(node, &forged, 5).unwrap(),
+        Recorded::Rejected(m) if m.contains("signature")
+    ));
+    let liar = ReceiptSigner::from_seed(&[77; 32]);
+    let wrong_key = result(&liar, job, 1, node, "succeeded", 1_000);
+    assert!(matches!(
+        l.finish_attempt(node, &wrong_key, 5).unwrap(),
+        Recorded::Rejected(_)
+    ));
+    let mut other_module = result(&signer, job, 1, node, "succeeded", 1_000);
+    other_module.receipt.module = Hash::of(b"other");
+    other_module.signature = signer.sign(&other_module.receipt);
+    assert!(matches!(
+        l.finish_attempt(node, &other_module, 5).unwrap(),
+        Recorded::Rejected(m) if m.contains("does not describe")
+    ));
+    assert_eq!(l.usage(&UsageQuery::default()).unwrap().total.attempts, 0);
+    assert_eq!(l.job(job).unwrap().unwrap().state, JobState::Running);
+    assert!(matches!(
+        l.finish_attempt(node, &good, 5).unwrap(),
+        Recorded::Ended { .. }
+    ));
+}
+
+#[test]
+fn a_node_token_keeps_the_key_it_first_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (_, first) = add_node(&mut l, "prov", "Test GPU", 1);
+    let impostor = ReceiptSigner::from_seed(&[2; 32]);
+    let info = NodeInfo {
+        gpu: gpu("Test GPU"),
+        slots: 1,
+        public_key: impostor.public_key(),
+    };
+    match l.register_node(&[1; 32], "prov", &info, 0).unwrap() {
+        Registration::KeyMismatch(m) => assert!(m.contains(&first.public_key().to_hex()), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // The same key registers again (a reconnect is a new session).
+    add_node(&mut l, "prov", "Test GPU", 1);
+}
+
+#[test]
+fn lost_attempts_cost_nothing_and_requeue_until_max_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap();
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(2));
+    start(&mut l, job, node);
+    assert_eq!(
+        l.lose_attempt(job, 1, 2, "gone").unwrap(),
+        Recorded::Ended {
+            state: JobState::Queued
+        }
+    );
+    assert_eq!(
+        l.lose_attempt(job, 1, 2, "gone").unwrap(),
+        Recorded::Duplicate
+    );
+    assert_eq!(start(&mut l, job, node), 2);
+    assert_eq!(
+        l.lose_attempt(job, 2, 4, "gone").unwrap(),
+        Recorded::Ended {
+            state: JobState::Failed
+        }
+    );
+    let view = l.job(job).unwrap().unwrap();
+    assert_eq!(view.outcome.as_deref(), Some("node_lost"));
+    assert!(view.error.as_deref().unwrap().contains("all 2 attempts"));
+    assert!(
+        view.attempts
+            .iter()
+            .all(|a| a.outcome.as_deref() == Some("node_lost") && a.cost_micros == 0)
+    );
+    // A late result for a lost attempt changes nothing.
+    assert_eq!(
+        l.finish_attempt(node, &result(&signer, job, 2, node, "succeeded", 5), 9)
+            .unwrap(),
+        Recorded::Duplicate
+    );
+    let report = l.usage(&UsageQuery::default()).unwrap();
+    assert_eq!((report.total.attempts, report.total.cost_micros), (2, 0));
+}
+
+#[test]
+fn a_provider_fault_is_retried_and_not_billed_and_a_cancelled_job_pays_what_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap();
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, node);
+    let fault = result(&signer, job, 1, node, "provider_fault", 7_000_000);
+    assert_eq!(
+        l.finish_attempt(node, &fault, 3).unwrap(),
+        Recorded::Ended {
+            state: JobState::Queued
+        }
+    );
+    start(&mut l, job, node);
+    l.cancel(job, 4).unwrap().unwrap();
+    let cancelled = result(&signer, job, 2, node, "cancelled", 3_000_000);
+    assert_eq!(
+        l.finish_attempt(node, &cancelled, 5).unwrap(),
+        Recorded::Ended {
+            state: JobState::Cancelled
+        }
+    );
+    let a = l.job(job).unwrap().unwrap().attempts;
+    assert_eq!((a[0].charged_gpu_ns, a[0].cost_micros), (0, 0));
+    assert_eq!((a[1].charged_gpu_ns, a[1].cost_micros), (3_000_000, 3_000));
+}
+
+#[test]
+fn the_price_in_force_when_an_attempt_starts_is_charged_and_overruns_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap();
+    l.set_price("test-gpu", 3_000_000, 0).unwrap();
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let mut budget = spec(1);
+    budget.limits.max_gpu_ns = Some(50_000_000);
+    let job = submit(&mut l, "alice", &budget);
+    start(&mut l, job, node);
+    l.set_price("test-gpu", 9_000_000, 1).unwrap(); // too late for this attempt
+    let r = result(&signer, job, 1, node, "gpu_budget_exceeded", 73_456_789);
+    l.finish_attempt(node, &r, 3).unwrap();
+    let a = &l.job(job).unwrap().unwrap().attempts[0];
+    assert_eq!(a.gpu_ns, 73_456_789, "the overrun is recorded");
+    assert_eq!(a.charged_gpu_ns, 50_000_000, "but not charged");
+    assert_eq!(a.price_micros, 3_000_000);
+    assert_eq!(a.cost_micros, 150_000);
+    let prices = l.prices().unwrap();
+    assert_eq!(
+        prices
+            .iter()
+            .map(|p| (p.class.as_str(), p.micros))
+            .collect::<Vec<_>>(),
+        [("default", 1_000_000), ("test-gpu", 9_000_000)]
+    );
+}
+
+#[test]
+fn a_node_class_set_by_the_operator_overrides_the_adapter_and_follows_live_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (node_id, _) = add_node(&mut l, "n1", "llvmpipe (LLVM 15)", 1);
+    assert_eq!(l.node_class(node_id).unwrap().as_deref(), Some("llvmpipe"));
+    l.set_node_class("n1", Some("premium")).unwrap();
+    assert_eq!(l.node_class(node_id).unwrap().as_deref(), Some("premium"));
+    let (later, _) = add_node(&mut l, "n1", "llvmpipe (LLVM 15)", 1);
+    assert_eq!(l.node_class(later).unwrap().as_deref(), Some("premium"));
+    l.set_node_class("n1", None).unwrap();
+    assert_eq!(l.node_class(later).unwrap().as_deref(), Some("llvmpipe"));
+}
+
+#[test]
+fn credit_limits_refuse_submissions_and_starts_that_could_pass_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap(); // 1 unit per GPU-second
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let mut small = spec(1);
+    small.limits.max_gpu_ns = Some(400_000_000); // worst case 0.4 units
+    l.set_credit_limit("alice", Some(1_000_000)).unwrap();
+    let a1 = submit(&mut l, "alice", &small);
+    let _a2 = submit(&mut l, "alice", &small);
+    match l.submit("alice", &small, 0).unwrap() {
+        Admission::OverCredit(m) => {
+            assert!(m.contains("credit limit reached"), "{m}");
+            assert!(m.contains("0.800000 is held"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another tenant is unaffected.
+    submit(&mut l, "bob", &small);
+    submit(&mut l, "bob", &small);
+    submit(&mut l, "bob", &small);
+    // Spending frees nothing: alice's first job uses 0.3 of its 0.4.
+    start(&mut l, a1, node);
+    l.finish_attempt(
+        node,
+        &result(&signer, a1, 1, node, "succeeded", 300_000_000),
+        2,
+    )
+    .unwrap();
+    // Spent 0.3 + held 0.4 + new 0.4 > 1.0.
+    assert!(matches!(
+        l.submit("alice", &small, 0).unwrap(),
+        Admission::OverCredit(_)
+    ));
+    // A price rise after submission is caught when the job would start.
+    l.set_price("default", 5_000_000, 0).unwrap();
+    let queued = l.queued(10).unwrap();
+    let a2 = queued.iter().find(|j| j.tenant == "alice").unwrap().id;
+    assert!(matches!(
+        l.start_attempt(a2, node, 3).unwrap(),
+        Start::OverCredit(m) if m.contains("credit limit")
+    ));
+    assert_eq!(l.job(a2).unwrap().unwrap().state, JobState::Queued);
+    l.set_credit_limit("alice", None).unwrap();
+    start(&mut l, a2, node);
+    assert_eq!(l.credit("alice").unwrap(), None);
+}
+
+#[test]
+fn usage_rows_are_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(1));
+    start(&mut l, job, node);
+    l.finish_attempt(node, &result(&signer, job, 1, node, "succeeded", 10), 2)
+        .unwrap();
+    let err = l
+        .conn
+        .execute("UPDATE usage SET cost_micros = 0", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    assert!(l.conn.execute("DELETE FROM usage", []).is_err());
+}
+
+/// Random workloads: per-attempt costs (each by the rule), the invoice lines
+/// (records) and every grouping of the report all add up to the same total.
+#[test]
+fn invoice_lines_and_every_grouping_sum_to_the_same_total() {
+    for seed in 0..8u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = open(&dir);
+        let classes = ["Alpha GPU", "Beta GPU", "Gamma GPU"];
+        for c in ["alpha-gpu", "beta-gpu", "default"] {
+            l.set_price(c, rng.random_range(0..5_000_000), 0).unwrap();
+        }
+        let nodes: Vec<(u64, ReceiptSigner)> = (0..3)
+            .map(|n| add_node(&mut l, &format!("n{n}"), classes[n], n as u8 + 1))
+            .collect();
+        let mut expected = 0u64;
+        let mut expected_by_tenant = std::collections::BTreeMap::<String, u64>::new();
+        let prices: std::collections::HashMap<String, u64> = l
+            .prices()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.class, p.micros))
+            .collect();
+        for _ in 0..rng.random_range(20..80) {
+            let tenant = ["t1", "t2", "t3"][rng.random_range(0..3)].to_owned();
+            let mut s = spec(2);
+            s.limits.max_gpu_ns = rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(1..2_000_000_000));
+            let job = submit(&mut l, &tenant, &s);
+            let n = rng.random_range(0..3);
+            let (node_id, signer) = &nodes[n];
+            let attempt = start(&mut l, job, *node_id);
+            let outcome = ["succeeded", "trap", "gpu_budget_exceeded", "provider_fault"]
+                [rng.random_range(0..4)];
+            let gpu_ns = rng.random_range(0..3_000_000_000u64);
+            if rng.random_bool(0.1) {
+                l.lose_attempt(job, attempt, 5, "gone").unwrap();
+                continue;
+            }
+            l.finish_attempt(
+                *node_id,
+                &result(signer, job, attempt, *node_id, outcome, gpu_ns),
+                5,
+            )
+            .unwrap();
+            let class = crate::billing::gpu_class(classes[n]);
+            let price = prices.get(&class).copied().unwrap_or(prices["default"]);
+            let charged = crate::billing::charged_gpu_ns(outcome, gpu_ns, &s.limits);
+            expected += cost_micros(charged, price);
+            *expected_by_tenant.entry(tenant).or_default() += cost_micros(charged, price);
+        }
+        let mut lines = Vec::new();
+        let mut after = None;
+        loop {
+            let page = l.usage_records(&UsageQuery::default(), after, 7).unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some((last.receipt.job, last.receipt.attempt));
+            lines.extend(page);
+        }
+        let line_total: u64 = lines.iter().map(|r| r.cost_micros).sum();
+        assert_eq!(line_total, expected, "seed {seed}");
+        for group_by in [
+            GroupBy::Nothing,
+            GroupBy::Tenant,
+            GroupBy::Node,
+            GroupBy::Class,
+            GroupBy::Day,
+        ] {
+            let report = l
+                .usage(&UsageQuery {
+                    group_by,
+                    ..UsageQuery::default()
+                })
+                .unwrap();
+            assert_eq!(
+                report.total.cost_micros, expected,
+                "seed {seed} {group_by:?}"
+            );
+            assert_eq!(report.total.attempts, lines.len() as u64);
+            if group_by != GroupBy::Nothing {
+                let sum: u64 = report.groups.iter().map(|g| g.cost_micros).sum();
+                assert_eq!(sum, expected, "seed {seed} {group_by:?}");
+            }
+        }
+        for (tenant, cost) in expected_by_tenant {
+            let q = UsageQuery {
+                tenant: Some(tenant.clone()),
+                ..UsageQuery::default()
+            };
+            assert_eq!(l.usage(&q).unwrap().total.cost_micros, cost);
+            let lines: u64 = l
+                .usage_records(&q, None, 10_000)
+                .unwrap()
+                .iter()
+                .map(|r| r.cost_micros)
+                .sum();
+            assert_eq!(lines, cost);
+        }
+    }
+}
+
+#[test]
+fn the_queue_is_bounded_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    for _ in 0..50 {
+        submit(&mut l, "hog", &spec(1));
+    }
+    let lone = submit(&mut l, "lone", &spec(1));
+    let q = l.queued(4).unwrap();
+    assert_eq!(q.len(), 5);
+    assert!(q.iter().any(|j| j.id == lone));
+}
+
+#[test]
+fn tokens_are_found_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    assert!(!l.has_tokens(Role::Admin).unwrap());
+    l.add_token(&[1; 32], Role::Admin, "root", 0).unwrap();
+    assert!(l.has_tokens(Role::Admin).unwrap());
+    assert_eq!(
+        l.find_token(&[1; 32]).unwrap(),
+        Some((Role::Admin, "root".into()))
+    );
+    assert_eq!(l.find_token(&[2; 32]).unwrap(), None);
+}
