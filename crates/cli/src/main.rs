@@ -47,6 +47,16 @@ enum Command {
     /// Manage tokens (admin).
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// GPU-class prices (set and node classes: admin).
+    #[command(subcommand)]
+    Price(commands::billing::PriceCommand),
+    /// Tenant credit limits (admin).
+    #[command(subcommand)]
+    Tenant(commands::billing::TenantCommand),
+    /// GPU-seconds, wall-seconds, attempts and cost: your own as a tenant, your nodes' with --provider, all as admin.
+    Usage(commands::billing::UsageArgs),
+    /// An itemised monthly invoice (per job, per attempt).
+    Invoice(commands::billing::InvoiceArgs),
     /// Start a coordinator and two nodes in this process, run the examples, print results and GPU time.
     Demo(commands::demo::Args),
 }
@@ -74,6 +84,10 @@ fn main() -> ExitCode {
         Command::Jobs(args) => commands::block_on(commands::jobs::list(args, conn)),
         Command::Nodes(args) => commands::block_on(commands::jobs::nodes(args, conn)),
         Command::Token(cmd) => commands::block_on(commands::token::run(cmd, conn)),
+        Command::Price(cmd) => commands::block_on(commands::billing::price(cmd, conn)),
+        Command::Tenant(cmd) => commands::block_on(commands::billing::tenant(cmd, conn)),
+        Command::Usage(args) => commands::block_on(commands::billing::usage(args, conn)),
+        Command::Invoice(args) => commands::block_on(commands::billing::invoice(args, conn)),
         Command::Demo(args) => commands::block_on(commands::demo::run(args)),
     };
     tracing::debug!("exiting");

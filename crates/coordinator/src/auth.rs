@@ -66,17 +66,26 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs => {
             matches!(role, Role::Tenant | Role::Admin)
         }
-        PutBlob { .. } | GetBlob(_) => true,
-        ListNodes | CreateToken { .. } => role == Role::Admin,
+        PutBlob { .. } | GetBlob(_) | ListPrices | Usage(_) | UsageRecords { .. } => true,
+        ListNodes
+        | CreateToken { .. }
+        | SetPrice { .. }
+        | SetNodeClass { .. }
+        | SetCreditLimit { .. } => role == Role::Admin,
         Register(_) => role == Role::Node,
     };
     if ok {
         return Ok(());
     }
     Err(match (role, request) {
-        (Role::Node, _) => format!("a node token cannot {}; use a tenant token", request.kind()),
         (_, Register(_)) => {
             "a tenant or admin token cannot register a node; use a node token".into()
+        }
+        (
+            Role::Node,
+            HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs,
+        ) => {
+            format!("a node token cannot {}; use a tenant token", request.kind())
         }
         _ => format!("{} needs the admin token", request.kind()),
     })

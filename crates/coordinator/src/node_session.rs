@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use suanli_ledger::Recorded;
+use suanli_ledger::{NodeSession, Recorded, Registration};
 use suanli_net::NetError;
 use suanli_net::frame::{read_frame, write_frame};
-use suanli_proto::{AttemptResult, FromNode, JobState, NodeInfo, Response, ToNode};
+use suanli_proto::{AttemptResult, ErrorCode, FromNode, NodeInfo, Response, ToNode};
 use tokio::sync::mpsc;
 
 use crate::auth::now_ms;
@@ -19,7 +19,7 @@ pub(crate) async fn run(
     peer: Peer,
     info: NodeInfo,
     mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    recv: quinn::RecvStream,
 ) -> Result<(), NetError> {
     if peer.node_id.get().is_some() {
         write_frame(
@@ -32,23 +32,33 @@ pub(crate) async fn run(
         .await?;
         return Ok(());
     }
-    let added = shared
+    let registered = shared
         .ledger()
-        .add_node(&peer.name, &info.gpu, info.slots, now_ms());
-    let node_id = match added {
-        Ok(id) => id,
-        Err(e) => {
-            write_frame(
-                &mut send,
-                &Response::Error {
-                    code: suanli_proto::ErrorCode::Internal,
-                    message: e.to_string(),
-                },
-            )
-            .await?;
-            return Ok(());
+        .register_node(&peer.token_hash, &peer.name, &info, now_ms());
+    let (code, message) = match registered {
+        Ok(Registration::Registered(session)) => {
+            return serve(shared, peer, info, session, send, recv).await;
         }
+        Ok(Registration::KeyMismatch(reason)) => {
+            tracing::warn!(name = %peer.name, key = %info.public_key.to_hex(), "node refused: {reason}");
+            (ErrorCode::Forbidden, reason)
+        }
+        Err(e) => (ErrorCode::Internal, e.to_string()),
     };
+    write_frame(&mut send, &Response::Error { code, message }).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    peer: Peer,
+    info: NodeInfo,
+    session: NodeSession,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), NetError> {
+    let node_id = session.id;
     let _ = peer.node_id.set(node_id);
     let (tx, mut rx) = mpsc::unbounded_channel::<ToNode>();
     shared.nodes().insert(
@@ -56,13 +66,14 @@ pub(crate) async fn run(
         LiveNode {
             name: peer.name.clone(),
             info: info.clone(),
+            gpu_class: session.gpu_class.clone(),
             tx,
             running: Default::default(),
             connected_ms: now_ms(),
             jobs_run: 0,
         },
     );
-    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, slots = info.slots, "node registered");
+    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, "node registered");
     write_frame(&mut send, &Response::Registered { node_id }).await?;
     shared.wake_scheduler.notify_one();
 
@@ -104,45 +115,42 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
 }
 
 fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
-    let cancelled =
-        matches!(shared.ledger().job(r.job), Ok(Some(v)) if v.state == JobState::Cancelled);
-    let recorded = if cancelled {
-        shared.ledger().close_cancelled_attempt(node_id, &r)
-    } else if r.outcome == "provider_fault" {
-        // Not the job's fault: like a lost node, retried and billed nothing.
-        let reason = format!(
-            "provider fault: {}",
-            r.error.as_deref().unwrap_or("unknown")
-        );
-        shared
-            .ledger()
-            .lose_attempt(r.job, r.attempt, now_ms(), &reason)
-    } else {
-        shared.ledger().finish_attempt(node_id, &r)
-    };
+    let (job, attempt) = (r.receipt.job, r.receipt.attempt);
+    let recorded = shared.ledger().finish_attempt(node_id, &r, now_ms());
     match recorded {
         Ok(Recorded::Ended { state }) => {
-            tracing::info!(job = r.job, attempt = r.attempt, node_id, outcome = %r.outcome, gpu_ns = r.gpu_ns, state = state.as_str(), "attempt finished");
+            tracing::info!(job, attempt, node_id, outcome = %r.receipt.outcome, gpu_ns = r.receipt.gpu_ns, state = state.as_str(), "attempt finished");
         }
-        Ok(Recorded::Duplicate) => tracing::info!(
-            job = r.job,
-            attempt = r.attempt,
-            "result already recorded; ignored"
-        ),
+        Ok(Recorded::Duplicate) => {
+            tracing::info!(job, attempt, "result already recorded; ignored")
+        }
         Ok(Recorded::Unknown) => tracing::warn!(
-            job = r.job,
-            attempt = r.attempt,
+            job,
+            attempt,
             node_id,
             "result for an attempt this node does not run; ignored"
         ),
-        Err(e) => tracing::error!(job = r.job, %e, "cannot record result"),
+        Ok(Recorded::Rejected(reason)) => {
+            // Nothing of it is recorded or billed; the job is retried elsewhere.
+            tracing::warn!(job, attempt, node_id, %reason, "receipt rejected");
+            let ended = shared.ledger().fault_attempt(
+                job,
+                attempt,
+                now_ms(),
+                &format!("the node's receipt was rejected: {reason}"),
+            );
+            if let Err(e) = ended {
+                tracing::error!(job, %e, "cannot record rejected attempt");
+            }
+        }
+        Err(e) => tracing::error!(job, %e, "cannot record result"),
     }
     if let Some(node) = shared.nodes().get_mut(&node_id)
-        && node.running.remove(&(r.job, r.attempt))
+        && node.running.remove(&(job, attempt))
     {
         node.jobs_run += 1;
     }
-    shared.notify_job(r.job);
+    shared.notify_job(job);
     shared.wake_scheduler.notify_one();
 }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use suanli_ledger::QueuedJob;
+use suanli_ledger::{QueuedJob, Start};
 use suanli_proto::{Assignment, ToNode};
 
 use crate::auth::now_ms;
@@ -133,9 +133,15 @@ fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::Ledger
     let Some(node_id) = pick_node(shared, job) else {
         return Ok(false);
     };
-    let Some(attempt) = shared.ledger().start_attempt(job.id, node_id, now_ms())? else {
-        return Ok(false);
+    let attempt = match shared.ledger().start_attempt(job.id, node_id, now_ms())? {
+        Start::Started { attempt } => attempt,
+        Start::NotQueued => return Ok(false),
+        Start::OverCredit(reason) => {
+            shared.credit_wait(job.id, Some(format!("waiting for credit: {reason}")));
+            return Ok(false);
+        }
     };
+    shared.credit_wait(job.id, None);
     let sent = {
         let mut nodes = shared.nodes();
         match nodes.get_mut(&node_id) {

@@ -11,6 +11,9 @@ use suanli_proto::{
 };
 use tokio::sync::broadcast::error::RecvError;
 
+use suanli_ledger::{Admission, billing};
+use suanli_proto::usage::UsageQuery;
+
 use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
 use crate::node_session;
 use crate::state::{Event, Shared};
@@ -21,6 +24,8 @@ pub(crate) struct Peer {
     pub(crate) role: Role,
     pub(crate) name: String,
     pub(crate) conn: quinn::Connection,
+    /// Hash of the token it presented (a node token binds its receipt key).
+    pub(crate) token_hash: [u8; 32],
     /// Set once a node registered on this connection.
     pub(crate) node_id: Arc<std::sync::OnceLock<u64>>,
 }
@@ -121,6 +126,7 @@ async fn handshake(conn: &quinn::Connection, shared: &Shared) -> Result<Peer, St
         role,
         name,
         conn: conn.clone(),
+        token_hash: token_hash(&hello.token),
         node_id: Arc::default(),
     })
 }
@@ -250,7 +256,13 @@ fn handle(
                     "max_attempts must be at least 1",
                 ));
             }
-            let job = ledger.submit(&peer.name, &spec, now_ms())?;
+            let job = match ledger.submit(&peer.name, &spec, now_ms())? {
+                Admission::Accepted(job) => job,
+                Admission::OverCredit(reason) => {
+                    tracing::info!(tenant = %peer.name, %reason, "submission refused");
+                    return Ok(error(ErrorCode::CreditLimit, reason));
+                }
+            };
             drop(ledger);
             tracing::info!(job, tenant = %peer.name, "job submitted");
             shared.wake_scheduler.notify_one();
@@ -305,12 +317,79 @@ fn handle(
             tracing::info!(role = role.as_str(), %name, "token created");
             Response::Token { token, role, name }
         }
+        Request::SetPrice { class, micros } => {
+            if !billing::valid_class(&class) {
+                return Ok(bad_class(&class));
+            }
+            shared.ledger().set_price(&class, micros, now_ms())?;
+            tracing::info!(%class, micros, "price set");
+            Response::Ok
+        }
+        Request::ListPrices => Response::Prices(shared.ledger().prices()?),
+        Request::SetNodeClass { node, class } => {
+            if let Some(c) = &class
+                && !billing::valid_class(c)
+            {
+                return Ok(bad_class(c));
+            }
+            shared.set_node_class(&node, class.as_deref())?;
+            tracing::info!(%node, class = class.as_deref().unwrap_or("(derived)"), "node class set");
+            Response::Ok
+        }
+        Request::SetCreditLimit { tenant, micros } => {
+            shared.ledger().set_credit_limit(&tenant, micros)?;
+            tracing::info!(%tenant, ?micros, "credit limit set");
+            Response::Ok
+        }
+        Request::Usage(query) => match narrow(peer, query) {
+            Ok(q) => Response::Usage(shared.ledger().usage(&q)?),
+            Err(refusal) => refusal,
+        },
+        Request::UsageRecords {
+            query,
+            after,
+            limit,
+        } => match narrow(peer, query) {
+            Ok(q) => Response::UsageRecords(shared.ledger().usage_records(
+                &q,
+                after,
+                limit.min(USAGE_PAGE),
+            )?),
+            Err(refusal) => refusal,
+        },
         Request::Register(_)
         | Request::PutBlob { .. }
         | Request::GetBlob(_)
         | Request::Logs { .. }
         | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
     })
+}
+
+/// Usage records per answer: well under a frame (a record is ~400 bytes).
+const USAGE_PAGE: u32 = 1000;
+
+fn bad_class(class: &str) -> Response {
+    error(
+        ErrorCode::BadRequest,
+        format!("{class:?} is not a GPU class: use 1-64 of [a-z0-9-] (e.g. nvidia-h200, default)"),
+    )
+}
+
+/// A tenant sees only its own usage, a provider only its nodes'; asking
+/// for someone else's is refused rather than silently narrowed.
+fn narrow(peer: &Peer, mut q: UsageQuery) -> Result<UsageQuery, Response> {
+    let (field, what) = match peer.role {
+        Role::Admin => return Ok(q),
+        Role::Tenant => (&mut q.tenant, "tenants see only their own usage"),
+        Role::Node => (&mut q.node, "providers see only their own nodes' usage"),
+    };
+    match field {
+        Some(asked) if *asked != peer.name => Err(error(ErrorCode::Forbidden, what)),
+        _ => {
+            *field = Some(peer.name.clone());
+            Ok(q)
+        }
+    }
 }
 
 async fn put_blob(

@@ -39,6 +39,8 @@ pub(crate) struct Counters {
 pub(crate) struct LiveNode {
     pub(crate) name: String,
     pub(crate) info: NodeInfo,
+    /// The price class its attempts are billed in.
+    pub(crate) gpu_class: String,
     pub(crate) tx: mpsc::UnboundedSender<ToNode>,
     /// (job, attempt) running there.
     pub(crate) running: HashSet<(u64, u32)>,
@@ -56,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) wake_scheduler: Notify,
     pub(crate) stats: Counters,
+    /// Queued jobs the scheduler could not start for their tenant's credit limit, and why.
+    pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,6 +84,7 @@ impl Shared {
             events,
             wake_scheduler: Notify::new(),
             stats: Counters::default(),
+            credit_waits: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -112,6 +117,9 @@ impl Shared {
         if view.state != JobState::Queued {
             return None;
         }
+        if let Some(reason) = lock(&self.credit_waits).get(&view.id) {
+            return Some(reason.clone());
+        }
         let nodes = self.nodes();
         if nodes.is_empty() {
             return Some("no node is connected".into());
@@ -143,6 +151,8 @@ impl Shared {
                 id,
                 name: n.name.clone(),
                 gpu: n.info.gpu.clone(),
+                gpu_class: n.gpu_class.clone(),
+                public_key: n.info.public_key,
                 slots: n.info.slots,
                 running: n.running.len() as u32,
                 connected: true,
@@ -152,6 +162,36 @@ impl Shared {
             .collect();
         views.sort_by_key(|v| v.id);
         views
+    }
+
+    /// Sets a provider's class in the ledger and on its live sessions.
+    pub(crate) fn set_node_class(
+        &self,
+        node: &str,
+        class: Option<&str>,
+    ) -> Result<(), suanli_ledger::LedgerError> {
+        let mut ledger = self.ledger();
+        ledger.set_node_class(node, class)?;
+        for (id, live) in self.nodes().iter_mut() {
+            if live.name == node
+                && let Some(class) = ledger.node_class(*id)?
+            {
+                live.gpu_class = class;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn credit_wait(&self, job: u64, reason: Option<String>) {
+        let mut waits = lock(&self.credit_waits);
+        match reason {
+            Some(r) => {
+                waits.insert(job, r);
+            }
+            None => {
+                waits.remove(&job);
+            }
+        }
     }
 
     fn log_path(&self, job: u64) -> PathBuf {

@@ -12,6 +12,7 @@
 //! (`node_lost`, `provider_fault`) are charged nothing.
 
 use suanli_proto::JobLimits;
+use suanli_proto::usage::UsageRecord;
 
 const NS_PER_S: u128 = 1_000_000_000;
 
@@ -45,6 +46,42 @@ pub fn charged_gpu_ns(outcome: &str, gpu_ns: u64, limits: &JobLimits) -> u64 {
 /// must hold back while the job is queued or running.
 pub fn worst_case_micros(limits: &JobLimits, price_micros_per_s: u64) -> u64 {
     cost_micros(charge_cap_ns(limits), price_micros_per_s)
+}
+
+/// Re-checks one billed record on its own: the node's signature over the
+/// receipt (so the metered time, outcome and hashes are the node's), that
+/// no more GPU time was billed than metered, and the cost rule. Records the
+/// coordinator ended itself carry no signature and must cost nothing.
+pub fn check_record(r: &UsageRecord) -> Result<(), String> {
+    let what = format!("job {} attempt {}", r.receipt.job, r.receipt.attempt);
+    match &r.signature {
+        Some(sig) => r
+            .receipt
+            .verify(&r.node_key, sig)
+            .map_err(|e| format!("{what}: {e}"))?,
+        None if r.cost_micros == 0 && r.charged_gpu_ns == 0 => {}
+        None => return Err(format!("{what}: billed without a signed receipt")),
+    }
+    if r.charged_gpu_ns > r.receipt.gpu_ns {
+        return Err(format!(
+            "{what}: billed {} GPU ns but the receipt metered {}",
+            r.charged_gpu_ns, r.receipt.gpu_ns
+        ));
+    }
+    if !tenant_pays(&r.receipt.outcome) && r.charged_gpu_ns != 0 {
+        return Err(format!(
+            "{what}: {} attempts are not billed",
+            r.receipt.outcome
+        ));
+    }
+    let cost = cost_micros(r.charged_gpu_ns, r.price_micros);
+    if cost != r.cost_micros {
+        return Err(format!(
+            "{what}: cost {} does not follow the rule ({} ns at {} per GPU-second is {cost})",
+            r.cost_micros, r.charged_gpu_ns, r.price_micros
+        ));
+    }
+    Ok(())
 }
 
 /// The price class of an adapter: its name without parenthesised details

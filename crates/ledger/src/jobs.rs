@@ -540,7 +540,15 @@ impl Ledger {
                 "provider fault: {}",
                 r.error.as_deref().unwrap_or("unknown")
             );
-            requeue_or_fail(&tx, rec.job, rec.attempt, &a, now_ms, &reason)?
+            requeue_or_fail(
+                &tx,
+                rec.job,
+                rec.attempt,
+                &a,
+                now_ms,
+                "provider_fault",
+                &reason,
+            )?
         } else {
             let state = if rec.outcome == "succeeded" {
                 JobState::Succeeded
@@ -582,6 +590,29 @@ impl Ledger {
         now_ms: u64,
         reason: &str,
     ) -> Result<Recorded> {
+        self.end_unbilled(job, attempt, "node_lost", now_ms, reason)
+    }
+
+    /// Ends a running attempt whose node sent a result that cannot be
+    /// recorded (a rejected receipt): `provider_fault`, billed nothing, retried.
+    pub fn fault_attempt(
+        &mut self,
+        job: u64,
+        attempt: u32,
+        now_ms: u64,
+        reason: &str,
+    ) -> Result<Recorded> {
+        self.end_unbilled(job, attempt, "provider_fault", now_ms, reason)
+    }
+
+    fn end_unbilled(
+        &mut self,
+        job: u64,
+        attempt: u32,
+        outcome: &str,
+        now_ms: u64,
+        reason: &str,
+    ) -> Result<Recorded> {
         let tx = self.conn.transaction()?;
         let Some(a) = open_attempt(&tx, job, attempt)? else {
             return Ok(Recorded::Unknown);
@@ -590,9 +621,9 @@ impl Ledger {
             return Ok(Recorded::Duplicate);
         }
         tx.execute(
-            "UPDATE attempts SET outcome = 'node_lost', error = ?3, ended_ms = ?4
+            "UPDATE attempts SET outcome = ?5, error = ?3, ended_ms = ?4
              WHERE job = ?1 AND attempt = ?2",
-            params![i(job), attempt, reason, i(now_ms)],
+            params![i(job), attempt, reason, i(now_ms), outcome],
         )?;
         let receipt = Receipt {
             job,
@@ -603,7 +634,7 @@ impl Ledger {
             output: None,
             gpu_ns: 0,
             wall_ns: 0,
-            outcome: "node_lost".into(),
+            outcome: outcome.into(),
             metering: "none".into(),
             started_ms: a.started_ms,
             ended_ms: now_ms,
@@ -612,7 +643,7 @@ impl Ledger {
         let state = if a.state == JobState::Cancelled {
             JobState::Cancelled
         } else {
-            requeue_or_fail(&tx, job, attempt, &a, now_ms, reason)?
+            requeue_or_fail(&tx, job, attempt, &a, now_ms, outcome, reason)?
         };
         tx.commit()?;
         Ok(Recorded::Ended { state })
@@ -658,6 +689,7 @@ fn requeue_or_fail(
     attempt: u32,
     a: &OpenAttempt,
     now_ms: u64,
+    outcome: &str,
     reason: &str,
 ) -> Result<JobState> {
     if attempt < a.max_attempts {
@@ -667,11 +699,6 @@ fn requeue_or_fail(
         )?;
         Ok(JobState::Queued)
     } else {
-        let outcome = if reason.starts_with("provider fault") {
-            "provider_fault"
-        } else {
-            "node_lost"
-        };
         tx.execute(
             "UPDATE jobs SET state = 'failed', outcome = ?2, error = ?3, finished_ms = ?4
              WHERE id = ?1 AND state = 'running'",

@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use suanli_proto::usage::{Price, UsageQuery, UsageRecord, UsageReport};
 use suanli_proto::{
     Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION, Request,
     Requirements, Response, Role, Welcome,
@@ -259,6 +260,81 @@ impl Client {
         let (send, mut recv) = self.open(&Request::Register(info)).await?;
         match answer(expect_frame(&mut recv).await?)? {
             Response::Registered { node_id } => Ok((send, recv, node_id)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets a GPU class's price in micro-units per GPU-second (admin).
+    pub async fn set_price(&self, class: &str, micros: u64) -> Result<(), NetError> {
+        self.ok(&Request::SetPrice {
+            class: class.to_owned(),
+            micros,
+        })
+        .await
+    }
+
+    pub async fn prices(&self) -> Result<Vec<Price>, NetError> {
+        match self.call(&Request::ListPrices).await? {
+            Response::Prices(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Puts a provider's nodes in a class, or back to the derived one (admin).
+    pub async fn set_node_class(&self, node: &str, class: Option<&str>) -> Result<(), NetError> {
+        self.ok(&Request::SetNodeClass {
+            node: node.to_owned(),
+            class: class.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// Sets or clears a tenant's credit limit in micro-units (admin).
+    pub async fn set_credit_limit(
+        &self,
+        tenant: &str,
+        micros: Option<u64>,
+    ) -> Result<(), NetError> {
+        self.ok(&Request::SetCreditLimit {
+            tenant: tenant.to_owned(),
+            micros,
+        })
+        .await
+    }
+
+    pub async fn usage(&self, query: UsageQuery) -> Result<UsageReport, NetError> {
+        match self.call(&Request::Usage(query)).await? {
+            Response::Usage(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every usage record `query` selects, fetched page by page.
+    pub async fn usage_records(&self, query: UsageQuery) -> Result<Vec<UsageRecord>, NetError> {
+        let mut out: Vec<UsageRecord> = Vec::new();
+        loop {
+            let after = out.last().map(|r| (r.receipt.job, r.receipt.attempt));
+            let page = match self
+                .call(&Request::UsageRecords {
+                    query: query.clone(),
+                    after,
+                    limit: 1000,
+                })
+                .await?
+            {
+                Response::UsageRecords(page) => page,
+                other => return Err(unexpected(other)),
+            };
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+
+    async fn ok(&self, request: &Request) -> Result<(), NetError> {
+        match self.call(request).await? {
+            Response::Ok => Ok(()),
             other => Err(unexpected(other)),
         }
     }

@@ -8,6 +8,7 @@
 //! scheduling; it runs what it is assigned, at most one job per slot.
 
 mod blob_cache;
+mod identity;
 mod session;
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use suanli_gpu::{Gpu, GpuError, GpuOptions, Slot};
-use suanli_proto::{GpuInfo, NodeInfo};
+use suanli_proto::{GpuInfo, NodeInfo, ReceiptSigner};
 use suanli_sandbox::{Sandbox, SandboxConfig, SandboxError};
 use tokio::sync::watch;
 
@@ -76,6 +77,8 @@ pub(crate) struct Runtime {
     pub(crate) slots: Mutex<Vec<Slot>>,
     pub(crate) info: NodeInfo,
     pub(crate) blobs: blob_cache::BlobCache,
+    /// Signs every attempt's receipt.
+    pub(crate) signer: ReceiptSigner,
 }
 
 /// A node, set up (GPU opened, slots created) but not yet connected.
@@ -89,6 +92,8 @@ impl Node {
     pub fn new(config: NodeConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+        let signer = identity::load_or_create(&config.data_dir)
+            .map_err(|e| NodeError::DataDir(config.data_dir.join("node.key"), e))?;
         let gpu = Gpu::open(&GpuOptions {
             adapter_name: config.adapter.clone(),
             ..GpuOptions::default()
@@ -117,6 +122,7 @@ impl Node {
                 },
             },
             slots: slots.len() as u32,
+            public_key: signer.public_key(),
         };
         let sandbox = Sandbox::new(SandboxConfig {
             cache_dir: Some(config.data_dir.join("compiled")),
@@ -136,6 +142,7 @@ impl Node {
                 slots: Mutex::new(slots),
                 info: node_info,
                 blobs,
+                signer,
             }),
         })
     }

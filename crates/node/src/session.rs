@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use suanli_net::frame::{read_frame, write_frame};
 use suanli_net::{Client, NetError};
-use suanli_proto::{Assignment, AttemptResult, FromNode, Role, ToNode};
+use suanli_proto::{Assignment, AttemptResult, FromNode, Receipt, Role, ToNode};
 use suanli_sandbox::{JobLimits, Outcome, RunHooks};
 use tokio::sync::mpsc;
 
@@ -53,6 +53,7 @@ pub(crate) async fn run(config: &NodeConfig, rt: Arc<Runtime>) -> Result<(), Net
                 tokio::spawn(run_job(
                     client.clone(),
                     rt.clone(),
+                    node_id,
                     assignment,
                     up.clone(),
                     flag,
@@ -80,6 +81,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn run_job(
     client: Arc<Client>,
     rt: Arc<Runtime>,
+    node_id: u64,
     a: Assignment,
     up: mpsc::UnboundedSender<FromNode>,
     cancel: Arc<AtomicBool>,
@@ -87,27 +89,54 @@ async fn run_job(
 ) {
     let (job, attempt) = (a.job, a.attempt);
     let started_ms = now_ms();
-    let result = match execute(&client, &rt, &a, &up, cancel).await {
-        Ok(r) => r,
-        Err(reason) => {
-            tracing::warn!(job, attempt, %reason, "provider fault");
-            AttemptResult {
-                job,
-                attempt,
+    let ended = execute(&client, &rt, &a, &up, cancel).await;
+    lock(&cancels).remove(&(job, attempt));
+    let (measured, error, output_bytes) = ended.unwrap_or_else(|reason| {
+        tracing::warn!(job, attempt, %reason, "provider fault");
+        (
+            Measured {
                 outcome: "provider_fault".into(),
-                error: Some(reason),
                 output: None,
-                output_bytes: 0,
                 gpu_ns: 0,
                 wall_ns: 0,
                 metering: rt.info.gpu.metering.clone(),
                 started_ms,
-                ended_ms: now_ms(),
-            }
-        }
+            },
+            Some(reason),
+            0,
+        )
+    });
+    let receipt = Receipt {
+        job,
+        attempt,
+        node_id,
+        module: a.spec.module,
+        input: a.spec.input,
+        output: measured.output,
+        gpu_ns: measured.gpu_ns,
+        wall_ns: measured.wall_ns,
+        outcome: measured.outcome,
+        metering: measured.metering,
+        started_ms: measured.started_ms,
+        ended_ms: now_ms(),
     };
-    lock(&cancels).remove(&(job, attempt));
+    let result = AttemptResult {
+        signature: rt.signer.sign(&receipt),
+        receipt,
+        error,
+        output_bytes,
+    };
     let _ = up.send(FromNode::Finished(result));
+}
+
+/// What the node measured of one attempt (the receipt's body).
+struct Measured {
+    outcome: String,
+    output: Option<suanli_proto::Hash>,
+    gpu_ns: u64,
+    wall_ns: u64,
+    metering: String,
+    started_ms: u64,
 }
 
 /// Fetches the blobs, runs the job on a free slot, uploads the output.
@@ -118,7 +147,7 @@ async fn execute(
     a: &Assignment,
     up: &mpsc::UnboundedSender<FromNode>,
     cancel: Arc<AtomicBool>,
-) -> Result<AttemptResult, String> {
+) -> Result<(Measured, Option<String>, u64), String> {
     let started_ms = now_ms();
     let module = rt
         .blobs
@@ -171,17 +200,16 @@ async fn execute(
     } else {
         None
     };
-    Ok(AttemptResult {
-        job,
-        attempt,
-        outcome: report.outcome.as_str().to_owned(),
-        error: report.error,
-        output,
-        output_bytes: report.output_bytes as u64,
-        gpu_ns: report.gpu_ns,
-        wall_ns: report.wall_ns,
-        metering: report.metering.as_str().to_owned(),
-        started_ms,
-        ended_ms: now_ms(),
-    })
+    Ok((
+        Measured {
+            outcome: report.outcome.as_str().to_owned(),
+            output,
+            gpu_ns: report.gpu_ns,
+            wall_ns: report.wall_ns,
+            metering: report.metering.as_str().to_owned(),
+            started_ms,
+        },
+        report.error,
+        report.output_bytes as u64,
+    ))
 }

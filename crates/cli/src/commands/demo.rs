@@ -11,6 +11,10 @@ use suanli_net::Client;
 use suanli_node::{Node, NodeConfig};
 use suanli_proto::{JobLimits, JobState, Requirements, Role};
 
+use suanli_ledger::billing::check_record;
+use suanli_proto::usage::{GroupBy, UsageQuery};
+
+use super::billing::{micros, seconds};
 use super::json::attempt_line;
 use super::read_file;
 
@@ -39,6 +43,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("coordinator on {addr}, certificate sha-256 {fp}");
     let admin = Client::connect(addr, &fp, &admin_token, Role::Admin).await?;
     let tenant_token = admin.create_token(Role::Tenant, "demo-tenant").await?;
+    // Prices in micro-units per GPU-second: 2.5 units for any GPU, 4 units
+    // for provider-b's, which the operator certified as "premium".
+    admin.set_price("default", 2_500_000).await?;
+    admin.set_price("premium", 4_000_000).await?;
+    admin.set_node_class("provider-b", Some("premium")).await?;
+    println!("prices: default 2.500000, premium 4.000000 per GPU-second; provider-b is premium");
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut node_tasks = Vec::new();
@@ -113,6 +123,38 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => {}
         }
     }
+    // The bill: what the tenant used per node, re-checked against the receipts.
+    let report = tenant
+        .usage(UsageQuery {
+            group_by: GroupBy::Node,
+            ..UsageQuery::default()
+        })
+        .await?;
+    println!("\nbill for demo-tenant:");
+    for g in report.groups.iter().chain(std::iter::once(&report.total)) {
+        println!(
+            "  {:<12} {} attempts, {} GPU-seconds billed, cost {}",
+            if g.key.is_empty() { "total" } else { &g.key },
+            g.attempts,
+            seconds(g.charged_gpu_ns),
+            micros(g.cost_micros)
+        );
+    }
+    let records = tenant.usage_records(UsageQuery::default()).await?;
+    let bad: Vec<String> = records
+        .iter()
+        .filter_map(|r| check_record(r).err())
+        .collect();
+    println!(
+        "  {} receipts signed by their nodes: {}",
+        records.len(),
+        if bad.is_empty() {
+            "all verified".to_owned()
+        } else {
+            bad.join("; ")
+        }
+    );
+    ok &= bad.is_empty();
     // Stop the nodes and wait for them, so their GPU devices are released
     // before the runtime goes away.
     let _ = stop_tx.send(true);

@@ -127,12 +127,13 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
     } else {
         for n in &nodes {
             println!(
-                "{:>6}  {:<12} {} ({}, {}), {} bytes max buffer, {}/{} slots busy, {} jobs run",
+                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy, {} jobs run",
                 n.id,
                 n.name,
                 n.gpu.name,
                 n.gpu.backend,
                 n.gpu.metering,
+                n.gpu_class,
                 n.gpu.max_buffer_size,
                 n.running,
                 n.slots,

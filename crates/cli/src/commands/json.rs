@@ -38,6 +38,10 @@ pub fn attempt(a: &AttemptView) -> Value {
         "metering": a.metering,
         "started_ms": a.started_ms,
         "ended_ms": a.ended_ms,
+        "gpu_class": a.gpu_class,
+        "price_micros": a.price_micros,
+        "charged_gpu_ns": a.charged_gpu_ns,
+        "cost_micros": a.cost_micros,
     })
 }
 
@@ -46,6 +50,8 @@ pub fn node(n: &NodeView) -> Value {
         "id": n.id,
         "name": n.name,
         "adapter": n.gpu.name,
+        "gpu_class": n.gpu_class,
+        "public_key": n.public_key.to_hex(),
         "backend": n.gpu.backend,
         "device_type": n.gpu.device_type,
         "driver": n.gpu.driver,
@@ -63,13 +69,17 @@ pub fn node(n: &NodeView) -> Value {
 /// One line per attempt, for people.
 pub fn attempt_line(a: &AttemptView) -> String {
     format!(
-        "  attempt {} on node {} ({}): {} — GPU {} ns, wall {} ns{}",
+        "  attempt {} on node {} ({}, {}): {} — GPU {} ns, wall {} ns, cost {} ({} GPU-s at {}/GPU-s){}",
         a.attempt,
         a.node_id,
         a.node,
+        a.gpu_class,
         a.outcome.as_deref().unwrap_or("running"),
         a.gpu_ns,
         a.wall_ns,
+        super::billing::micros(a.cost_micros),
+        super::billing::seconds(a.charged_gpu_ns),
+        super::billing::micros(a.price_micros),
         a.error
             .as_deref()
             .map(|e| format!(" — {e}"))

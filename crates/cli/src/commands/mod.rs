@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod billing;
 pub mod connect;
 pub mod coordinator;
 pub mod demo;
@@ -7,6 +8,7 @@ pub mod json;
 pub mod node;
 pub mod run;
 pub mod submit;
+pub mod time;
 pub mod token;
 
 use std::path::PathBuf;

@@ -1,0 +1,383 @@
+//! `price`, `tenant`, `usage` and `invoice`: money in, reports out.
+//!
+//! Amounts print as units with six decimals (micro-units exactly) and
+//! GPU-seconds with nine (nanoseconds exactly), so the table, the CSV
+//! (integers) and the JSON (integers) carry the same numbers.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use suanli_ledger::billing::check_record;
+use suanli_proto::Role;
+use suanli_proto::usage::{GroupBy, UsageGroup, UsageQuery, UsageRecord};
+
+use super::connect::Connection;
+use super::time::{month_range_ms, parse_time_ms};
+
+#[derive(clap::Subcommand)]
+pub enum PriceCommand {
+    /// Set a GPU class's price in micro-units per GPU-second (admin). The
+    /// class `default` prices every class without its own price.
+    Set { class: String, micros: u64 },
+    /// Show the prices in force.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a provider's nodes (node token name) in a class; `auto` goes back
+    /// to the class derived from their adapter (admin).
+    Node { node: String, class: String },
+}
+
+#[derive(clap::Subcommand)]
+pub enum TenantCommand {
+    /// Set a tenant's credit limit in micro-units, or `none` (admin).
+    Limit { tenant: String, micros: String },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct UsageArgs {
+    #[arg(long)]
+    tenant: Option<String>,
+    /// A provider (node token name).
+    #[arg(long)]
+    node: Option<String>,
+    /// A GPU class.
+    #[arg(long)]
+    class: Option<String>,
+    /// From this time (inclusive): YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds.
+    #[arg(long)]
+    since: Option<String>,
+    /// Until this time (exclusive), same forms.
+    #[arg(long)]
+    until: Option<String>,
+    /// tenant, node, class, day or none.
+    #[arg(long, default_value = "none")]
+    group_by: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Re-check every receipt in the report against its node's key and the cost rule.
+    #[arg(long)]
+    verify: bool,
+    /// Connect with a node token, to see a provider's earnings.
+    #[arg(long)]
+    provider: bool,
+}
+
+#[derive(clap::Args)]
+pub struct InvoiceArgs {
+    /// The tenant (admins; a tenant gets its own).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// YYYY-MM (UTC).
+    #[arg(long)]
+    month: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+pub fn micros(m: u64) -> String {
+    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
+pub fn seconds(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PriceCommand::Set { class, micros: m } => {
+            let client = conn.connect(Role::Admin).await?;
+            client.set_price(&class, m).await?;
+            eprintln!("{class}: {} per GPU-second", micros(m));
+        }
+        PriceCommand::List { json } => {
+            let client = conn.connect(Role::Tenant).await?;
+            let prices = client.prices().await?;
+            if json {
+                let rows: Vec<_> = prices
+                    .iter()
+                    .map(|p| json!({"class": p.class, "micros": p.micros, "set_ms": p.set_ms}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else if prices.is_empty() {
+                println!("no prices set: every GPU-second is free");
+            } else {
+                for p in &prices {
+                    println!("{:<24} {:>16} per GPU-second", p.class, micros(p.micros));
+                }
+            }
+        }
+        PriceCommand::Node { node, class } => {
+            let client = conn.connect(Role::Admin).await?;
+            let class = (class != "auto").then_some(class);
+            client.set_node_class(&node, class.as_deref()).await?;
+            eprintln!(
+                "{node}: class {}",
+                class.as_deref().unwrap_or("derived from its adapter")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn tenant(cmd: TenantCommand, conn: Connection) -> anyhow::Result<ExitCode> {
+    let TenantCommand::Limit { tenant, micros: m } = cmd;
+    let limit = match m.as_str() {
+        "none" => None,
+        n => Some(
+            n.parse::<u64>()
+                .with_context(|| format!("the limit is micro-units or `none`, not {n:?}"))?,
+        ),
+    };
+    let client = conn.connect(Role::Admin).await?;
+    client.set_credit_limit(&tenant, limit).await?;
+    match limit {
+        Some(l) => eprintln!("{tenant}: credit limit {}", micros(l)),
+        None => eprintln!("{tenant}: no credit limit"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn usage(args: UsageArgs, conn: Connection) -> anyhow::Result<ExitCode> {
+    let Some(group_by) = GroupBy::parse(&args.group_by) else {
+        bail!(
+            "--group-by must be tenant, node, class, day or none, not {:?}",
+            args.group_by
+        );
+    };
+    let query = UsageQuery {
+        tenant: args.tenant,
+        node: args.node,
+        class: args.class,
+        since_ms: args.since.as_deref().map(parse_time_ms).transpose()?,
+        until_ms: args.until.as_deref().map(parse_time_ms).transpose()?,
+        group_by,
+    };
+    let role = if args.provider {
+        Role::Node
+    } else {
+        Role::Tenant
+    };
+    let client = conn.connect(role).await?;
+    let report = client.usage(query.clone()).await?;
+    let mut rows = report.groups.clone();
+    let mut total = report.total.clone();
+    total.key = "total".into();
+    rows.push(total);
+    print_groups(group_by.as_str(), &rows, args.format);
+    if args.verify {
+        let records = client.usage_records(query).await?;
+        return Ok(verify(&records, &report.total));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Checks every record and that they add up to the report; prints a line
+/// per failure and a summary on stderr.
+fn verify(records: &[UsageRecord], total: &UsageGroup) -> ExitCode {
+    let mut bad = 0;
+    for r in records {
+        if let Err(e) = check_record(r) {
+            eprintln!("receipt check failed: {e}");
+            bad += 1;
+        }
+    }
+    let sum: u64 = records.iter().map(|r| r.cost_micros).sum();
+    let gpu: u64 = records.iter().map(|r| r.charged_gpu_ns).sum();
+    if sum != total.cost_micros || gpu != total.charged_gpu_ns {
+        eprintln!(
+            "receipt check failed: the records add up to {} for {} GPU-seconds, the report says {} for {}",
+            micros(sum),
+            seconds(gpu),
+            micros(total.cost_micros),
+            seconds(total.charged_gpu_ns)
+        );
+        bad += 1;
+    }
+    let signed = records.iter().filter(|r| r.signature.is_some()).count();
+    if bad == 0 {
+        eprintln!(
+            "verified {} receipts ({signed} signed by their nodes, {} unbilled attempts the coordinator ended); they add up to the report",
+            records.len(),
+            records.len() - signed
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{bad} problems found");
+        ExitCode::FAILURE
+    }
+}
+
+fn print_groups(key: &str, rows: &[UsageGroup], format: Format) {
+    match format {
+        Format::Table => {
+            println!(
+                "{:<24} {:>8} {:>20} {:>20} {:>20} {:>16}",
+                key.to_uppercase(),
+                "ATTEMPTS",
+                "GPU-SECONDS",
+                "BILLED-GPU-SECONDS",
+                "WALL-SECONDS",
+                "COST"
+            );
+            for g in rows {
+                println!(
+                    "{:<24} {:>8} {:>20} {:>20} {:>20} {:>16}",
+                    g.key,
+                    g.attempts,
+                    seconds(g.gpu_ns),
+                    seconds(g.charged_gpu_ns),
+                    seconds(g.wall_ns),
+                    micros(g.cost_micros)
+                );
+            }
+        }
+        Format::Csv => {
+            println!("{key},attempts,gpu_ns,charged_gpu_ns,wall_ns,cost_micros");
+            for g in rows {
+                println!(
+                    "{},{},{},{},{},{}",
+                    csv_field(&g.key),
+                    g.attempts,
+                    g.gpu_ns,
+                    g.charged_gpu_ns,
+                    g.wall_ns,
+                    g.cost_micros
+                );
+            }
+        }
+        Format::Json => {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|g| {
+                    json!({
+                        key: g.key,
+                        "attempts": g.attempts,
+                        "gpu_ns": g.gpu_ns,
+                        "charged_gpu_ns": g.charged_gpu_ns,
+                        "wall_ns": g.wall_ns,
+                        "cost_micros": g.cost_micros,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(rows));
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<ExitCode> {
+    let (since, until) = month_range_ms(&args.month)?;
+    let client = conn.connect(Role::Tenant).await?;
+    let tenant = args.tenant.unwrap_or_else(|| client.name().to_owned());
+    let records = client
+        .usage_records(UsageQuery {
+            tenant: Some(tenant.clone()),
+            since_ms: Some(since),
+            until_ms: Some(until),
+            ..UsageQuery::default()
+        })
+        .await?;
+    let total: u64 = records.iter().map(|r| r.cost_micros).sum();
+    let billed: u64 = records.iter().map(|r| r.charged_gpu_ns).sum();
+    match args.format {
+        Format::Table => {
+            println!("Invoice — tenant {tenant}, {} (UTC)", args.month);
+            println!(
+                "{:>8} {:>7}  {:<16} {:<20} {:<20} {:>20} {:>14} {:>14}",
+                "JOB",
+                "ATTEMPT",
+                "NODE",
+                "CLASS",
+                "OUTCOME",
+                "BILLED-GPU-SECONDS",
+                "PRICE/GPU-S",
+                "COST"
+            );
+            for r in &records {
+                println!(
+                    "{:>8} {:>7}  {:<16} {:<20} {:<20} {:>20} {:>14} {:>14}",
+                    r.receipt.job,
+                    r.receipt.attempt,
+                    r.node,
+                    r.gpu_class,
+                    r.receipt.outcome,
+                    seconds(r.charged_gpu_ns),
+                    micros(r.price_micros),
+                    micros(r.cost_micros)
+                );
+            }
+            println!(
+                "total: {} attempts, {} GPU-seconds billed, {}",
+                records.len(),
+                seconds(billed),
+                micros(total)
+            );
+        }
+        Format::Csv => {
+            println!(
+                "job,attempt,node,class,outcome,gpu_ns,charged_gpu_ns,price_micros,cost_micros"
+            );
+            for r in &records {
+                println!(
+                    "{},{},{},{},{},{},{},{},{}",
+                    r.receipt.job,
+                    r.receipt.attempt,
+                    csv_field(&r.node),
+                    csv_field(&r.gpu_class),
+                    r.receipt.outcome,
+                    r.receipt.gpu_ns,
+                    r.charged_gpu_ns,
+                    r.price_micros,
+                    r.cost_micros
+                );
+            }
+            println!("total,,,,,,{billed},,{total}");
+        }
+        Format::Json => {
+            let lines: Vec<_> = records
+                .iter()
+                .map(|r| {
+                    json!({
+                        "job": r.receipt.job,
+                        "attempt": r.receipt.attempt,
+                        "node": r.node,
+                        "class": r.gpu_class,
+                        "outcome": r.receipt.outcome,
+                        "gpu_ns": r.receipt.gpu_ns,
+                        "charged_gpu_ns": r.charged_gpu_ns,
+                        "price_micros": r.price_micros,
+                        "cost_micros": r.cost_micros,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({
+                    "tenant": tenant,
+                    "month": args.month,
+                    "lines": lines,
+                    "charged_gpu_ns": billed,
+                    "total_micros": total,
+                })
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
