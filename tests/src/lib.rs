@@ -229,3 +229,173 @@ impl TestCluster {
         let _ = self.stop.send(true);
     }
 }
+
+/// Runs the `suanli` binary with `args` and extra environment.
+pub fn suanli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(suanli_bin());
+    cmd.args(args).env("NODEVICE_SELECT", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("suanli runs")
+}
+
+/// The JSON a successful command printed.
+pub fn ok_json(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+impl TestCluster {
+    /// `SUANLI_*` variables that point the CLI at this coordinator with `token`.
+    pub fn cli_env(&self, token: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("SUANLI_COORDINATOR", self.coordinator.addr().to_string()),
+            (
+                "SUANLI_FINGERPRINT",
+                self.coordinator.fingerprint().to_owned(),
+            ),
+            ("SUANLI_TOKEN", token.to_owned()),
+        ]
+    }
+
+    /// The admin token of this cluster.
+    pub fn admin_token(&self) -> String {
+        self.coordinator
+            .new_admin_token
+            .clone()
+            .expect("a fresh coordinator has an admin token")
+    }
+}
+
+/// A node speaking the protocol by hand, with a key of the test's choosing:
+/// the hostile or flaky provider that a real node never is.
+pub struct FakeNode {
+    pub client: suanli_net::Client,
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+    pub node_id: u64,
+    pub signer: suanli_proto::ReceiptSigner,
+}
+
+/// A plausible GPU for fake nodes.
+pub fn fake_gpu() -> suanli_proto::GpuInfo {
+    suanli_proto::GpuInfo {
+        name: "Fake GPU".into(),
+        backend: "vulkan".into(),
+        device_type: "discrete".into(),
+        driver: "fake".into(),
+        metering: "timestamp".into(),
+        max_buffer_size: 1 << 30,
+        max_storage_buffer_binding_size: 1 << 27,
+        max_compute_workgroups_per_dimension: 65535,
+        features: vec![],
+    }
+}
+
+impl FakeNode {
+    /// Registers with `token`, presenting the key made from `seed`.
+    pub async fn register(
+        cluster: &TestCluster,
+        token: &str,
+        seed: u8,
+    ) -> Result<FakeNode, suanli_net::NetError> {
+        let client = cluster.connect(token, suanli_proto::Role::Node).await?;
+        let signer = suanli_proto::ReceiptSigner::from_seed(&[seed; 32]);
+        let info = suanli_proto::NodeInfo {
+            gpu: fake_gpu(),
+            slots: 1,
+            public_key: signer.public_key(),
+        };
+        let (send, recv, node_id) = client.register(info).await?;
+        Ok(FakeNode {
+            client,
+            send,
+            recv,
+            node_id,
+            signer,
+        })
+    }
+
+    /// The next assignment sent to this node.
+    pub async fn next_assignment(&mut self) -> suanli_proto::Assignment {
+        let deadline = std::time::Duration::from_secs(30);
+        loop {
+            let frame = tokio::time::timeout(
+                deadline,
+                suanli_net::frame::read_frame::<suanli_proto::ToNode>(&mut self.recv),
+            )
+            .await
+            .expect("an assignment in time")
+            .expect("a frame")
+            .expect("the stream is open");
+            if let suanli_proto::ToNode::Run(a) = frame {
+                return a;
+            }
+        }
+    }
+
+    /// A receipt for `a` as an honest node would sign it.
+    pub fn receipt(
+        &self,
+        a: &suanli_proto::Assignment,
+        outcome: &str,
+        gpu_ns: u64,
+        output: Option<suanli_proto::Hash>,
+    ) -> suanli_proto::Receipt {
+        suanli_proto::Receipt {
+            job: a.job,
+            attempt: a.attempt,
+            node_id: self.node_id,
+            module: a.spec.module,
+            input: a.spec.input,
+            output,
+            gpu_ns,
+            wall_ns: gpu_ns + 1_000_000,
+            outcome: outcome.into(),
+            metering: "timestamp".into(),
+            started_ms: 1,
+            ended_ms: 2,
+        }
+    }
+
+    /// Sends a finished attempt with the given receipt and signature.
+    pub async fn finish(
+        &mut self,
+        receipt: suanli_proto::Receipt,
+        signature: suanli_proto::Signature,
+    ) {
+        let message = suanli_proto::FromNode::Finished(suanli_proto::AttemptResult {
+            receipt,
+            signature,
+            error: None,
+            output_bytes: 0,
+        });
+        suanli_net::frame::write_frame(&mut self.send, &message)
+            .await
+            .expect("sent");
+    }
+}
+
+/// Polls `status` until the job is final.
+pub async fn wait_final(client: &suanli_net::Client, job: u64) -> suanli_proto::JobView {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let view = client.status(job).await.expect("status");
+        if view.state.is_final() {
+            return view;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {job} did not finish: {view:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

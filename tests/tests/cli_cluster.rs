@@ -4,9 +4,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
-use suanli_e2e::{guest_dir, guest_wasm, suanli_bin};
+use suanli_e2e::{guest_dir, guest_wasm, ok_json, suanli, suanli_bin};
 
 /// Kills the process when the test ends, pass or fail.
 struct Running(Child);
@@ -16,27 +16,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn suanli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(suanli_bin());
-    cmd.args(args).env("NODEVICE_SELECT", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("suanli runs")
-}
-
-fn ok_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A `suanli coordinator` process; returns it and what it printed up to its
