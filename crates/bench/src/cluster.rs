@@ -34,32 +34,69 @@ pub struct ClusterReport {
     pub jobs_per_second: f64,
 }
 
-pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchError> {
-    let dir = std::env::temp_dir().join(format!("suanli-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let coordinator = Coordinator::start(CoordinatorConfig::new(
-        ([127, 0, 0, 1], 0).into(),
-        dir.join("coordinator"),
-    ))
-    .await
-    .map_err(|e| BenchError::Job(e.to_string()))?;
-    let (addr, fp) = (coordinator.addr(), coordinator.fingerprint().to_owned());
-    let admin_token = coordinator.new_admin_token.clone().unwrap_or_default();
-    let admin = Client::connect(addr, &fp, &admin_token, Role::Admin).await?;
-    let tenant_token = admin.create_token(Role::Tenant, "bench").await?;
-    let node_token = admin.create_token(Role::Node, "bench-node").await?;
-    let mut node_config = NodeConfig::new(addr, fp.clone(), node_token, dir.join("node"));
-    node_config.slots = config.slots;
-    let node = tokio::task::spawn_blocking(move || Node::new(node_config))
+/// A coordinator, one node and a tenant client in this process, on loopback.
+pub(crate) struct LocalCluster {
+    coordinator: Coordinator,
+    admin: Client,
+    pub(crate) tenant: Client,
+    stop: tokio::sync::watch::Sender<bool>,
+    node_task: tokio::task::JoinHandle<()>,
+    dir: std::path::PathBuf,
+}
+
+impl LocalCluster {
+    pub(crate) async fn start(name: &str, slots: u32) -> Result<LocalCluster, BenchError> {
+        let dir = std::env::temp_dir().join(format!("suanli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let coordinator = Coordinator::start(CoordinatorConfig::new(
+            ([127, 0, 0, 1], 0).into(),
+            dir.join("coordinator"),
+        ))
         .await
-        .map_err(|e| BenchError::Job(e.to_string()))?
         .map_err(|e| BenchError::Job(e.to_string()))?;
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let node_task = tokio::spawn(node.run(stop));
-    while admin.nodes().await?.is_empty() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (addr, fp) = (coordinator.addr(), coordinator.fingerprint().to_owned());
+        let admin_token = coordinator.new_admin_token.clone().unwrap_or_default();
+        let admin = Client::connect(addr, &fp, &admin_token, Role::Admin).await?;
+        let tenant_token = admin.create_token(Role::Tenant, "bench").await?;
+        let node_token = admin.create_token(Role::Node, "bench-node").await?;
+        let mut node_config = NodeConfig::new(addr, fp.clone(), node_token, dir.join("node"));
+        node_config.slots = slots;
+        let node = tokio::task::spawn_blocking(move || Node::new(node_config))
+            .await
+            .map_err(|e| BenchError::Job(e.to_string()))?
+            .map_err(|e| BenchError::Job(e.to_string()))?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let node_task = tokio::spawn(node.run(stop_rx));
+        while admin.nodes().await?.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tenant = Client::connect(addr, &fp, &tenant_token, Role::Tenant).await?;
+        Ok(LocalCluster {
+            coordinator,
+            admin,
+            tenant,
+            stop,
+            node_task,
+            dir,
+        })
     }
-    let tenant = Client::connect(addr, &fp, &tenant_token, Role::Tenant).await?;
+
+    /// Stops the node and waits for it, so its GPU devices are released
+    /// before the runtime goes away (dropping live Vulkan devices at process
+    /// teardown crashed NVIDIA's driver).
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.node_task).await;
+        self.tenant.close().await;
+        self.admin.close().await;
+        self.coordinator.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchError> {
+    let cluster = LocalCluster::start("bench", config.slots).await?;
+    let tenant = &cluster.tenant;
     let input: Vec<u8> = (0..128u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
     let submit = || {
         tenant.submit(
@@ -103,19 +140,11 @@ pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchErro
         slots: config.slots,
         jobs_per_second: jobs.len() as f64 / elapsed,
     };
-    // Stop the node and wait for it, so its GPU devices are released before
-    // the runtime goes away (dropping live Vulkan devices at process teardown
-    // crashed NVIDIA's driver).
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(10), node_task).await;
-    tenant.close().await;
-    admin.close().await;
-    coordinator.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    cluster.stop().await;
     Ok(report)
 }
 
-fn check(state: JobState) -> Result<(), BenchError> {
+pub(crate) fn check(state: JobState) -> Result<(), BenchError> {
     if state == JobState::Succeeded {
         Ok(())
     } else {

@@ -3,9 +3,11 @@
 //! job's cold vs warm start. Numbers are printed, never asserted.
 
 mod cluster;
+mod metering;
 mod native;
 
 pub use cluster::{ClusterBenchConfig, ClusterReport, run as run_cluster};
+pub use metering::{MeteringBenchConfig, MeteringReport, run as run_metering};
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use suanli_bench::{BenchConfig, ClusterBenchConfig, Report};
+use suanli_bench::{BenchConfig, ClusterBenchConfig, MeteringBenchConfig, Report};
 use suanli_gpu::{Gpu, GpuOptions};
 
 use super::read_file;
@@ -14,6 +14,10 @@ pub struct Args {
     /// Cluster round trips and throughput: the vector-add example job.
     #[arg(long, value_name = "VECTOR_ADD_WASM")]
     cluster: Option<PathBuf>,
+    /// Metering accuracy: receipt GPU time of the matmul job through a local
+    /// cluster vs the same kernel timed with native wgpu timestamps.
+    #[arg(long, value_name = "MATMUL_WASM")]
+    metering: Option<PathBuf>,
     /// Cluster: sequential round trips measured.
     #[arg(long, default_value_t = 100)]
     round_trips: usize,
@@ -38,10 +42,36 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.matmul.is_none() && args.cluster.is_none() {
+    if args.matmul.is_none() && args.cluster.is_none() && args.metering.is_none() {
         anyhow::bail!(
-            "nothing to measure: pass --matmul MATMUL_WASM and/or --cluster VECTOR_ADD_WASM"
+            "nothing to measure: pass --matmul MATMUL_WASM, --cluster VECTOR_ADD_WASM and/or --metering MATMUL_WASM"
         );
+    }
+    if let Some(path) = &args.metering {
+        let gpu = Gpu::open(&GpuOptions {
+            adapter_name: args.adapter.clone(),
+            ..GpuOptions::default()
+        })?;
+        let slot = gpu.new_slot()?;
+        let config = MeteringBenchConfig {
+            matmul_wasm: read_file("job", path)?,
+            n: args.n,
+            runs: args.runs,
+        };
+        let report = super::block_on_value(suanli_bench::run_metering(&slot, &config))?;
+        if args.json {
+            println!("{}", serde_json::to_value(&report)?);
+        } else {
+            println!(
+                "metering accuracy (matmul n = {}, {} runs, medians): receipt {} vs native timestamps {}: relative error {:.3}% (worst pair {:.3}%)",
+                report.n,
+                report.runs,
+                ms(report.receipt_gpu_ns),
+                ms(report.native_gpu_ns),
+                report.relative_error * 100.0,
+                report.worst_pair_error * 100.0
+            );
+        }
     }
     if let Some(path) = &args.cluster {
         let config = ClusterBenchConfig {
