@@ -372,12 +372,12 @@ impl FakeNode {
         receipt: suanli_proto::Receipt,
         signature: suanli_proto::Signature,
     ) {
-        let message = suanli_proto::FromNode::Finished(suanli_proto::AttemptResult {
+        let message = suanli_proto::FromNode::Finished(Box::new(suanli_proto::AttemptResult {
             receipt,
             signature,
             error: None,
             output_bytes: 0,
-        });
+        }));
         suanli_net::frame::write_frame(&mut self.send, &message)
             .await
             .expect("sent");

@@ -110,7 +110,7 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
                 shared.append_log(job, &data);
             }
         }
-        FromNode::Finished(result) => finished(shared, node_id, result),
+        FromNode::Finished(result) => finished(shared, node_id, *result),
     }
 }
 

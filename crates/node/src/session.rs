@@ -126,7 +126,7 @@ async fn run_job(
         error,
         output_bytes,
     };
-    let _ = up.send(FromNode::Finished(result));
+    let _ = up.send(FromNode::Finished(Box::new(result)));
 }
 
 /// What the node measured of one attempt (the receipt's body).

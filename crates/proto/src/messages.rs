@@ -356,7 +356,7 @@ pub enum FromNode {
         data: Vec<u8>,
     },
     /// Sent after the output blob is uploaded.
-    Finished(AttemptResult),
+    Finished(Box<AttemptResult>),
 }
 
 /// The end of an attempt: its signed receipt, and what is not billed on.
