@@ -313,8 +313,9 @@ impl FakeNode {
             gpu: fake_gpu(),
             slots: 1,
             public_key: signer.public_key(),
+            in_flight: Vec::new(),
         };
-        let (send, recv, node_id) = client.register(info).await?;
+        let (send, recv, node_id, _) = client.register(info).await?;
         Ok(FakeNode {
             client,
             send,

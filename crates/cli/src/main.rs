@@ -28,7 +28,7 @@ enum Command {
     Bench(commands::bench::Args),
     /// Start a coordinator.
     Coordinator(commands::coordinator::Args),
-    /// Attach this machine's GPU to a coordinator as a provider node.
+    /// Attach this machine's GPU to a coordinator as a provider node (or `node drain NAME`).
     Node(commands::node::Args),
     /// Submit a job to the coordinator.
     Submit(commands::submit::Args),
@@ -57,6 +57,9 @@ enum Command {
     Usage(commands::billing::UsageArgs),
     /// An itemised monthly invoice (per job, per attempt).
     Invoice(commands::billing::InvoiceArgs),
+    /// Operator checks (admin).
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     /// Start a coordinator and two nodes in this process, run the examples, print results and GPU time.
     Demo(commands::demo::Args),
 }
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => commands::block_on(commands::billing::tenant(cmd, conn)),
         Command::Usage(args) => commands::block_on(commands::billing::usage(args, conn)),
         Command::Invoice(args) => commands::block_on(commands::billing::invoice(args, conn)),
+        Command::Admin(cmd) => commands::block_on(commands::admin::run(cmd, conn)),
         Command::Demo(args) => commands::block_on(commands::demo::run(args)),
     };
     tracing::debug!("exiting");

@@ -71,7 +71,9 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         | CreateToken { .. }
         | SetPrice { .. }
         | SetNodeClass { .. }
-        | SetCreditLimit { .. } => role == Role::Admin,
+        | SetCreditLimit { .. }
+        | DrainNode(_)
+        | Check => role == Role::Admin,
         Register(_) => role == Role::Node,
     };
     if ok {

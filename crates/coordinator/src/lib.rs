@@ -60,6 +60,9 @@ pub struct CoordinatorConfig {
     pub max_connections: usize,
     /// Log bytes kept per job. Default 1 MiB.
     pub max_log_bytes: u64,
+    /// After a restart, how long attempts that were running wait for their
+    /// node to reconnect and claim them before they end `node_lost`. Default 10 s.
+    pub recovery_grace: Duration,
 }
 
 impl CoordinatorConfig {
@@ -72,6 +75,7 @@ impl CoordinatorConfig {
             max_streams_per_connection: 64,
             max_connections: 10_000,
             max_log_bytes: 1 << 20,
+            recovery_grace: Duration::from_secs(10),
         }
     }
 }
@@ -120,7 +124,7 @@ impl Coordinator {
         let client_file =
             dir.write_client_file(addr, &identity.fingerprint(), new_admin_token.as_deref())?;
         let shared = Shared::new(config, ledger, dir, identity.fingerprint())?;
-        shared.recover()?;
+        tokio::spawn(state::recover(shared.clone()));
         tokio::spawn(scheduler::run(shared.clone()));
         tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         tracing::info!(%addr, "coordinator listening");

@@ -61,6 +61,7 @@ async fn serve(
     let node_id = session.id;
     let _ = peer.node_id.set(node_id);
     let (tx, mut rx) = mpsc::unbounded_channel::<ToNode>();
+    let adopted = adopt(&shared, &info);
     shared.nodes().insert(
         node_id,
         LiveNode {
@@ -68,13 +69,14 @@ async fn serve(
             info: info.clone(),
             gpu_class: session.gpu_class.clone(),
             tx,
-            running: Default::default(),
+            running: adopted.iter().copied().collect(),
             connected_ms: now_ms(),
             jobs_run: 0,
+            draining: false,
         },
     );
-    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, "node registered");
-    write_frame(&mut send, &Response::Registered { node_id }).await?;
+    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, adopted = adopted.len(), "node registered");
+    write_frame(&mut send, &Response::Registered { node_id, adopted }).await?;
     shared.wake_scheduler.notify_one();
 
     let writer = tokio::spawn(async move {
@@ -99,6 +101,25 @@ async fn serve(
     Ok(())
 }
 
+/// The node's in-flight attempts that are still running on its key: they
+/// move to this session (out of an older one not yet noticed dead).
+fn adopt(shared: &Shared, info: &NodeInfo) -> Vec<(u64, u32)> {
+    let mut adopted = Vec::new();
+    for &(job, attempt) in info.in_flight.iter().take(10_000) {
+        let ok = shared
+            .ledger()
+            .adoptable(job, attempt, &info.public_key.0)
+            .unwrap_or(false);
+        if ok {
+            for node in shared.nodes().values_mut() {
+                node.running.remove(&(job, attempt));
+            }
+            adopted.push((job, attempt));
+        }
+    }
+    adopted
+}
+
 fn handle(shared: &Shared, node_id: u64, message: FromNode) {
     match message {
         FromNode::Log { job, attempt, data } => {
@@ -111,26 +132,55 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
             }
         }
         FromNode::Finished(result) => finished(shared, node_id, *result),
+        FromNode::Draining => {
+            if let Some(node) = shared.nodes().get_mut(&node_id) {
+                tracing::info!(node_id, name = %node.name, "node is draining");
+                node.draining = true;
+            }
+        }
     }
 }
 
 fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
     let (job, attempt) = (r.receipt.job, r.receipt.attempt);
     let recorded = shared.ledger().finish_attempt(node_id, &r, now_ms());
-    match recorded {
+    let ack = |accepted: bool, reason: Option<&str>| {
+        if let Some(node) = shared.nodes().get(&node_id) {
+            let _ = node.tx.send(ToNode::Ack {
+                job,
+                attempt,
+                accepted,
+                reason: reason.map(str::to_owned),
+            });
+        }
+    };
+    match &recorded {
         Ok(Recorded::Ended { state }) => {
             tracing::info!(job, attempt, node_id, outcome = %r.receipt.outcome, gpu_ns = r.receipt.gpu_ns, state = state.as_str(), "attempt finished");
+            ack(true, None);
         }
         Ok(Recorded::Duplicate) => {
-            tracing::info!(job, attempt, "result already recorded; ignored")
+            tracing::info!(
+                job,
+                attempt,
+                "result already recorded or attempt already ended; ignored"
+            );
+            ack(
+                true,
+                Some("the attempt had already ended; this result was not recorded"),
+            );
         }
-        Ok(Recorded::Unknown) => tracing::warn!(
-            job,
-            attempt,
-            node_id,
-            "result for an attempt this node does not run; ignored"
-        ),
+        Ok(Recorded::Unknown) => {
+            tracing::warn!(
+                job,
+                attempt,
+                node_id,
+                "result for an attempt this node does not run; ignored"
+            );
+            ack(false, Some("no such attempt of this node"));
+        }
         Ok(Recorded::Rejected(reason)) => {
+            ack(false, Some(reason));
             // Nothing of it is recorded or billed; the job is retried elsewhere.
             tracing::warn!(job, attempt, node_id, %reason, "receipt rejected");
             let ended = shared.ledger().fault_attempt(

@@ -123,7 +123,7 @@ fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
     let nodes = shared.nodes();
     nodes
         .iter()
-        .filter(|(_, n)| (n.running.len() as u32) < n.info.slots)
+        .filter(|(_, n)| !n.draining && (n.running.len() as u32) < n.info.slots)
         .filter(|(_, n)| n.info.gpu.max_buffer_size >= job.spec.requirements.min_gpu_memory)
         .min_by_key(|(id, n)| (n.running.len() * 1000 / n.info.slots.max(1) as usize, **id))
         .map(|(id, _)| *id)

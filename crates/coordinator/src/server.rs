@@ -282,7 +282,8 @@ fn handle(
                     format!("job {job} has already finished"),
                 ),
                 Some(running) => {
-                    if let Some((attempt, node_id)) = running
+                    if let Some((attempt, _)) = running
+                        && let Some(node_id) = shared.runner_of(job, attempt)
                         && let Some(node) = shared.nodes().get(&node_id)
                     {
                         let _ = node.tx.send(suanli_proto::ToNode::Cancel { job, attempt });
@@ -357,6 +358,24 @@ fn handle(
             )?),
             Err(refusal) => refusal,
         },
+        Request::DrainNode(name) => {
+            let mut drained = 0;
+            for node in shared.nodes().values_mut() {
+                if node.name == name {
+                    node.draining = true;
+                    drained += 1;
+                }
+            }
+            if drained == 0 {
+                return Ok(error(
+                    ErrorCode::NotFound,
+                    format!("no node named {name} is connected"),
+                ));
+            }
+            tracing::info!(node = %name, sessions = drained, "node drained by the admin");
+            Response::Ok
+        }
+        Request::Check => Response::Check(shared.ledger().check()?),
         Request::Register(_)
         | Request::PutBlob { .. }
         | Request::GetBlob(_)

@@ -46,6 +46,8 @@ pub(crate) struct LiveNode {
     pub(crate) running: HashSet<(u64, u32)>,
     pub(crate) connected_ms: u64,
     pub(crate) jobs_run: u64,
+    /// Takes no new jobs (drained by the admin or by the node itself).
+    pub(crate) draining: bool,
 }
 
 pub(crate) struct Shared {
@@ -98,14 +100,13 @@ impl Shared {
         lock(&self.nodes)
     }
 
-    /// Attempts that were running when the coordinator stopped: their node
-    /// sessions are gone, so they are lost and the jobs go back to the queue.
-    pub(crate) fn recover(&self) -> Result<(), CoordinatorError> {
-        let mut ledger = self.ledger();
-        for (job, attempt, _node) in ledger.open_attempts()? {
-            ledger.lose_attempt(job, attempt, now_ms(), "the coordinator restarted")?;
-        }
-        Ok(())
+    /// The live node session running (job, attempt), if any (after a
+    /// restart, a reconnected node runs attempts of its earlier session).
+    pub(crate) fn runner_of(&self, job: u64, attempt: u32) -> Option<u64> {
+        self.nodes()
+            .iter()
+            .find(|(_, n)| n.running.contains(&(job, attempt)))
+            .map(|(id, _)| *id)
     }
 
     pub(crate) fn notify_job(&self, job: u64) {
@@ -155,6 +156,7 @@ impl Shared {
                 public_key: n.info.public_key,
                 slots: n.info.slots,
                 running: n.running.len() as u32,
+                draining: n.draining,
                 connected: true,
                 connected_ms: n.connected_ms,
                 jobs_run: n.jobs_run,
@@ -226,4 +228,48 @@ impl Shared {
     pub(crate) fn read_log(&self, job: u64) -> Vec<u8> {
         std::fs::read(self.log_path(job)).unwrap_or_default()
     }
+}
+
+/// Attempts that were running when the coordinator stopped: their nodes get
+/// `recovery_grace` to reconnect and claim them (reporting them still running
+/// or re-sending their results); the rest end `node_lost` and are re-queued.
+pub(crate) async fn recover(shared: Arc<Shared>) {
+    let open = match shared.ledger().open_attempts() {
+        Ok(open) => open,
+        Err(err) => {
+            tracing::error!(%err, "cannot read attempts to recover");
+            return;
+        }
+    };
+    if open.is_empty() {
+        return;
+    }
+    tracing::info!(attempts = open.len(), grace = ?shared.config.recovery_grace, "waiting for nodes to claim running attempts");
+    tokio::time::sleep(shared.config.recovery_grace).await;
+    let reason = format!(
+        "the coordinator restarted and the node did not come back within {} s",
+        shared.config.recovery_grace.as_secs_f64()
+    );
+    for (job, attempt, _) in open {
+        if shared.runner_of(job, attempt).is_some() {
+            continue;
+        }
+        match shared
+            .ledger()
+            .lose_attempt(job, attempt, now_ms(), &reason)
+        {
+            Ok(suanli_ledger::Recorded::Ended { state }) => {
+                tracing::info!(
+                    job,
+                    attempt,
+                    state = state.as_str(),
+                    "attempt not claimed; lost"
+                )
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(job, %err, "cannot end an unclaimed attempt"),
+        }
+        shared.notify_job(job);
+    }
+    shared.wake_scheduler.notify_one();
 }

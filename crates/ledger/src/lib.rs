@@ -9,6 +9,7 @@
 //! twice is recorded once.
 
 pub mod billing;
+mod check;
 mod jobs;
 mod schema;
 mod usage;

@@ -43,6 +43,7 @@ fn add_node(l: &mut Ledger, name: &str, adapter: &str, seed: u8) -> (u64, Receip
         gpu: gpu(adapter),
         slots: 1,
         public_key: signer.public_key(),
+        in_flight: Vec::new(),
     };
     match l.register_node(&token, name, &info, 0).unwrap() {
         Registration::Registered(s) => (s.id, signer),
@@ -200,6 +201,7 @@ fn a_node_token_keeps_the_key_it_first_registered() {
         gpu: gpu("Test GPU"),
         slots: 1,
         public_key: impostor.public_key(),
+        in_flight: Vec::new(),
     };
     match l.register_node(&[1; 32], "prov", &info, 0).unwrap() {
         Registration::KeyMismatch(m) => assert!(m.contains(&first.public_key().to_hex()), "{m}"),
@@ -517,4 +519,53 @@ fn tokens_are_found_by_hash() {
         Some((Role::Admin, "root".into()))
     );
     assert_eq!(l.find_token(&[2; 32]).unwrap(), None);
+}
+
+#[test]
+fn the_check_passes_on_a_consistent_ledger_and_names_each_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap();
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let done = submit(&mut l, "alice", &spec(3));
+    start(&mut l, done, node);
+    l.finish_attempt(
+        node,
+        &result(&signer, done, 1, node, "succeeded", 10_000),
+        2,
+    )
+    .unwrap();
+    let lost = submit(&mut l, "bob", &spec(3));
+    start(&mut l, lost, node);
+    l.lose_attempt(lost, 1, 3, "gone").unwrap();
+    let running = submit(&mut l, "bob", &spec(3));
+    start(&mut l, running, node);
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+    assert!(l.adoptable(running, 1, &signer.public_key().0).unwrap());
+    assert!(!l.adoptable(running, 1, &[0; 32]).unwrap());
+    assert!(!l.adoptable(lost, 1, &signer.public_key().0).unwrap());
+
+    // A job both queued and running.
+    l.conn
+        .execute(
+            "UPDATE jobs SET state = 'queued' WHERE id = ?1",
+            [running as i64],
+        )
+        .unwrap();
+    // A billed row whose signature no longer matches (bypassing the triggers).
+    l.conn
+        .execute_batch(
+            "DROP TRIGGER usage_is_append_only_update;
+             UPDATE usage SET gpu_ns = gpu_ns + 1, charged_gpu_ns = charged_gpu_ns + 1 WHERE outcome = 'succeeded';
+             UPDATE attempts SET gpu_ns = gpu_ns + 1 WHERE outcome = 'succeeded';",
+        )
+        .unwrap();
+    let found = l.check().unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains(&format!("job {running} has 1 running attempts"))),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|v| v.contains("signature")), "{found:?}");
 }

@@ -14,6 +14,9 @@ use crate::{NetError, tls};
 pub const BLOB_LIMIT: u64 = 1 << 30;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A node's control stream, its session id and the attempts it keeps.
+pub type Registered = (quinn::SendStream, quinn::RecvStream, u64, Vec<(u64, u32)>);
+
 /// A connection to the coordinator, authenticated as one token.
 pub struct Client {
     endpoint: quinn::Endpoint,
@@ -252,14 +255,25 @@ impl Client {
         }
     }
 
-    /// Opens a node's control stream; returns it and the node's session id.
-    pub async fn register(
-        &self,
-        info: NodeInfo,
-    ) -> Result<(quinn::SendStream, quinn::RecvStream, u64), NetError> {
+    /// Opens a node's control stream; returns it, the node's session id and
+    /// which of its in-flight attempts the coordinator still assigns to it.
+    pub async fn register(&self, info: NodeInfo) -> Result<Registered, NetError> {
         let (send, mut recv) = self.open(&Request::Register(info)).await?;
         match answer(expect_frame(&mut recv).await?)? {
-            Response::Registered { node_id } => Ok((send, recv, node_id)),
+            Response::Registered { node_id, adopted } => Ok((send, recv, node_id, adopted)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stops assigning jobs to the live nodes of a node token name (admin).
+    pub async fn drain_node(&self, node: &str) -> Result<(), NetError> {
+        self.ok(&Request::DrainNode(node.to_owned())).await
+    }
+
+    /// The ledger's invariant violations (admin); empty when consistent.
+    pub async fn check(&self) -> Result<Vec<String>, NetError> {
+        match self.call(&Request::Check).await? {
+            Response::Check(v) => Ok(v),
             other => Err(unexpected(other)),
         }
     }

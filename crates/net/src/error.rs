@@ -49,3 +49,19 @@ impl From<quinn::ClosedStream> for NetError {
         NetError::ClosedStream
     }
 }
+
+impl NetError {
+    /// Whether the connection (not the request) failed: worth reconnecting.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            NetError::Connection(_)
+                | NetError::Connect(_)
+                | NetError::Write(_)
+                | NetError::Read(_)
+                | NetError::ClosedStream
+                | NetError::Io(_)
+                | NetError::Timeout(_)
+        )
+    }
+}

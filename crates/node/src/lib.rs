@@ -9,17 +9,20 @@
 
 mod blob_cache;
 mod identity;
+mod outbox;
 mod session;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use suanli_gpu::{Gpu, GpuError, GpuOptions, Slot};
 use suanli_proto::{GpuInfo, NodeInfo, ReceiptSigner};
 use suanli_sandbox::{Sandbox, SandboxConfig, SandboxError};
-use tokio::sync::watch;
+use tokio::sync::{Notify, mpsc, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -70,7 +73,30 @@ impl NodeConfig {
     }
 }
 
-/// What a node's sessions share: the sandbox, the slots, the blob cache.
+/// What the node should be doing, as its owner tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeSignal {
+    Run,
+    /// Take no new jobs; return once running jobs finished and their results
+    /// were acknowledged (or, after 30 s without a coordinator, kept on disk).
+    Drain,
+    /// Return now.
+    Stop,
+}
+
+/// The live session's connection and upward channel.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) client: Arc<suanli_net::Client>,
+    pub(crate) up: mpsc::UnboundedSender<suanli_proto::FromNode>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a node's sessions share: the sandbox, the slots, the blob cache,
+/// the jobs running and the results not yet acknowledged.
 pub(crate) struct Runtime {
     pub(crate) sandbox: Sandbox,
     pub(crate) quotas: suanli_gpu::Quotas,
@@ -79,6 +105,57 @@ pub(crate) struct Runtime {
     pub(crate) blobs: blob_cache::BlobCache,
     /// Signs every attempt's receipt.
     pub(crate) signer: ReceiptSigner,
+    pub(crate) outbox: outbox::Outbox,
+    /// Attempts running now, with their cancel flags.
+    pub(crate) running: Mutex<HashMap<(u64, u32), Arc<std::sync::atomic::AtomicBool>>>,
+    /// The session that is up, if any.
+    pub(crate) link: Mutex<Option<Link>>,
+    pub(crate) draining: AtomicBool,
+    /// Wakes a drain when a job ends or a result is acknowledged.
+    pub(crate) changed: Notify,
+}
+
+impl Runtime {
+    pub(crate) fn link(&self) -> Option<Link> {
+        lock(&self.link).clone()
+    }
+
+    fn start_drain(&self) {
+        if !self.draining.swap(true, Ordering::Relaxed) {
+            tracing::info!("draining: taking no new jobs");
+            if let Some(link) = self.link() {
+                let _ = link.up.send(suanli_proto::FromNode::Draining);
+            }
+        }
+    }
+
+    /// Returns when no job runs and every result was acknowledged, or when
+    /// results stayed undelivered for `patience` with nothing running.
+    async fn drained(&self, patience: Duration) {
+        let mut idle_since: Option<std::time::Instant> = None;
+        loop {
+            let running = !lock(&self.running).is_empty();
+            if !running && self.outbox.is_empty() {
+                return;
+            }
+            if running {
+                idle_since = None;
+            } else {
+                let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= patience {
+                    tracing::warn!(
+                        kept = self.outbox.list().len(),
+                        "results not acknowledged; they stay in the outbox for the next start"
+                    );
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
 }
 
 /// A node, set up (GPU opened, slots created) but not yet connected.
@@ -123,12 +200,15 @@ impl Node {
             },
             slots: slots.len() as u32,
             public_key: signer.public_key(),
+            in_flight: Vec::new(),
         };
         let sandbox = Sandbox::new(SandboxConfig {
             cache_dir: Some(config.data_dir.join("compiled")),
             ..SandboxConfig::default()
         })?;
         let blobs = blob_cache::BlobCache::new(config.data_dir.join("blobs"))
+            .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+        let outbox = outbox::Outbox::new(config.data_dir.join("outbox"))
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
         let mut quotas = suanli_gpu::Quotas::default();
         if let Some(cap) = config.max_gpu_memory {
@@ -143,6 +223,11 @@ impl Node {
                 info: node_info,
                 blobs,
                 signer,
+                outbox,
+                running: Mutex::new(HashMap::new()),
+                link: Mutex::new(None),
+                draining: AtomicBool::new(false),
+                changed: Notify::new(),
             }),
         })
     }
@@ -153,24 +238,51 @@ impl Node {
 
     /// Serves until `stop` turns true: connects, registers, runs jobs; on any
     /// connection loss waits (exponential backoff with jitter) and reconnects.
-    pub async fn run(self, stop: watch::Receiver<bool>) {
-        self.serve(stop).await;
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let (_signal_tx, signal) = watch::channel(NodeSignal::Run);
+        let stopped = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.run_until(signal) => {}
+            _ = stopped => {}
+        }
+    }
+
+    /// Serves until told to stop, or told to drain and drained.
+    pub async fn run_until(self, signal: watch::Receiver<NodeSignal>) {
+        self.serve(signal).await;
         tracing::debug!(
             references = Arc::strong_count(&self.runtime),
             "node stopped"
         );
     }
 
-    async fn serve(&self, mut stop: watch::Receiver<bool>) {
+    async fn serve(&self, mut signal: watch::Receiver<NodeSignal>) {
+        const PATIENCE: Duration = Duration::from_secs(30);
+        let rt = &self.runtime;
         let mut backoff = Duration::from_millis(100);
         loop {
-            if *stop.borrow() {
-                return;
-            }
             let started = std::time::Instant::now();
-            let result = tokio::select! {
-                r = session::run(&self.config, self.runtime.clone()) => r,
-                _ = stop.changed() => return,
+            let session = session::run(&self.config, rt.clone());
+            tokio::pin!(session);
+            let result = loop {
+                tokio::select! {
+                    r = &mut session => break r,
+                    changed = signal.changed() => {
+                        let now = if changed.is_ok() { *signal.borrow() } else { NodeSignal::Stop };
+                        match now {
+                            NodeSignal::Stop => return,
+                            NodeSignal::Drain => rt.start_drain(),
+                            NodeSignal::Run => {}
+                        }
+                    }
+                    _ = rt.drained(PATIENCE), if rt.draining.load(Ordering::Relaxed) => return,
+                }
             };
             match result {
                 Ok(()) => tracing::info!("session with the coordinator ended"),
@@ -181,9 +293,21 @@ impl Node {
             }
             let jitter = rand::random_range(0.5..1.5);
             let pause = backoff.mul_f64(jitter).min(self.config.max_backoff);
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => return,
+            let sleep = tokio::time::sleep(pause);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    changed = signal.changed() => {
+                        let now = if changed.is_ok() { *signal.borrow() } else { NodeSignal::Stop };
+                        match now {
+                            NodeSignal::Stop => return,
+                            NodeSignal::Drain => rt.start_drain(),
+                            NodeSignal::Run => {}
+                        }
+                    }
+                    _ = rt.drained(PATIENCE), if rt.draining.load(Ordering::Relaxed) => return,
+                }
             }
             backoff = (backoff * 2).min(self.config.max_backoff);
         }

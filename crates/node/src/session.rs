@@ -1,20 +1,23 @@
-//! One connection to the coordinator: register, then run assignments until
-//! the connection ends.
+//! One connection to the coordinator: register (reporting attempts in
+//! flight), re-send unacknowledged results, then run assignments until the
+//! connection ends. Jobs outlive a session: they finish into the outbox and
+//! are delivered through whichever session is live.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use suanli_net::frame::{read_frame, write_frame};
 use suanli_net::{Client, NetError};
-use suanli_proto::{Assignment, AttemptResult, FromNode, Receipt, Role, ToNode};
+use suanli_proto::{Assignment, AttemptResult, FromNode, Hash, Receipt, Role, ToNode};
 use suanli_sandbox::{JobLimits, Outcome, RunHooks};
 use tokio::sync::mpsc;
 
-use crate::{NodeConfig, Runtime};
+use crate::{Link, NodeConfig, Runtime, lock};
 
-type Cancels = Arc<Mutex<HashMap<(u64, u32), Arc<AtomicBool>>>>;
+/// Unacknowledged results are re-sent this often while connected.
+const RESEND: Duration = Duration::from_secs(5);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -33,8 +36,27 @@ pub(crate) async fn run(config: &NodeConfig, rt: Arc<Runtime>) -> Result<(), Net
         )
         .await?,
     );
-    let (mut send, mut recv, node_id) = client.register(rt.info.clone()).await?;
-    tracing::info!(node_id, coordinator = %config.coordinator, "registered with the coordinator");
+    let running: Vec<(u64, u32)> = lock(&rt.running).keys().copied().collect();
+    let mut info = rt.info.clone();
+    info.in_flight = running.clone();
+    info.in_flight.extend(rt.outbox.list());
+    let (mut send, mut recv, node_id, adopted) = client.register(info).await?;
+    tracing::info!(node_id, coordinator = %config.coordinator, adopted = adopted.len(), "registered with the coordinator");
+    // Attempts we still run that the coordinator no longer assigns to us
+    // were declared lost while we were away: stop them.
+    let adopted: HashSet<(u64, u32)> = adopted.into_iter().collect();
+    for key in running {
+        if !adopted.contains(&key)
+            && let Some(flag) = lock(&rt.running).get(&key)
+        {
+            tracing::info!(
+                job = key.0,
+                attempt = key.1,
+                "stopping an attempt the coordinator declared lost"
+            );
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
     let (up, mut up_rx) = mpsc::unbounded_channel::<FromNode>();
     let writer = tokio::spawn(async move {
         while let Some(message) = up_rx.recv().await {
@@ -44,66 +66,103 @@ pub(crate) async fn run(config: &NodeConfig, rt: Arc<Runtime>) -> Result<(), Net
             }
         }
     });
-    let cancels: Cancels = Arc::default();
+    if rt.draining.load(Ordering::Relaxed) {
+        let _ = up.send(FromNode::Draining);
+    }
+    *lock(&rt.link) = Some(Link {
+        client: client.clone(),
+        up,
+    });
+    let resender = tokio::spawn(resend_loop(rt.clone()));
     let ended = loop {
         match read_frame::<ToNode>(&mut recv).await {
             Ok(Some(ToNode::Run(assignment))) => {
                 let flag = Arc::new(AtomicBool::new(false));
-                lock(&cancels).insert((assignment.job, assignment.attempt), flag.clone());
-                tokio::spawn(run_job(
-                    client.clone(),
-                    rt.clone(),
-                    node_id,
-                    assignment,
-                    up.clone(),
-                    flag,
-                    cancels.clone(),
-                ));
+                lock(&rt.running).insert((assignment.job, assignment.attempt), flag.clone());
+                tokio::spawn(run_job(rt.clone(), node_id, assignment, flag));
             }
             Ok(Some(ToNode::Cancel { job, attempt })) => {
-                if let Some(flag) = lock(&cancels).get(&(job, attempt)) {
+                if let Some(flag) = lock(&rt.running).get(&(job, attempt)) {
                     tracing::info!(job, attempt, "cancelling");
                     flag.store(true, Ordering::Relaxed);
                 }
+            }
+            Ok(Some(ToNode::Ack {
+                job,
+                attempt,
+                accepted,
+                reason,
+            })) => {
+                if !accepted {
+                    tracing::warn!(
+                        job,
+                        attempt,
+                        reason = reason.as_deref().unwrap_or(""),
+                        "the coordinator refused a result"
+                    );
+                }
+                rt.outbox.remove((job, attempt));
+                rt.changed.notify_waiters();
             }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
+    *lock(&rt.link) = None;
+    resender.abort();
     writer.abort();
     ended
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// Sends every kept result now, then again every [`RESEND`] until acknowledged.
+async fn resend_loop(rt: Arc<Runtime>) {
+    loop {
+        for key in rt.outbox.list() {
+            deliver(&rt, key).await;
+        }
+        tokio::time::sleep(RESEND).await;
+    }
 }
 
-async fn run_job(
-    client: Arc<Client>,
-    rt: Arc<Runtime>,
-    node_id: u64,
-    a: Assignment,
-    up: mpsc::UnboundedSender<FromNode>,
-    cancel: Arc<AtomicBool>,
-    cancels: Cancels,
-) {
+/// Uploads a kept result's output and sends the result, if connected.
+/// Failure leaves it in the outbox for the next try.
+async fn deliver(rt: &Runtime, key: (u64, u32)) {
+    let Some(link) = rt.link() else {
+        return;
+    };
+    let (result, output) = match rt.outbox.load(key) {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::error!(job = key.0, attempt = key.1, %err, "unreadable result in the outbox; dropping it");
+            rt.outbox.remove(key);
+            return;
+        }
+    };
+    if result.receipt.output.is_some()
+        && let Err(err) = link.client.put_blob(&output).await
+    {
+        tracing::warn!(job = key.0, attempt = key.1, %err, "cannot upload the output; will retry");
+        return;
+    }
+    let _ = link.up.send(FromNode::Finished(Box::new(result)));
+}
+
+async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<AtomicBool>) {
     let (job, attempt) = (a.job, a.attempt);
     let started_ms = now_ms();
-    let ended = execute(&client, &rt, &a, &up, cancel).await;
-    lock(&cancels).remove(&(job, attempt));
-    let (measured, error, output_bytes) = ended.unwrap_or_else(|reason| {
+    let ended = execute(&rt, &a, cancel).await;
+    let (measured, error, output) = ended.unwrap_or_else(|reason| {
         tracing::warn!(job, attempt, %reason, "provider fault");
         (
             Measured {
                 outcome: "provider_fault".into(),
-                output: None,
                 gpu_ns: 0,
                 wall_ns: 0,
                 metering: rt.info.gpu.metering.clone(),
                 started_ms,
             },
             Some(reason),
-            0,
+            None,
         )
     });
     let receipt = Receipt {
@@ -112,7 +171,7 @@ async fn run_job(
         node_id,
         module: a.spec.module,
         input: a.spec.input,
-        output: measured.output,
+        output: output.as_deref().map(Hash::of),
         gpu_ns: measured.gpu_ns,
         wall_ns: measured.wall_ns,
         outcome: measured.outcome,
@@ -124,39 +183,55 @@ async fn run_job(
         signature: rt.signer.sign(&receipt),
         receipt,
         error,
-        output_bytes,
+        output_bytes: output.as_ref().map_or(0, |o| o.len() as u64),
     };
-    let _ = up.send(FromNode::Finished(Box::new(result)));
+    let kept = rt
+        .outbox
+        .put(&result, output.as_deref().unwrap_or_default());
+    lock(&rt.running).remove(&(job, attempt));
+    match kept {
+        Ok(()) => deliver(&rt, (job, attempt)).await,
+        Err(err) => {
+            // Not durable, but still worth sending once.
+            tracing::error!(job, attempt, %err, "cannot keep the result on disk");
+            if let Some(link) = rt.link() {
+                let _ = link.up.send(FromNode::Finished(Box::new(result)));
+            }
+        }
+    }
+    rt.changed.notify_waiters();
 }
 
 /// What the node measured of one attempt (the receipt's body).
 struct Measured {
     outcome: String,
-    output: Option<suanli_proto::Hash>,
     gpu_ns: u64,
     wall_ns: u64,
     metering: String,
     started_ms: u64,
 }
 
-/// Fetches the blobs, runs the job on a free slot, uploads the output.
-/// `Err` is the provider's fault (not the job's): blobs, slots, uploads.
+/// Fetches the blobs and runs the job on a free slot; returns the
+/// measurements, the job's error and its output (if it succeeded).
+/// `Err` is the provider's fault (not the job's): blobs, slots.
 async fn execute(
-    client: &Client,
     rt: &Arc<Runtime>,
     a: &Assignment,
-    up: &mpsc::UnboundedSender<FromNode>,
     cancel: Arc<AtomicBool>,
-) -> Result<(Measured, Option<String>, u64), String> {
+) -> Result<(Measured, Option<String>, Option<Vec<u8>>), String> {
     let started_ms = now_ms();
+    let client = rt
+        .link()
+        .map(|l| l.client)
+        .ok_or("not connected to the coordinator")?;
     let module = rt
         .blobs
-        .get(client, a.spec.module)
+        .get(&client, a.spec.module)
         .await
         .map_err(|e| format!("cannot fetch the module: {e}"))?;
     let input = rt
         .blobs
-        .get(client, a.spec.input)
+        .get(&client, a.spec.input)
         .await
         .map_err(|e| format!("cannot fetch the input: {e}"))?;
     let slot = lock(&rt.slots).pop().ok_or("no free slot on this node")?;
@@ -168,15 +243,17 @@ async fn execute(
         ..JobLimits::default()
     };
     let (job, attempt) = (a.job, a.attempt);
-    let log_up = up.clone();
+    let log_rt = rt.clone();
     let hooks = RunHooks {
         cancel: Some(cancel),
         on_log: Some(Arc::new(move |bytes: &[u8]| {
-            let _ = log_up.send(FromNode::Log {
-                job,
-                attempt,
-                data: bytes.to_vec(),
-            });
+            if let Some(link) = log_rt.link() {
+                let _ = link.up.send(FromNode::Log {
+                    job,
+                    attempt,
+                    data: bytes.to_vec(),
+                });
+            }
         })),
     };
     let runtime = rt.clone();
@@ -190,26 +267,16 @@ async fn execute(
     .map_err(|e| format!("the job's thread failed: {e}"))?;
     lock(&rt.slots).push(slot);
     let report = report.map_err(|e| e.to_string())?;
-    let output = if report.outcome == Outcome::Succeeded {
-        Some(
-            client
-                .put_blob(&report.output)
-                .await
-                .map_err(|e| format!("cannot upload the output: {e}"))?,
-        )
-    } else {
-        None
-    };
+    let output = (report.outcome == Outcome::Succeeded).then_some(report.output);
     Ok((
         Measured {
             outcome: report.outcome.as_str().to_owned(),
-            output,
             gpu_ns: report.gpu_ns,
             wall_ns: report.wall_ns,
             metering: report.metering.as_str().to_owned(),
             started_ms,
         },
         report.error,
-        report.output_bytes as u64,
+        output,
     ))
 }

@@ -182,6 +182,10 @@ pub struct NodeInfo {
     /// The key the node signs receipts with. The first registration with a
     /// node token binds it to that token; later ones must present the same.
     pub public_key: PublicKey,
+    /// Attempts this node is still running or holds an unacknowledged result
+    /// of (from an earlier session): the coordinator adopts those it still
+    /// considers running on this node's key, instead of declaring them lost.
+    pub in_flight: Vec<(u64, u32)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,6 +199,8 @@ pub struct NodeView {
     pub public_key: PublicKey,
     pub slots: u32,
     pub running: u32,
+    /// Takes no new jobs (drained by the admin or by the node itself).
+    pub draining: bool,
     pub connected: bool,
     pub connected_ms: u64,
     pub jobs_run: u64,
@@ -259,6 +265,11 @@ pub enum Request {
         after: Option<(u64, u32)>,
         limit: u32,
     },
+    /// Assign no new jobs to the live nodes of this node token name; running
+    /// ones finish (admin).
+    DrainNode(String),
+    /// Check the ledger's invariants (admin; answer `Check`).
+    Check,
 }
 
 impl Request {
@@ -283,6 +294,8 @@ impl Request {
             Request::SetCreditLimit { .. } => "set-credit-limit",
             Request::Usage(_) => "usage",
             Request::UsageRecords { .. } => "usage-records",
+            Request::DrainNode(_) => "drain-node",
+            Request::Check => "check",
         }
     }
 }
@@ -327,7 +340,12 @@ pub enum Response {
     LogEnd,
     Registered {
         node_id: u64,
+        /// Of the node's `in_flight` attempts, those still assigned to it;
+        /// it should stop the others (they were declared lost).
+        adopted: Vec<(u64, u32)>,
     },
+    /// Invariant violations found (empty: the ledger is consistent).
+    Check(Vec<String>),
     Prices(Vec<Price>),
     Usage(UsageReport),
     UsageRecords(Vec<UsageRecord>),
@@ -337,7 +355,18 @@ pub enum Response {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToNode {
     Run(Assignment),
-    Cancel { job: u64, attempt: u32 },
+    Cancel {
+        job: u64,
+        attempt: u32,
+    },
+    /// The result of this attempt is dealt with: recorded now or before
+    /// (`accepted`), or refused with `reason`. Either way the node forgets it.
+    Ack {
+        job: u64,
+        attempt: u32,
+        accepted: bool,
+        reason: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,8 +384,10 @@ pub enum FromNode {
         attempt: u32,
         data: Vec<u8>,
     },
-    /// Sent after the output blob is uploaded.
+    /// Sent after the output blob is uploaded; re-sent until acknowledged.
     Finished(Box<AttemptResult>),
+    /// The node is draining: assign it nothing new.
+    Draining,
 }
 
 /// The end of an attempt: its signed receipt, and what is not billed on.

@@ -61,7 +61,7 @@ pub async fn status(args: StatusArgs, conn: Connection) -> anyhow::Result<ExitCo
 
 pub async fn result(args: ResultArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     let client = conn.connect(Role::Tenant).await?;
-    let (view, output) = client.result(args.job).await?;
+    let (view, output) = super::submit::wait_reconnecting(&conn, client, args.job, false).await?;
     if view.state != JobState::Succeeded {
         eprintln!("{}", json::job_text(&view));
         return Ok(ExitCode::FAILURE);

@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod bench;
 pub mod billing;
 pub mod connect;

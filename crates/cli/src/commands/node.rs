@@ -1,12 +1,29 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use suanli_node::{Node, NodeConfig};
+use suanli_node::{Node, NodeConfig, NodeSignal};
+use suanli_proto::Role;
 
 use super::connect::Connection;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<NodeCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum NodeCommand {
+    /// Assign no new jobs to a provider's nodes (node token name); running
+    /// jobs finish (admin).
+    Drain { node: String },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
     /// Jobs to run at once (each slot owns a GPU device).
     #[arg(long, default_value_t = 1)]
     slots: u32,
@@ -22,6 +39,21 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(NodeCommand::Drain { node }) => {
+            let client = conn.connect(Role::Admin).await?;
+            client.drain_node(&node).await?;
+            eprintln!("{node}: draining (no new jobs; running jobs finish)");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => serve(args.run, conn).await,
+    }
+}
+
+/// Runs the node. SIGTERM or a first Ctrl-C drains it (no new jobs; exits
+/// when running jobs finished and their results were acknowledged); a
+/// second Ctrl-C stops it at once.
+async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     let target = conn.resolve()?;
     let mut config = NodeConfig::new(target.address, target.fingerprint, target.token, args.data);
     config.slots = args.slots;
@@ -36,11 +68,37 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
         gpu.metering,
         node.info().slots
     );
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (signal_tx, signal) = tokio::sync::watch::channel(NodeSignal::Run);
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = stop_tx.send(true);
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut interrupts = 0;
+        loop {
+            #[cfg(unix)]
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let terminated = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => interrupts += 1,
+                _ = terminated => {}
+            }
+            if interrupts >= 2 {
+                eprintln!("stopping now");
+                let _ = signal_tx.send(NodeSignal::Stop);
+                return;
+            }
+            eprintln!("draining: running jobs finish, no new ones (Ctrl-C again to stop now)");
+            let _ = signal_tx.send(NodeSignal::Drain);
+        }
     });
-    node.run(stop).await;
+    node.run_until(signal).await;
     Ok(ExitCode::SUCCESS)
 }

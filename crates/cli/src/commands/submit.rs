@@ -61,9 +61,8 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     }
     if !args.json {
         eprintln!("job {job} submitted");
-        show_progress(&client, job).await?;
     }
-    let (view, output) = client.result(job).await?;
+    let (view, output) = wait_reconnecting(&conn, client, job, !args.json).await?;
     if let Some(path) = &args.output
         && view.state == JobState::Succeeded
     {
@@ -82,9 +81,45 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Waits for the job's result; when the coordinator goes away (a restart),
+/// reconnects with backoff and keeps waiting, for up to ten minutes.
+pub async fn wait_reconnecting(
+    conn: &Connection,
+    mut client: suanli_net::Client,
+    job: u64,
+    progress: bool,
+) -> anyhow::Result<(suanli_proto::JobView, Vec<u8>)> {
+    loop {
+        let attempt = async {
+            if progress {
+                show_progress(&client, job).await?;
+            }
+            client.result(job).await
+        };
+        let err = match attempt.await {
+            Ok(done) => return Ok(done),
+            Err(e) if e.is_connection_lost() => e,
+            Err(e) => return Err(e.into()),
+        };
+        eprintln!("lost the coordinator ({err}); reconnecting and waiting on");
+        let since = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(200);
+        client = loop {
+            tokio::time::sleep(pause).await;
+            match conn.connect(Role::Tenant).await {
+                Ok(c) => break c,
+                Err(e) if since.elapsed() > std::time::Duration::from_secs(600) => {
+                    return Err(e.context(format!("gave up waiting for job {job}")));
+                }
+                Err(_) => pause = (pause * 2).min(std::time::Duration::from_secs(5)),
+            }
+        };
+    }
+}
+
 /// Prints each change of the job's state (queued and why, running where)
 /// until it is final.
-async fn show_progress(client: &suanli_net::Client, job: u64) -> anyhow::Result<()> {
+async fn show_progress(client: &suanli_net::Client, job: u64) -> Result<(), suanli_net::NetError> {
     let mut last = String::new();
     loop {
         let view = client.status(job).await?;
