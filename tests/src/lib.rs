@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+pub mod procs;
+pub mod proxy;
+
 use suanli_gpu::{Gpu, GpuOptions, Slot};
 use suanli_sandbox::{JobLimits, JobReport, Sandbox, SandboxConfig};
 

@@ -2,45 +2,8 @@
 //! `suanli coordinator` and `suanli node` processes, client commands with
 //! `--config`, environment variables and `--json`.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-use suanli_e2e::{guest_dir, guest_wasm, ok_json, suanli, suanli_bin};
-
-/// Kills the process when the test ends, pass or fail.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `suanli coordinator` process; returns it and what it printed up to its
-/// `client config:` line.
-fn start_coordinator(data: &Path, listen: &str) -> (Running, String) {
-    let mut child = Command::new(suanli_bin())
-        .args(["coordinator", "--listen", listen, "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("coordinator starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut printed = String::new();
-    for line in lines.by_ref() {
-        let line = line.expect("line");
-        printed.push_str(&line);
-        printed.push('\n');
-        if line.starts_with("client config:") {
-            break;
-        }
-    }
-    (Running(child), printed)
-}
+use suanli_e2e::procs::{create_token, spawn_node, start_coordinator, toml_lines};
+use suanli_e2e::{guest_dir, guest_wasm, ok_json, suanli};
 
 #[test]
 fn operator_provider_and_tenant_use_the_cli() {
@@ -133,43 +96,6 @@ fn operator_provider_and_tenant_use_the_cli() {
     let no_token = suanli(&["jobs"], &[conn[0], conn[1]]);
     assert_eq!(no_token.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_token.stderr).contains("no token: pass --token"));
-}
-
-/// `suanli token create` with the admin's config file; returns the secret.
-fn create_token(config: &str, role: &str, name: &str) -> String {
-    let created = ok_json(&suanli(
-        &[
-            "--config", config, "token", "create", "--role", role, "--name", name, "--json",
-        ],
-        &[],
-    ));
-    assert_eq!(created["role"], role);
-    assert_eq!(created["name"], name);
-    created["token"].as_str().expect("a token").to_owned()
-}
-
-/// A `suanli node` process reaching the coordinator through `conn`.
-fn spawn_node(data: &Path, conn: &[(&str, &str)], token: &str) -> Running {
-    Running(
-        Command::new(suanli_bin())
-            .args(["node", "--slots", "1", "--data"])
-            .arg(data)
-            .envs(conn.iter().copied())
-            .env("SUANLI_TOKEN", token)
-            .env("NODEVICE_SELECT", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node starts"),
-    )
-}
-
-/// `key = "value"` lines of a flat TOML file.
-fn toml_lines(text: &str) -> std::collections::BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(" = "))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect()
 }
 
 #[test]

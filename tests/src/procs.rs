@@ -1,0 +1,279 @@
+//! Real `suanli coordinator` and `suanli node` processes, for tests that
+//! kill them.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::{ok_json, suanli, suanli_bin};
+
+/// Kills the process when the test ends, pass or fail.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `suanli coordinator` process; returns it and what it printed up to its
+/// `client config:` line.
+pub fn start_coordinator(data: &Path, listen: &str) -> (Running, String) {
+    let mut child = Command::new(suanli_bin())
+        .args(["coordinator", "--listen", listen, "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("coordinator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("client config:") {
+            break;
+        }
+    }
+    (Running(child), printed)
+}
+
+/// `suanli token create` with the admin's config file; returns the secret.
+pub fn create_token(config: &str, role: &str, name: &str) -> String {
+    let created = ok_json(&suanli(
+        &[
+            "--config", config, "token", "create", "--role", role, "--name", name, "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(created["role"], role);
+    assert_eq!(created["name"], name);
+    created["token"].as_str().expect("a token").to_owned()
+}
+
+/// A `suanli node` process reaching the coordinator through `conn`.
+pub fn spawn_node(data: &Path, conn: &[(&str, &str)], token: &str) -> Running {
+    spawn_node_with(data, conn, token, 1)
+}
+
+/// A `suanli node` process with `slots` slots.
+pub fn spawn_node_with(data: &Path, conn: &[(&str, &str)], token: &str, slots: u32) -> Running {
+    Running(
+        Command::new(suanli_bin())
+            .args(["node", "--slots", &slots.to_string(), "--data"])
+            .arg(data)
+            .envs(conn.iter().copied())
+            .env("SUANLI_TOKEN", token)
+            .env("NODEVICE_SELECT", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts"),
+    )
+}
+
+/// `key = "value"` lines of a flat TOML file.
+pub fn toml_lines(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+/// A node process of a [`ProcCluster`], alive or killed.
+struct ProcNode {
+    token: String,
+    dir: std::path::PathBuf,
+    slots: u32,
+    process: Option<Running>,
+}
+
+/// A coordinator process and node processes on 127.0.0.1 that a test can
+/// kill -9 and restart (the coordinator on the same address and data).
+pub struct ProcCluster {
+    pub dir: tempfile::TempDir,
+    pub data: std::path::PathBuf,
+    /// The admin's client.toml.
+    pub config: String,
+    pub address: String,
+    pub fingerprint: String,
+    coordinator: Option<Running>,
+    nodes: Vec<ProcNode>,
+}
+
+impl ProcCluster {
+    /// A coordinator and `nodes` nodes named `node-0`, `node-1`, ...
+    pub fn start(nodes: usize, slots: u32) -> ProcCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("coordinator");
+        let (coordinator, _) = start_coordinator(&data, "127.0.0.1:0");
+        let config = data.join("client.toml").to_str().expect("utf-8").to_owned();
+        let file = toml_lines(&std::fs::read_to_string(&config).expect("client.toml"));
+        let mut cluster = ProcCluster {
+            data,
+            config,
+            address: file["address"].clone(),
+            fingerprint: file["fingerprint"].clone(),
+            coordinator: Some(coordinator),
+            nodes: Vec::new(),
+            dir,
+        };
+        for i in 0..nodes {
+            let token = cluster.token("node", &format!("node-{i}"));
+            cluster.nodes.push(ProcNode {
+                token,
+                dir: cluster.dir.path().join(format!("node-{i}")),
+                slots,
+                process: None,
+            });
+            cluster.start_node(i);
+        }
+        cluster
+    }
+
+    /// `SUANLI_COORDINATOR` and `SUANLI_FINGERPRINT`.
+    pub fn conn(&self) -> [(&str, &str); 2] {
+        [
+            ("SUANLI_COORDINATOR", self.address.as_str()),
+            ("SUANLI_FINGERPRINT", self.fingerprint.as_str()),
+        ]
+    }
+
+    pub fn token(&self, role: &str, name: &str) -> String {
+        create_token(&self.config, role, name)
+    }
+
+    pub fn kill_coordinator(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            let _ = c.0.kill();
+            let _ = c.0.wait();
+        }
+    }
+
+    /// Starts the coordinator again on the same address and data directory.
+    pub fn start_coordinator(&mut self) {
+        if self.coordinator.is_none() {
+            let (c, _) = start_coordinator(&self.data, &self.address);
+            self.coordinator = Some(c);
+        }
+    }
+
+    pub fn coordinator_alive(&self) -> bool {
+        self.coordinator.is_some()
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn node_alive(&self, i: usize) -> bool {
+        self.nodes[i].process.is_some()
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut p) = self.nodes[i].process.take() {
+            let _ = p.0.kill();
+            let _ = p.0.wait();
+        }
+    }
+
+    pub fn node_pid(&self, i: usize) -> u32 {
+        self.nodes[i].process.as_ref().expect("node alive").0.id()
+    }
+
+    /// Waits up to `timeout` for node `i` to exit by itself.
+    pub fn wait_node(
+        &mut self,
+        i: usize,
+        timeout: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let p = self.nodes[i].process.as_mut()?;
+            if let Ok(Some(status)) = p.0.try_wait() {
+                self.nodes[i].process = None;
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Starts node `i` (again, with its data directory: key and outbox).
+    pub fn start_node(&mut self, i: usize) {
+        if self.nodes[i].process.is_none() {
+            let conn = [
+                ("SUANLI_COORDINATOR", self.address.as_str()),
+                ("SUANLI_FINGERPRINT", self.fingerprint.as_str()),
+            ];
+            let n = &self.nodes[i];
+            let p = spawn_node_with(&n.dir, &conn, &n.token, n.slots);
+            self.nodes[i].process = Some(p);
+        }
+    }
+
+    /// `suanli admin check` through the coordinator; panics on a violation.
+    pub fn admin_check(&self) {
+        let out = suanli(&["--config", &self.config, "admin", "check"], &[]);
+        assert!(
+            out.status.success(),
+            "admin check failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A client, retrying until the coordinator answers (up to 60 s).
+    pub async fn client(&self, token: &str, role: suanli_proto::Role) -> suanli_net::Client {
+        let address: std::net::SocketAddr = self.address.parse().expect("address");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match suanli_net::Client::connect(address, &self.fingerprint, token, role).await {
+                Ok(c) => return c,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "cannot connect: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Waits until every job is final, reconnecting through restarts.
+    pub async fn wait_all(&self, token: &str, jobs: &[u64]) -> Vec<suanli_proto::JobView> {
+        let mut client = self.client(token, suanli_proto::Role::Tenant).await;
+        let mut views = Vec::with_capacity(jobs.len());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        for &job in jobs {
+            loop {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "job {job} never finished"
+                );
+                match client.wait(job).await {
+                    Ok(view) => {
+                        views.push(view);
+                        break;
+                    }
+                    Err(e) if e.is_connection_lost() => {
+                        client = self.client(token, suanli_proto::Role::Tenant).await;
+                    }
+                    Err(e) => panic!("waiting for job {job}: {e}"),
+                }
+            }
+        }
+        views
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill_node(i);
+        }
+        self.kill_coordinator();
+    }
+}
