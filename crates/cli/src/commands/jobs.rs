@@ -127,7 +127,7 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
     } else {
         for n in &nodes {
             println!(
-                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy, {} jobs run",
+                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy, {} jobs run{}",
                 n.id,
                 n.name,
                 n.gpu.name,
@@ -137,7 +137,8 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
                 n.gpu.max_buffer_size,
                 n.running,
                 n.slots,
-                n.jobs_run
+                n.jobs_run,
+                if n.draining { ", draining" } else { "" }
             );
         }
     }

@@ -60,6 +60,7 @@ pub fn node(n: &NodeView) -> Value {
         "features": n.gpu.features,
         "slots": n.slots,
         "running": n.running,
+        "draining": n.draining,
         "jobs_run": n.jobs_run,
         "connected": n.connected,
         "connected_ms": n.connected_ms,
