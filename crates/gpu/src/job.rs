@@ -346,6 +346,16 @@ impl JobGpu {
                 ),
             ));
         }
+        crate::shader_check::check(
+            wgsl,
+            &crate::shader_check::ShaderLimits {
+                max_private_bytes: self.quotas.max_private_bytes,
+                max_workgroup_bytes: u64::from(
+                    self.device().limits().max_compute_workgroup_storage_size,
+                ),
+                max_expression_depth: self.quotas.max_expression_depth,
+            },
+        )?;
         let id = self.take_id()?;
         let device = self.device();
         let module = scoped(device, ErrorKind::InvalidShader, || {

@@ -16,6 +16,7 @@ mod error;
 mod job;
 mod quota;
 mod scope;
+mod shader_check;
 mod slot;
 
 pub use adapter::{AdapterInfo, Gpu, GpuOptions, Metering};

@@ -10,6 +10,12 @@ pub struct Quotas {
     pub max_workgroups_per_dispatch: u64,
     /// Bytes of WGSL source in one shader. Default 1 MiB.
     pub max_shader_bytes: usize,
+    /// Private and function-local memory one invocation may declare.
+    /// Default 64 KiB (a 256 MiB private array hung lavapipe's compiler).
+    pub max_private_bytes: u64,
+    /// Nesting depth of one WGSL expression. Default 512 (a 100,000-deep
+    /// chain overflowed the stack in shader compilation).
+    pub max_expression_depth: u32,
 }
 
 impl Default for Quotas {
@@ -19,6 +25,8 @@ impl Default for Quotas {
             max_objects: 4096,
             max_workgroups_per_dispatch: 1 << 24,
             max_shader_bytes: 1 << 20,
+            max_private_bytes: 64 << 10,
+            max_expression_depth: 512,
         }
     }
 }

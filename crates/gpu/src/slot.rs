@@ -129,6 +129,19 @@ impl Slot {
         (&self.inner.device, &self.inner.queue)
     }
 
+    /// Waits up to `timeout` for the device to finish all submitted work;
+    /// `false` if it is still busy (a kernel that outlived its job's deadline:
+    /// kernels cannot be preempted).
+    pub fn wait_idle(&self, timeout: std::time::Duration) -> bool {
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: Some(timeout),
+            })
+            .is_ok()
+    }
+
     /// Starts a job on this slot. Fails with [`ErrorKind::SlotBusy`] while
     /// another job holds it: one job per slot keeps error scopes and metering
     /// unambiguous.

@@ -47,6 +47,9 @@ pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
     /// Compiled components kept in memory. Default 64.
     pub max_cached_components: usize,
+    /// How long a job waits for its slot's device to finish an earlier job's
+    /// kernel before the run fails (the provider's fault). Default 120 s.
+    pub idle_wait: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -54,6 +57,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             cache_dir: None,
             max_cached_components: 64,
+            idle_wait: Duration::from_secs(120),
         }
     }
 }
@@ -142,6 +146,7 @@ pub enum SandboxError {
 
 /// The wasmtime engine, linker and compiled-component cache, reused across jobs.
 pub struct Sandbox {
+    idle_wait: Duration,
     engine: Engine,
     linker: Linker<JobState>,
     cache: ComponentCache,
@@ -182,6 +187,7 @@ impl Sandbox {
         let cache = ComponentCache::new(&engine, config.cache_dir, config.max_cached_components);
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(Sandbox {
+            idle_wait: config.idle_wait,
             engine,
             linker,
             cache,
@@ -210,6 +216,18 @@ impl Sandbox {
         limits: &JobLimits,
         hooks: &RunHooks,
     ) -> Result<JobReport, SandboxError> {
+        // A kernel of an earlier job may still run past that job's deadline;
+        // this job's clock starts only once the device is free, and a device
+        // that stays busy is the provider's problem, not this job's.
+        if !slot.wait_idle(self.idle_wait) {
+            return Err(SandboxError::Slot(suanli_gpu::GpuError::new(
+                suanli_gpu::ErrorKind::SlotBusy,
+                format!(
+                    "the GPU is still busy with an earlier job's kernel after {} s",
+                    self.idle_wait.as_secs()
+                ),
+            )));
+        }
         let gpu = slot.begin_job(limits.gpu)?;
         let started = Instant::now();
         let hash = blake3::hash(wasm);

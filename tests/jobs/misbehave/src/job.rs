@@ -44,6 +44,13 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
             Ok(b"printed".to_vec())
         }
         "wgsl" => Kernel::new(arg, "main").map(|_| Vec::new()),
+        "shader" => {
+            // Any compute shader with entry `main` and one storage buffer at
+            // binding 0, dispatched as 4 workgroups.
+            let data = Buffer::zeroed::<u32>(4096)?;
+            Kernel::new(arg, "main")?.dispatch(&[&data], [4, 1, 1])?;
+            Ok(data.read_bytes()?[..16].to_vec())
+        }
         "bindings" => {
             let count: usize = arg.parse().map_err(Error::msg)?;
             let kernel = Kernel::new(DOUBLE, "main")?;
