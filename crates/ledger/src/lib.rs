@@ -93,19 +93,19 @@ impl Ledger {
         Ok(())
     }
 
-    /// The role and name of the token with this hash.
-    pub fn find_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Role, String)>> {
-        let row: Option<(String, String)> = self
+    /// The role, name and stored hash of the token with this hash.
+    pub fn find_token(&self, token_hash: &[u8; 32]) -> Result<Option<(Role, String, Vec<u8>)>> {
+        let row: Option<(String, String, Vec<u8>)> = self
             .conn
             .query_row(
-                "SELECT role, name FROM tokens WHERE hash = ?1",
+                "SELECT role, name, hash FROM tokens WHERE hash = ?1",
                 params![token_hash.as_slice()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        row.map(|(role, name)| {
+        row.map(|(role, name, hash)| {
             Role::parse(&role)
-                .map(|r| (r, name))
+                .map(|r| (r, name, hash))
                 .ok_or_else(|| LedgerError::Corrupt(format!("unknown role {role:?}")))
         })
         .transpose()

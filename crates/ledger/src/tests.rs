@@ -516,7 +516,7 @@ fn tokens_are_found_by_hash() {
     assert!(l.has_tokens(Role::Admin).unwrap());
     assert_eq!(
         l.find_token(&[1; 32]).unwrap(),
-        Some((Role::Admin, "root".into()))
+        Some((Role::Admin, "root".into(), vec![1; 32]))
     );
     assert_eq!(l.find_token(&[2; 32]).unwrap(), None);
 }

@@ -37,11 +37,22 @@ impl Role {
 }
 
 /// The first frame of every connection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     pub version: u32,
     pub role: Role,
     pub token: String,
+}
+
+/// Never prints the token: a `{:?}` in a log line must not leak it.
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("version", &self.version)
+            .field("role", &self.role)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The coordinator's answer to [`Hello`].
