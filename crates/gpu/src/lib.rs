@@ -13,6 +13,8 @@
 
 mod adapter;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 mod quota;
 mod scope;

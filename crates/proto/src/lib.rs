@@ -11,6 +11,8 @@
 //! raw bytes on the same stream and are verified against their BLAKE3 hash.
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash;
 mod messages;
 mod receipt;
