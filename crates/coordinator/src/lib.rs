@@ -58,6 +58,8 @@ pub struct CoordinatorConfig {
     pub max_streams_per_connection: u32,
     /// Concurrent connections. Default 10,000.
     pub max_connections: usize,
+    /// Blob uploads in progress per tenant or node name. Default 8.
+    pub max_uploads_per_peer: u32,
     /// Log bytes kept per job. Default 1 MiB.
     pub max_log_bytes: u64,
     /// After a restart, how long attempts that were running wait for their
@@ -74,6 +76,7 @@ impl CoordinatorConfig {
             max_blob_bytes: 256 << 20,
             max_streams_per_connection: 64,
             max_connections: 10_000,
+            max_uploads_per_peer: 8,
             max_log_bytes: 1 << 20,
             recovery_grace: Duration::from_secs(10),
         }

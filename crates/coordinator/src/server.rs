@@ -426,6 +426,7 @@ async fn put_blob(
 ) -> Response {
     if size > shared.config.max_blob_bytes {
         let _ = recv.stop(0u32.into());
+        tracing::warn!(name = %peer.name, size, "upload refused: blob too large");
         return error(
             ErrorCode::TooLarge,
             format!(
@@ -434,6 +435,17 @@ async fn put_blob(
             ),
         );
     }
+    let Some(_upload) = shared.start_upload(&peer.name, shared.config.max_uploads_per_peer) else {
+        let _ = recv.stop(0u32.into());
+        tracing::warn!(name = %peer.name, limit = shared.config.max_uploads_per_peer, "upload refused: too many in progress");
+        return error(
+            ErrorCode::Overloaded,
+            format!(
+                "{} already has {} uploads in progress (the limit); wait for one to finish",
+                peer.name, shared.config.max_uploads_per_peer
+            ),
+        );
+    };
     let (tmp, mut file) = match shared.blobs.temp() {
         Ok(t) => t,
         Err(e) => return error(ErrorCode::Internal, format!("cannot store blob: {e}")),

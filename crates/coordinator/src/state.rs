@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) wake_scheduler: Notify,
     pub(crate) stats: Counters,
+    /// Blob uploads in progress per peer name.
+    pub(crate) uploads: Mutex<HashMap<String, u32>>,
     /// Queued jobs the scheduler could not start for their tenant's credit limit, and why.
     pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
 }
@@ -87,6 +89,7 @@ impl Shared {
             wake_scheduler: Notify::new(),
             stats: Counters::default(),
             credit_waits: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -184,6 +187,20 @@ impl Shared {
         Ok(())
     }
 
+    /// Counts an upload of `peer` in, unless it has `max` in progress.
+    pub(crate) fn start_upload(&self, peer: &str, max: u32) -> Option<UploadGuard<'_>> {
+        let mut uploads = lock(&self.uploads);
+        let n = uploads.entry(peer.to_owned()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UploadGuard {
+            shared: self,
+            peer: peer.to_owned(),
+        })
+    }
+
     pub(crate) fn credit_wait(&self, job: u64, reason: Option<String>) {
         let mut waits = lock(&self.credit_waits);
         match reason {
@@ -272,4 +289,22 @@ pub(crate) async fn recover(shared: Arc<Shared>) {
         shared.notify_job(job);
     }
     shared.wake_scheduler.notify_one();
+}
+
+/// An upload in progress; counted out when dropped.
+pub(crate) struct UploadGuard<'a> {
+    shared: &'a Shared,
+    peer: String,
+}
+
+impl Drop for UploadGuard<'_> {
+    fn drop(&mut self) {
+        let mut uploads = lock(&self.shared.uploads);
+        if let Some(n) = uploads.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                uploads.remove(&self.peer);
+            }
+        }
+    }
 }

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use suanli_proto::usage::{Price, UsageQuery, UsageRecord, UsageReport};
 use suanli_proto::{
-    Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION, Request,
-    Requirements, Response, Role, Welcome,
+    ErrorCode, Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION,
+    Request, Requirements, Response, Role, Welcome,
 };
 
 use crate::frame::{expect_frame, read_blob, write_frame};
@@ -33,20 +33,35 @@ impl Client {
         token: &str,
         role: Role,
     ) -> Result<Client, NetError> {
-        let pinned = tls::parse_fingerprint(fingerprint)?;
+        let endpoint = Client::endpoint(address)?;
+        Client::connect_via(endpoint, address, fingerprint, token, role).await
+    }
+
+    /// A client UDP endpoint able to reach `address`; many clients may share
+    /// one (one socket for many connections, as a load generator needs).
+    pub fn endpoint(address: SocketAddr) -> Result<quinn::Endpoint, NetError> {
         let bind: SocketAddr = if address.is_ipv6() {
-            "[::]:0"
-                .parse()
-                .map_err(|_| NetError::Unexpected("bind address".into()))?
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         } else {
-            "0.0.0.0:0"
-                .parse()
-                .map_err(|_| NetError::Unexpected("bind address".into()))?
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let mut endpoint = quinn::Endpoint::client(bind)?;
-        endpoint.set_default_client_config(tls::client_config(pinned)?);
+        Ok(quinn::Endpoint::client(bind)?)
+    }
+
+    /// Like [`Client::connect`], on an existing endpoint.
+    pub async fn connect_via(
+        endpoint: quinn::Endpoint,
+        address: SocketAddr,
+        fingerprint: &str,
+        token: &str,
+        role: Role,
+    ) -> Result<Client, NetError> {
+        let pinned = tls::parse_fingerprint(fingerprint)?;
+        let config = tls::client_config(pinned)?;
         let handshake = async {
-            let conn = endpoint.connect(address, tls::SERVER_NAME)?.await?;
+            let conn = endpoint
+                .connect_with(config, address, tls::SERVER_NAME)?
+                .await?;
             let (mut send, mut recv) = conn.open_bi().await?;
             write_frame(
                 &mut send,
@@ -106,8 +121,28 @@ impl Client {
         }
     }
 
-    /// Uploads `bytes` as a blob; returns its hash.
+    /// Uploads `bytes` as a blob; returns its hash. When the coordinator
+    /// says too many of our uploads are in progress, waits and retries (with
+    /// backoff, for up to about a minute).
     pub async fn put_blob(&self, bytes: &[u8]) -> Result<Hash, NetError> {
+        let mut pause = Duration::from_millis(50);
+        let mut tries = 0;
+        loop {
+            match self.put_blob_once(bytes).await {
+                Err(NetError::Remote {
+                    code: ErrorCode::Overloaded,
+                    ..
+                }) if tries < 40 => {
+                    tries += 1;
+                    tokio::time::sleep(pause.mul_f64(rand_jitter(tries))).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn put_blob_once(&self, bytes: &[u8]) -> Result<Hash, NetError> {
         let hash = Hash::of(bytes);
         let (mut send, mut recv) = self
             .open(&Request::PutBlob {
@@ -115,9 +150,22 @@ impl Client {
                 size: bytes.len() as u64,
             })
             .await?;
-        send.write_all(bytes).await?;
-        send.finish()?;
-        match answer(expect_frame(&mut recv).await?)? {
+        // The answer may come before the body is taken (a refusal).
+        let written = async {
+            send.write_all(bytes).await?;
+            send.finish()?;
+            Ok::<(), NetError>(())
+        };
+        let answered = expect_frame::<Response>(&mut recv);
+        tokio::pin!(answered);
+        let reply: Response = tokio::select! {
+            a = &mut answered => a?,
+            w = written => {
+                w?;
+                answered.await?
+            }
+        };
+        match answer(reply)? {
             Response::Stored => Ok(hash),
             other => Err(unexpected(other)),
         }
@@ -357,6 +405,15 @@ impl Client {
         self.conn.close(0u32.into(), b"bye");
         self.endpoint.wait_idle().await;
     }
+}
+
+/// 0.5..1.5, varied by `n`, without a random number generator.
+fn rand_jitter(n: u32) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    0.5 + f64::from((nanos ^ n.wrapping_mul(2_654_435_761)) % 1000) / 1000.0
 }
 
 fn answer(r: Response) -> Result<Response, NetError> {

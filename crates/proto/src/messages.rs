@@ -321,6 +321,8 @@ pub enum ErrorCode {
     TooLarge,
     /// The tenant's credit limit does not cover the job's worst case.
     CreditLimit,
+    /// A per-peer limit on work in progress (e.g. uploads); retry later.
+    Overloaded,
     Internal,
 }
 
