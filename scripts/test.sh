@@ -13,4 +13,7 @@ cargo test --locked --workspace
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 --target-dir target/guest \
     -p suanli-guest -p vector-add -p matmul -p mandelbrot -p misbehave -- -D warnings
+# Each fuzz target for 60 s where cargo fuzz and nightly exist (else skipped:
+# the corpus replay test above ran).
+./scripts/fuzz.sh "${SUANLI_FUZZ_SECONDS:-60}"
 echo "test.sh: all passed"

@@ -161,6 +161,10 @@ impl ProcCluster {
         }
     }
 
+    pub fn coordinator_pid(&self) -> Option<u32> {
+        self.coordinator.as_ref().map(|c| c.0.id())
+    }
+
     pub fn coordinator_alive(&self) -> bool {
         self.coordinator.is_some()
     }

@@ -1,0 +1,191 @@
+//! Hundreds of random valid wasm modules and components (wasm-smith,
+//! seeded) fed to the sandbox: each is refused with a reason or runs to an
+//! outcome within its limits, and the slot still runs a real job correctly.
+
+use std::time::{Duration, Instant};
+
+use arbitrary::Unstructured;
+use rand::{Rng, SeedableRng};
+use suanli_e2e::{guest_wasm, run_job, workspace_root};
+use suanli_sandbox::{JobLimits, Outcome};
+use wasm_encoder::{
+    CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemorySection,
+    MemoryType, Module, TypeSection, ValType,
+};
+
+const SEED: u64 = 0x5a11;
+
+fn limits() -> JobLimits {
+    JobLimits {
+        timeout: Duration::from_millis(250),
+        max_memory_bytes: 64 << 20,
+        ..JobLimits::default()
+    }
+}
+
+/// The exports a core module needs to become a `job` component: `run` with
+/// the canonical ABI's signature for `func(list<u8>) -> result<list<u8>,
+/// string>`, `cabi_realloc` and a memory. wasm-smith fills in random bodies.
+fn job_exports_template() -> Vec<u8> {
+    let mut module = Module::new();
+    let mut types = TypeSection::new();
+    types
+        .ty()
+        .function([ValType::I32, ValType::I32], [ValType::I32]);
+    types.ty().function(
+        [ValType::I32, ValType::I32, ValType::I32, ValType::I32],
+        [ValType::I32],
+    );
+    module.section(&types);
+    let mut funcs = FunctionSection::new();
+    funcs.function(0);
+    funcs.function(1);
+    module.section(&funcs);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: 1,
+        maximum: Some(64),
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    module.section(&memories);
+    let mut exports = ExportSection::new();
+    exports.export("run", ExportKind::Func, 0);
+    exports.export("cabi_realloc", ExportKind::Func, 1);
+    exports.export("memory", ExportKind::Memory, 0);
+    module.section(&exports);
+    let mut code = CodeSection::new();
+    for _ in 0..2 {
+        let mut f = Function::new([]);
+        f.instruction(&Instruction::Unreachable);
+        f.instruction(&Instruction::End);
+        code.function(&f);
+    }
+    module.section(&code);
+    module.finish()
+}
+
+fn random_module(rng: &mut rand::rngs::StdRng, exports: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let mut bytes = vec![0u8; rng.random_range(64..16_384)];
+    rng.fill(bytes.as_mut_slice());
+    let mut u = Unstructured::new(&bytes);
+    let mut config = wasm_smith::Config {
+        max_imports: 0,
+        min_memories: 0,
+        max_memories: 1,
+        max_memory32_bytes: 64 << 16,
+        max_funcs: 20,
+        max_instructions: 500,
+        // The proposals this sandbox's wasmtime enables.
+        exceptions_enabled: false,
+        gc_enabled: false,
+        memory64_enabled: false,
+        threads_enabled: false,
+        reference_types_enabled: false,
+        ..wasm_smith::Config::default()
+    };
+    if exports.is_some() {
+        config.exports = exports;
+    }
+    wasm_smith::Module::new(config, &mut u)
+        .ok()
+        .map(|m| m.to_bytes())
+}
+
+/// A core module with the job's exports, wrapped as a `job` component.
+fn as_job_component(module: &[u8]) -> Option<Vec<u8>> {
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve
+        .push_dir(workspace_root().join("guest-sdk/wit"))
+        .expect("the job WIT parses");
+    let world = resolve
+        .select_world(&[pkg], Some("job"))
+        .expect("world job");
+    let mut module = module.to_vec();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .ok()?;
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .ok()?
+        .validate(true)
+        .encode()
+        .ok()
+}
+
+#[test]
+fn random_core_modules_are_refused_as_not_components() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(SEED);
+    let mut fed = 0;
+    while fed < 200 {
+        let Some(module) = random_module(&mut rng, None) else {
+            continue;
+        };
+        fed += 1;
+        let r = run_job(&module, b"", &limits());
+        assert_eq!(
+            r.outcome,
+            Outcome::InvalidJob,
+            "module {fed}: {:?}",
+            r.error
+        );
+        assert!(
+            r.error.as_deref().unwrap().contains("component"),
+            "module {fed}: {:?}",
+            r.error
+        );
+    }
+}
+
+#[test]
+fn random_job_components_run_to_an_outcome_within_their_limits() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(SEED + 1);
+    let template = job_exports_template();
+    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    let started = Instant::now();
+    let mut fed = 0;
+    let mut tries = 0;
+    while fed < 300 {
+        tries += 1;
+        assert!(tries < 20_000, "wasm-smith rarely makes a usable module");
+        let Some(module) = random_module(&mut rng, Some(template.clone())) else {
+            continue;
+        };
+        let Some(component) = as_job_component(&module) else {
+            continue;
+        };
+        fed += 1;
+        let before = Instant::now();
+        let r = run_job(&component, b"some input", &limits());
+        // Within its limits: the 250 ms deadline plus a tick and teardown.
+        assert!(
+            before.elapsed() < Duration::from_secs(5),
+            "component {fed} ran {:?} ({})",
+            before.elapsed(),
+            r.outcome.as_str()
+        );
+        assert!(
+            r.outcome == Outcome::Succeeded || r.error.is_some(),
+            "component {fed}: {} without a reason",
+            r.outcome.as_str()
+        );
+        if fed <= 3 {
+            eprintln!("component {fed}: {} {:?}", r.outcome.as_str(), r.error);
+        }
+        *outcomes.entry(r.outcome.as_str()).or_default() += 1;
+    }
+    eprintln!(
+        "{fed} random job components in {:?} ({tries} generated): {outcomes:?}",
+        started.elapsed()
+    );
+    assert!(outcomes.len() > 1, "the corpus exercised one outcome only");
+    // The slot is healthy.
+    let input = vector_add::reference::encode_default_problem();
+    let r = run_job(&guest_wasm("vector_add"), &input, &JobLimits::default());
+    assert!(r.output == vector_add::reference::run(&input).unwrap());
+}
