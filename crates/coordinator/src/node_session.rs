@@ -89,7 +89,12 @@ async fn serve(
     let ended = loop {
         tokio::select! {
             frame = read_frame::<FromNode>(&mut recv) => match frame {
-                Ok(Some(message)) => handle(&shared, node_id, message),
+                Ok(Some(message)) => {
+                    let shared = shared.clone();
+                    if let Err(e) = crate::server::blocking(move || handle(&shared, node_id, message)).await {
+                        tracing::error!(node_id, %e, "cannot handle a node message");
+                    }
+                }
                 Ok(None) => break "the node closed its control stream".to_owned(),
                 Err(e) => break format!("the node's connection ended: {e}"),
             },

@@ -24,8 +24,23 @@ const TICK: Duration = Duration::from_secs(1);
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut turns = Turns::default();
     loop {
-        if let Err(err) = pass(&shared, &mut turns) {
-            tracing::error!(%err, "scheduler pass failed");
+        let s = shared.clone();
+        let ran = crate::server::blocking(move || {
+            let placed = pass(&s, &mut turns);
+            (turns, placed)
+        })
+        .await;
+        match ran {
+            Ok((t, placed)) => {
+                turns = t;
+                if let Err(err) = placed {
+                    tracing::error!(%err, "scheduler pass failed");
+                }
+            }
+            Err(err) => {
+                tracing::error!(%err, "scheduler pass failed");
+                turns = Turns::default();
+            }
         }
         tokio::select! {
             _ = shared.wake_scheduler.notified() => {}

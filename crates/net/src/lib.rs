@@ -18,7 +18,7 @@ pub use error::NetError;
 use std::time::Duration;
 
 /// Keep-alive interval: a silent connection still exchanges a packet this often.
-pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
+pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// Idle timeout: a peer silent this long is dead (a dead node is noticed within it).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
