@@ -110,7 +110,7 @@ async fn a_thousand_clients_and_a_hundred_vandals() {
                 (i, job, client)
             }));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
     }
     let mut submitted = Vec::new();
     for c in clients {

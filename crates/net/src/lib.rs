@@ -22,11 +22,14 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// Idle timeout: a peer silent this long is dead (a dead node is noticed within it).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Transport settings both sides use: keep-alives and the idle timeout make a
-/// vanished peer visible within [`IDLE_TIMEOUT`].
-pub fn transport_config(max_bidi_streams: u32) -> quinn::TransportConfig {
+/// Transport settings: the idle timeout makes a vanished peer visible within
+/// [`IDLE_TIMEOUT`] on both sides. Only the coordinator sends keep-alives
+/// (`keep_alive`): their acknowledgements keep the connection live both
+/// ways, and a thousand clients sending their own as well starved handshakes
+/// in the load test.
+pub fn transport_config(max_bidi_streams: u32, keep_alive: bool) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.keep_alive_interval(keep_alive.then_some(KEEP_ALIVE));
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
     t.max_concurrent_bidi_streams(max_bidi_streams.into());
     t.max_concurrent_uni_streams(0u32.into());

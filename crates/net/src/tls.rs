@@ -83,7 +83,7 @@ pub fn server_config(
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(crate::transport_config(max_bidi_streams)));
+    config.transport_config(Arc::new(crate::transport_config(max_bidi_streams, true)));
     Ok(config)
 }
 
@@ -99,7 +99,7 @@ pub fn client_config(pinned: [u8; 32]) -> Result<quinn::ClientConfig, NetError> 
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(crate::transport_config(16)));
+    config.transport_config(Arc::new(crate::transport_config(16, false)));
     Ok(config)
 }
 

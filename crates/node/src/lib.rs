@@ -263,26 +263,14 @@ impl Node {
     }
 
     async fn serve(&self, mut signal: watch::Receiver<NodeSignal>) {
-        const PATIENCE: Duration = Duration::from_secs(30);
         let rt = &self.runtime;
         let mut backoff = Duration::from_millis(100);
         loop {
             let started = std::time::Instant::now();
-            let session = session::run(&self.config, rt.clone());
-            tokio::pin!(session);
-            let result = loop {
-                tokio::select! {
-                    r = &mut session => break r,
-                    changed = signal.changed() => {
-                        let now = if changed.is_ok() { *signal.borrow() } else { NodeSignal::Stop };
-                        match now {
-                            NodeSignal::Stop => return,
-                            NodeSignal::Drain => rt.start_drain(),
-                            NodeSignal::Run => {}
-                        }
-                    }
-                    _ = rt.drained(PATIENCE), if rt.draining.load(Ordering::Relaxed) => return,
-                }
+            let Some(result) =
+                unless_stopped(session::run(&self.config, rt.clone()), &mut signal, rt).await
+            else {
+                return;
             };
             match result {
                 Ok(()) => tracing::info!("session with the coordinator ended"),
@@ -293,23 +281,38 @@ impl Node {
             }
             let jitter = rand::random_range(0.5..1.5);
             let pause = backoff.mul_f64(jitter).min(self.config.max_backoff);
-            let sleep = tokio::time::sleep(pause);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    _ = &mut sleep => break,
-                    changed = signal.changed() => {
-                        let now = if changed.is_ok() { *signal.borrow() } else { NodeSignal::Stop };
-                        match now {
-                            NodeSignal::Stop => return,
-                            NodeSignal::Drain => rt.start_drain(),
-                            NodeSignal::Run => {}
-                        }
-                    }
-                    _ = rt.drained(PATIENCE), if rt.draining.load(Ordering::Relaxed) => return,
-                }
+            if unless_stopped(tokio::time::sleep(pause), &mut signal, rt)
+                .await
+                .is_none()
+            {
+                return;
             }
             backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+}
+
+/// Runs `work` to its end (`Some`), unless the owner says stop or a drain
+/// completes first (`None`); a drain signal in between starts the drain.
+async fn unless_stopped<T>(
+    work: impl std::future::Future<Output = T>,
+    signal: &mut watch::Receiver<NodeSignal>,
+    rt: &Runtime,
+) -> Option<T> {
+    const PATIENCE: Duration = Duration::from_secs(30);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return Some(r),
+            changed = signal.changed() => {
+                let now = if changed.is_ok() { *signal.borrow() } else { NodeSignal::Stop };
+                match now {
+                    NodeSignal::Stop => return None,
+                    NodeSignal::Drain => rt.start_drain(),
+                    NodeSignal::Run => {}
+                }
+            }
+            _ = rt.drained(PATIENCE), if rt.draining.load(Ordering::Relaxed) => return None,
         }
     }
 }
