@@ -113,6 +113,12 @@ async fn a_job_survives_its_node_being_killed() {
     cluster.admin_check();
 }
 
+/// Attempts started so far over all the tenant's jobs.
+async fn attempts_started(tenant: &suanli_net::Client) -> usize {
+    let jobs = tenant.jobs().await.unwrap();
+    jobs.iter().map(|j| j.attempts.len()).sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_coordinator_killed_with_jobs_queued_and_running_loses_none() {
     let mut cluster = ProcCluster::start(2, 2);
@@ -183,22 +189,9 @@ async fn a_coordinator_killed_with_jobs_queued_and_running_loses_none() {
     let restarted = Instant::now();
     cluster.start_coordinator();
     let tenant = cluster.client(&token, Role::Tenant).await;
-    let before: usize = tenant
-        .jobs()
-        .await
-        .unwrap()
-        .iter()
-        .map(|j| j.attempts.len())
-        .sum();
+    let before = attempts_started(&tenant).await;
     let first_dispatch = loop {
-        let attempts: usize = tenant
-            .jobs()
-            .await
-            .unwrap()
-            .iter()
-            .map(|j| j.attempts.len())
-            .sum();
-        if attempts > before {
+        if attempts_started(&tenant).await > before {
             break restarted.elapsed();
         }
         assert!(restarted.elapsed() < Duration::from_secs(30));

@@ -99,12 +99,7 @@ pub(crate) fn check(wgsl: &str, limits: &ShaderLimits) -> Result<(), GpuError> {
         }
     }
     // Conservatively, as if every function were live in one call chain.
-    let functions = module
-        .functions
-        .iter()
-        .map(|(_, f)| f)
-        .chain(module.entry_points.iter().map(|e| &e.function));
-    for f in functions {
+    for f in functions(&module) {
         for (_, local) in f.local_variables.iter() {
             private = private.saturating_add(size(local.ty));
         }
@@ -124,16 +119,20 @@ pub(crate) fn check(wgsl: &str, limits: &ShaderLimits) -> Result<(), GpuError> {
     Ok(())
 }
 
+/// Every function body of the module, entry points included.
+fn functions(module: &Module) -> impl Iterator<Item = &naga::Function> {
+    module
+        .functions
+        .iter()
+        .map(|(_, f)| f)
+        .chain(module.entry_points.iter().map(|e| &e.function))
+}
+
 /// The deepest expression tree of any function, computed in one pass over
 /// each expression arena (operands always precede their users), so this
 /// check itself cannot overflow a stack.
 fn check_depth(module: &Module, max: u32) -> Result<(), GpuError> {
-    let functions = module
-        .functions
-        .iter()
-        .map(|(_, f)| f)
-        .chain(module.entry_points.iter().map(|e| &e.function));
-    for f in functions {
+    for f in functions(module) {
         let mut depth: Vec<u32> = Vec::with_capacity(f.expressions.len());
         for (_, e) in f.expressions.iter() {
             let mut deepest = 0;

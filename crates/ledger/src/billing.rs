@@ -23,6 +23,12 @@ pub fn cost_micros(gpu_ns: u64, price_micros_per_s: u64) -> u64 {
     u64::try_from(rounded).unwrap_or(u64::MAX)
 }
 
+/// Micro-units as units with six decimals (exact: `2500000` → `2.500000`),
+/// the one way amounts are shown.
+pub fn units(micros: u64) -> String {
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
 /// Whether the tenant pays for an attempt that ended with `outcome`.
 pub fn tenant_pays(outcome: &str) -> bool {
     !matches!(outcome, "node_lost" | "provider_fault")

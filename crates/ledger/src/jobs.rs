@@ -8,7 +8,7 @@ use suanli_proto::{
     Requirements,
 };
 
-use crate::billing::{charged_gpu_ns, cost_micros, worst_case_micros};
+use crate::billing::{charged_gpu_ns, cost_micros, units as micros, worst_case_micros};
 use crate::{Ledger, LedgerError, Result, hash_from, i, u};
 
 /// A queued job as the scheduler sees it.
@@ -187,10 +187,6 @@ pub(crate) fn spend(tx: &Transaction<'_>, tenant: &str) -> Result<u64> {
         total = total.saturating_add(u(c?));
     }
     Ok(total)
-}
-
-fn micros(m: u64) -> String {
-    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
 impl Ledger {

@@ -84,9 +84,7 @@ pub struct InvoiceArgs {
     format: Format,
 }
 
-pub fn micros(m: u64) -> String {
-    format!("{}.{:06}", m / 1_000_000, m % 1_000_000)
-}
+pub use suanli_ledger::billing::units as micros;
 
 pub fn seconds(ns: u64) -> String {
     format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
