@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+pub mod components;
 pub mod procs;
 pub mod proxy;
 
@@ -124,6 +125,15 @@ pub fn suanli_bin() -> PathBuf {
         .clone()
 }
 
+/// Slot workers for in-process nodes: the `suanli` binary's `worker`
+/// (this test executable is not one).
+pub fn worker_command() -> suanli_node::WorkerCommand {
+    suanli_node::WorkerCommand {
+        program: suanli_bin(),
+        args: vec!["worker".into()],
+    }
+}
+
 /// A coordinator on 127.0.0.1 with its admin client, and in-process nodes.
 pub struct TestCluster {
     pub coordinator: suanli_coordinator::Coordinator,
@@ -212,6 +222,7 @@ impl TestCluster {
         );
         config.slots = slots;
         config.max_gpu_memory = max_gpu_memory;
+        config.worker = worker_command();
         let node = tokio::task::spawn_blocking(move || suanli_node::Node::new(config))
             .await
             .expect("join")
@@ -295,7 +306,7 @@ pub fn fake_gpu() -> suanli_proto::GpuInfo {
         backend: "vulkan".into(),
         device_type: "discrete".into(),
         driver: "fake".into(),
-        metering: "timestamp".into(),
+        metering: suanli_proto::Metering::Timestamp,
         max_buffer_size: 1 << 30,
         max_storage_buffer_binding_size: 1 << 27,
         max_compute_workgroups_per_dimension: 65535,
@@ -304,17 +315,29 @@ pub fn fake_gpu() -> suanli_proto::GpuInfo {
 }
 
 impl FakeNode {
-    /// Registers with `token`, presenting the key made from `seed`.
+    /// Registers with `token`, presenting the key made from `seed`, with the
+    /// default caps.
     pub async fn register(
         cluster: &TestCluster,
         token: &str,
         seed: u8,
+    ) -> Result<FakeNode, suanli_net::NetError> {
+        FakeNode::register_with_caps(cluster, token, seed, suanli_proto::NodeCaps::default()).await
+    }
+
+    /// Registers announcing `caps` (what one job may take on this node).
+    pub async fn register_with_caps(
+        cluster: &TestCluster,
+        token: &str,
+        seed: u8,
+        caps: suanli_proto::NodeCaps,
     ) -> Result<FakeNode, suanli_net::NetError> {
         let client = cluster.connect(token, suanli_proto::Role::Node).await?;
         let signer = suanli_proto::ReceiptSigner::from_seed(&[seed; 32]);
         let info = suanli_proto::NodeInfo {
             gpu: fake_gpu(),
             slots: 1,
+            caps,
             public_key: signer.public_key(),
             in_flight: Vec::new(),
         };
@@ -330,18 +353,29 @@ impl FakeNode {
 
     /// The next assignment sent to this node.
     pub async fn next_assignment(&mut self) -> suanli_proto::Assignment {
-        let deadline = std::time::Duration::from_secs(30);
+        self.assignment_within(std::time::Duration::from_secs(30))
+            .await
+            .expect("an assignment in time")
+    }
+
+    /// The next assignment sent to this node within `wait`, if any (other
+    /// messages, such as acks, are skipped).
+    pub async fn assignment_within(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Option<suanli_proto::Assignment> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let frame = tokio::time::timeout(
+            let frame = tokio::time::timeout_at(
                 deadline,
                 suanli_net::frame::read_frame::<suanli_proto::ToNode>(&mut self.recv),
             )
             .await
-            .expect("an assignment in time")
+            .ok()?
             .expect("a frame")
             .expect("the stream is open");
             if let suanli_proto::ToNode::Run(a) = frame {
-                return a;
+                return Some(a);
             }
         }
     }
@@ -350,7 +384,7 @@ impl FakeNode {
     pub fn receipt(
         &self,
         a: &suanli_proto::Assignment,
-        outcome: &str,
+        outcome: suanli_proto::Outcome,
         gpu_ns: u64,
         output: Option<suanli_proto::Hash>,
     ) -> suanli_proto::Receipt {
@@ -362,9 +396,9 @@ impl FakeNode {
             input: a.spec.input,
             output,
             gpu_ns,
-            wall_ns: gpu_ns + 1_000_000,
-            outcome: outcome.into(),
-            metering: "timestamp".into(),
+            wall_ns: gpu_ns.saturating_add(1_000_000),
+            outcome,
+            metering: suanli_proto::Metering::Timestamp,
             started_ms: 1,
             ended_ms: 2,
         }
@@ -376,10 +410,20 @@ impl FakeNode {
         receipt: suanli_proto::Receipt,
         signature: suanli_proto::Signature,
     ) {
+        self.finish_with_error(receipt, signature, None).await;
+    }
+
+    /// Sends a finished attempt with an error text of the node's choosing.
+    pub async fn finish_with_error(
+        &mut self,
+        receipt: suanli_proto::Receipt,
+        signature: suanli_proto::Signature,
+        error: Option<String>,
+    ) {
         let message = suanli_proto::FromNode::Finished(Box::new(suanli_proto::AttemptResult {
             receipt,
             signature,
-            error: None,
+            error,
             output_bytes: 0,
         }));
         suanli_net::frame::write_frame(&mut self.send, &message)

@@ -61,10 +61,29 @@ pub fn spawn_node(data: &Path, conn: &[(&str, &str)], token: &str) -> Running {
 
 /// A `suanli node` process with `slots` slots.
 pub fn spawn_node_with(data: &Path, conn: &[(&str, &str)], token: &str, slots: u32) -> Running {
+    spawn_node_ext(data, conn, token, slots, &NodeExtras::default())
+}
+
+/// More flags and environment for node processes (caps, failpoints).
+#[derive(Clone, Debug, Default)]
+pub struct NodeExtras {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+fn spawn_node_ext(
+    data: &Path,
+    conn: &[(&str, &str)],
+    token: &str,
+    slots: u32,
+    extras: &NodeExtras,
+) -> Running {
     Running(
         Command::new(suanli_bin())
             .args(["node", "--slots", &slots.to_string(), "--data"])
             .arg(data)
+            .args(&extras.args)
+            .envs(extras.env.iter().map(|(k, v)| (k, v)))
             .envs(conn.iter().copied())
             .env("SUANLI_TOKEN", token)
             .env("NODEVICE_SELECT", "1")
@@ -102,11 +121,17 @@ pub struct ProcCluster {
     pub fingerprint: String,
     coordinator: Option<Running>,
     nodes: Vec<ProcNode>,
+    extras: NodeExtras,
 }
 
 impl ProcCluster {
     /// A coordinator and `nodes` nodes named `node-0`, `node-1`, ...
     pub fn start(nodes: usize, slots: u32) -> ProcCluster {
+        ProcCluster::start_with(nodes, slots, NodeExtras::default())
+    }
+
+    /// [`ProcCluster::start`], the nodes started with `extras`.
+    pub fn start_with(nodes: usize, slots: u32, extras: NodeExtras) -> ProcCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("coordinator");
         let (coordinator, _) = start_coordinator(&data, "127.0.0.1:0");
@@ -119,6 +144,7 @@ impl ProcCluster {
             fingerprint: file["fingerprint"].clone(),
             coordinator: Some(coordinator),
             nodes: Vec::new(),
+            extras,
             dir,
         };
         for i in 0..nodes {
@@ -177,6 +203,17 @@ impl ProcCluster {
         self.nodes[i].process.is_some()
     }
 
+    /// Sends SIGTERM to node `i` (it drains, then exits).
+    #[cfg(unix)]
+    pub fn terminate_node(&self, i: usize) {
+        let pid = self.node_pid(i);
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// kill -9 node `i`.
     pub fn kill_node(&mut self, i: usize) {
         if let Some(mut p) = self.nodes[i].process.take() {
@@ -215,7 +252,7 @@ impl ProcCluster {
                 ("SUANLI_FINGERPRINT", self.fingerprint.as_str()),
             ];
             let n = &self.nodes[i];
-            let p = spawn_node_with(&n.dir, &conn, &n.token, n.slots);
+            let p = spawn_node_ext(&n.dir, &conn, &n.token, n.slots, &self.extras);
             self.nodes[i].process = Some(p);
         }
     }

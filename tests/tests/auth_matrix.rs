@@ -218,6 +218,7 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
     let info = NodeInfo {
         gpu: fake_gpu(),
         slots: 1,
+        caps: suanli_proto::NodeCaps::default(),
         public_key: suanli_proto::ReceiptSigner::from_seed(&[5; 32]).public_key(),
         in_flight: Vec::new(),
     };

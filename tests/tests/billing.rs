@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use suanli_e2e::{FakeNode, TestCluster, guest_wasm, ok_json, suanli, wait_final};
 use suanli_net::NetError;
 use suanli_proto::usage::{GroupBy, UsageQuery};
-use suanli_proto::{AttemptView, ErrorCode, JobLimits, JobState, Requirements, Role};
+use suanli_proto::{AttemptView, ErrorCode, JobLimits, JobState, Outcome, Requirements, Role};
 
 /// The cost rule, written out independently of the implementation.
 fn expected_cost(gpu_ns: u64, price: u64) -> u64 {
@@ -286,7 +286,7 @@ async fn re_sent_results_are_billed_once_and_forged_receipts_never() {
     let a = node.next_assignment().await;
     assert_eq!(a.job, job);
     let output = node.client.put_blob(b"result").await.unwrap();
-    let receipt = node.receipt(&a, "succeeded", 123_456_789, Some(output));
+    let receipt = node.receipt(&a, Outcome::Succeeded, 123_456_789, Some(output));
     let signature = node.signer.sign(&receipt);
     for _ in 0..3 {
         node.finish(receipt.clone(), signature).await;
@@ -306,14 +306,14 @@ async fn re_sent_results_are_billed_once_and_forged_receipts_never() {
     // (here: out of attempts, so it fails as the provider's fault).
     let job = submit(b"two").await;
     let a = node.next_assignment().await;
-    let honest = node.receipt(&a, "succeeded", 5_000_000, None);
+    let honest = node.receipt(&a, Outcome::Succeeded, 5_000_000, None);
     let signature = node.signer.sign(&honest);
     let mut changed = honest.clone();
     changed.gpu_ns = 5_000_001;
     node.finish(changed, signature).await;
     let view = wait_final(&tenant, job).await;
     assert_eq!(view.state, JobState::Failed);
-    assert_eq!(view.attempts[0].outcome.as_deref(), Some("provider_fault"));
+    assert_eq!(view.attempts[0].outcome, Some(Outcome::ProviderFault));
     assert!(
         view.attempts[0]
             .error
@@ -329,10 +329,10 @@ async fn re_sent_results_are_billed_once_and_forged_receipts_never() {
     let job = submit(b"three").await;
     let a = node.next_assignment().await;
     let liar = suanli_proto::ReceiptSigner::from_seed(&[99; 32]);
-    let receipt = node.receipt(&a, "succeeded", 9_000_000_000, None);
+    let receipt = node.receipt(&a, Outcome::Succeeded, 9_000_000_000, None);
     node.finish(receipt.clone(), liar.sign(&receipt)).await;
     let view = wait_final(&tenant, job).await;
-    assert_eq!(view.attempts[0].outcome.as_deref(), Some("provider_fault"));
+    assert_eq!(view.attempts[0].outcome, Some(Outcome::ProviderFault));
 
     // And one that presents another key with the same token is refused.
     match FakeNode::register(&cluster, &token, 99).await {
@@ -358,38 +358,92 @@ async fn re_sent_results_are_billed_once_and_forged_receipts_never() {
     assert_eq!(records.iter().filter(|r| r.signature.is_some()).count(), 1);
 }
 
+/// The budget is a stop signal: no dispatch starts once it is spent, and the
+/// dispatch in flight when it ran out is charged too (it kept the GPU busy
+/// for the tenant), up to `min(timeout, budget + max_dispatch)`. Before
+/// protocol 2 only the budget was charged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_gpu_budget_stops_a_long_kernel_and_only_the_budget_is_charged() {
+async fn a_gpu_budget_stops_a_long_kernel_and_the_overrun_is_charged_up_to_the_cap() {
     let cluster = TestCluster::start().await;
     cluster.admin.set_price("default", 3_000_000).await.unwrap();
     cluster.add_node("node-a", 1, None).await;
     let tenant = cluster.tenant("alice").await;
     let budget = 50_000_000;
+    let limits = JobLimits {
+        max_gpu_ns: Some(budget),
+        ..JobLimits::default()
+    };
     let job = tenant
         .submit(
             &guest_wasm("misbehave"),
             b"spin 100000",
             Requirements::default(),
-            JobLimits {
-                max_gpu_ns: Some(budget),
-                ..JobLimits::default()
-            },
+            limits.clone(),
             1,
         )
         .await
         .unwrap();
     let view = tenant.wait(job).await.unwrap();
-    assert_eq!(view.outcome.as_deref(), Some("gpu_budget_exceeded"));
+    assert_eq!(view.outcome, Some(Outcome::GpuBudgetExceeded));
     let a = &view.attempts[0];
     assert!(
         a.gpu_ns > budget,
         "the dispatch in flight is recorded: {}",
         a.gpu_ns
     );
-    assert_eq!(a.charged_gpu_ns, budget, "but not charged");
-    assert_eq!(a.cost_micros, expected_cost(budget, 3_000_000));
-    assert_eq!(a.cost_micros, 150_000);
+    let cap = budget + limits.max_dispatch_ns;
+    assert!(a.gpu_ns < cap, "one short dispatch past the budget");
+    assert_eq!(a.charged_gpu_ns, a.gpu_ns, "and charged: under the cap");
+    assert_eq!(a.cost_micros, expected_cost(a.gpu_ns, 3_000_000));
     cluster.stop_nodes();
+}
+
+/// A kernel past the dispatch limit ends the job `gpu_hang`: final (its
+/// own kernel; not retried though attempts remain) and charged up to
+/// `min(timeout, budget + max_dispatch)`, as the node measured it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hung_kernel_is_final_and_charged_up_to_the_cap() {
+    let cluster = TestCluster::start().await;
+    cluster.admin.set_price("default", 2_000_000).await.unwrap();
+    let tenant = cluster.tenant("alice").await;
+    let token = cluster.token(Role::Node, "honest").await;
+    let mut node = FakeNode::register(&cluster, &token, 1).await.unwrap();
+    let limits = JobLimits {
+        max_gpu_ns: Some(1_000_000_000),
+        max_dispatch_ns: 2_000_000_000,
+        ..JobLimits::default()
+    };
+    let job = tenant
+        .submit(b"hangs", b"", Requirements::default(), limits, 3)
+        .await
+        .unwrap();
+    let a = node.next_assignment().await;
+    assert_eq!(
+        a.spec.limits.max_dispatch_ns, 2_000_000_000,
+        "sent to the node"
+    );
+    // Metered once the device was idle: past budget + dispatch limit.
+    let receipt = node.receipt(&a, Outcome::GpuHang, 5_000_000_000, None);
+    let signature = node.signer.sign(&receipt);
+    node.finish(receipt, signature).await;
+    let view = wait_final(&tenant, job).await;
+    assert_eq!(view.state, JobState::Failed);
+    assert_eq!(view.outcome, Some(Outcome::GpuHang));
+    assert_eq!(view.attempts.len(), 1, "not retried");
+    let a = &view.attempts[0];
+    assert_eq!((a.gpu_ns, a.charged_gpu_ns), (5_000_000_000, 3_000_000_000));
+    assert_eq!(a.cost_micros, 6_000_000);
+    assert!(
+        node.assignment_within(std::time::Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "a hung job is not assigned again"
+    );
+    for r in tenant.usage_records(UsageQuery::default()).await.unwrap() {
+        suanli_ledger::billing::check_record(&r).unwrap();
+        assert_eq!(r.charge_cap_ns, 3_000_000_000);
+    }
+    assert_eq!(cluster.admin.check().await.unwrap(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -403,8 +457,12 @@ async fn a_tenant_at_its_credit_limit_is_refused_and_another_is_not() {
         .unwrap();
     let alice = cluster.tenant("alice").await;
     let bob = cluster.tenant("bob").await;
+    // Worst case min(timeout, budget + max_dispatch) = 60 ms + 40 ms of GPU
+    // time at 1 unit per GPU-second: 0.1 units, the whole limit. (With the
+    // default 10 s dispatch limit the first job alone would not fit.)
     let limits = JobLimits {
-        max_gpu_ns: Some(60_000_000), // worst case 0.06 units
+        max_gpu_ns: Some(60_000_000),
+        max_dispatch_ns: 40_000_000,
         ..JobLimits::default()
     };
     let module = guest_wasm("vector_add");
@@ -423,13 +481,44 @@ async fn a_tenant_at_its_credit_limit_is_refused_and_another_is_not() {
         Err(NetError::Remote { code, message }) => {
             assert_eq!(code, ErrorCode::CreditLimit);
             assert!(message.contains("credit limit reached"), "{message}");
-            assert!(message.contains("0.060000 is held"), "{message}");
+            assert!(message.contains("0.100000 is held"), "{message}");
+            assert!(message.contains("up to 0.100000"), "{message}");
         }
         other => panic!("not refused: {other:?}"),
     }
     for _ in 0..3 {
         submit(&bob).await.expect("bob has no limit");
     }
+    // The default dispatch limit counts: 60 ms + 10 s is far past 0.1 units.
+    cluster
+        .admin
+        .set_credit_limit("carol", Some(100_000))
+        .await
+        .unwrap();
+    let carol = cluster.tenant("carol").await;
+    let default_dispatch = JobLimits {
+        max_gpu_ns: Some(60_000_000),
+        ..JobLimits::default()
+    };
+    assert!(matches!(
+        submit_to(&carol, &module, &default_dispatch).await,
+        Err(NetError::Remote {
+            code: ErrorCode::CreditLimit,
+            ..
+        })
+    ));
+    // A timeout under budget + dispatch bounds the worst case instead.
+    let short = JobLimits {
+        timeout_ns: 50_000_000,
+        ..default_dispatch
+    };
+    submit_to(&carol, &module, &short)
+        .await
+        .expect("0.05 units fit");
+    submit_to(&carol, &module, &short)
+        .await
+        .expect("0.1 units fit");
+    assert!(submit_to(&carol, &module, &short).await.is_err());
     // Raising the limit lets alice submit again.
     cluster
         .admin

@@ -4,9 +4,13 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use suanli_e2e::{TestCluster, guest_wasm};
+use suanli_e2e::{FakeNode, TestCluster, guest_wasm, ok_json, suanli, wait_final};
 use suanli_net::NetError;
-use suanli_proto::{ErrorCode, JobLimits, JobState, Requirements, Role};
+use suanli_proto::usage::UsageQuery;
+use suanli_proto::{
+    ErrorCode, JobLimits, JobState, MAX_ERROR_BYTES, Metering, NodeCaps, Outcome, Requirements,
+    Role,
+};
 
 fn random_vectors(seed: u64, len: usize) -> (Vec<f32>, Vec<f32>) {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -62,7 +66,7 @@ async fn fifty_jobs_on_two_nodes_all_correct() {
         );
         let attempt = view.attempts.last().expect("an attempt");
         assert!(attempt.gpu_ns > 0 && attempt.gpu_ns <= attempt.wall_ns);
-        assert_eq!(attempt.metering.as_deref(), Some("timestamp"));
+        assert_eq!(attempt.metering, Some(Metering::Timestamp));
         nodes.insert(attempt.node.clone());
     }
     assert_eq!(nodes.len(), 2, "both nodes ran jobs: {nodes:?}");
@@ -324,7 +328,7 @@ async fn logs_stream_and_cancel_stops_a_running_job() {
         let view = tenant.status(looping).await.unwrap();
         assert_eq!(view.state, JobState::Cancelled);
         if view.attempts[0].outcome.is_some() {
-            assert_eq!(view.attempts[0].outcome.as_deref(), Some("cancelled"));
+            assert_eq!(view.attempts[0].outcome, Some(Outcome::Cancelled));
             assert!(
                 cancelled_at.elapsed() < Duration::from_secs(2),
                 "stopped after {:?}",
@@ -392,4 +396,304 @@ async fn ten_thousand_queued_jobs_do_not_starve_another_tenants_one() {
         "{hog_done} of the hog's jobs finished before the lone one"
     );
     cluster.stop_nodes();
+}
+
+/// Polls `status` until `ok` holds for the job's view.
+async fn until(
+    client: &suanli_net::Client,
+    job: u64,
+    ok: impl Fn(&suanli_proto::JobView) -> bool,
+) -> suanli_proto::JobView {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let view = client.status(job).await.unwrap();
+        if ok(&view) {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "job {job}: {view:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A provider's caps bound what runs on its node: a job past them waits
+/// with the limit named, and goes to a node that allows it once one comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_go_only_to_nodes_whose_caps_allow_them() {
+    let cluster = TestCluster::start().await;
+    let tenant = cluster.tenant("alice").await;
+    let s = 1_000_000_000;
+    let caps = NodeCaps {
+        max_timeout_ns: 10 * s,
+        max_memory_bytes: 64 << 20,
+        max_dispatch_ns: 2 * s,
+    };
+    let token = cluster.token(Role::Node, "short").await;
+    let mut short = FakeNode::register_with_caps(&cluster, &token, 1, caps)
+        .await
+        .unwrap();
+    let submit = |limits: JobLimits| {
+        let tenant = &tenant;
+        async move {
+            tenant
+                .submit(b"module", b"input", Requirements::default(), limits, 3)
+                .await
+                .unwrap()
+        }
+    };
+    let small = JobLimits {
+        timeout_ns: 5 * s,
+        max_memory_bytes: 1 << 20,
+        max_dispatch_ns: s,
+        ..JobLimits::default()
+    };
+    let long = submit(JobLimits {
+        timeout_ns: 60 * s,
+        ..small.clone()
+    })
+    .await;
+    let big = submit(JobLimits {
+        max_memory_bytes: 128 << 20,
+        ..small.clone()
+    })
+    .await;
+    let slow = submit(JobLimits {
+        max_dispatch_ns: 10 * s,
+        ..small.clone()
+    })
+    .await;
+    let fits = submit(small.clone()).await;
+    assert_eq!(
+        short.next_assignment().await.job,
+        fits,
+        "only the job that fits"
+    );
+    for (job, reason) in [
+        (
+            long,
+            "asks for a timeout of 60 s; the longest a connected node allows is 10 s",
+        ),
+        (
+            big,
+            "asks for 134217728 bytes of memory; the most a connected node allows is 67108864",
+        ),
+        (
+            slow,
+            "asks for up to 10 s per dispatch; the longest a connected node allows is 2 s",
+        ),
+    ] {
+        let view = tenant.status(job).await.unwrap();
+        assert_eq!(view.state, JobState::Queued);
+        assert_eq!(view.waiting_reason.as_deref(), Some(reason));
+    }
+    // A node with the default caps (1 h, 4 GiB, 10 s) takes the others.
+    let token = cluster.token(Role::Node, "roomy").await;
+    let mut roomy = FakeNode::register(&cluster, &token, 2).await.unwrap();
+    let mut got = HashSet::new();
+    for _ in 0..3 {
+        let a = roomy.next_assignment().await;
+        got.insert(a.job);
+        let receipt = roomy.receipt(&a, Outcome::Succeeded, 1_000, None);
+        let signature = roomy.signer.sign(&receipt);
+        roomy.finish(receipt, signature).await;
+    }
+    assert_eq!(got, HashSet::from([long, big, slow]));
+    // The caps are shown to the admin, and by `suanli nodes`.
+    let nodes = cluster.admin.nodes().await.unwrap();
+    let shown = nodes.iter().find(|n| n.name == "short").unwrap();
+    assert_eq!(shown.caps, caps);
+    let env: Vec<(&str, String)> = cluster.cli_env(&cluster.admin_token());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let json = ok_json(&suanli(&["nodes", "--json"], &env));
+    let short_json = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "short")
+        .unwrap();
+    assert_eq!(short_json["caps"]["max_timeout_ns"], 10 * s);
+    assert_eq!(short_json["caps"]["max_memory_bytes"], 64 << 20);
+    assert_eq!(short_json["caps"]["max_dispatch_ns"], 2 * s);
+    let table = suanli(&["nodes"], &env);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("caps per job: 67108864 bytes of memory, 10 s timeout, 2 s per dispatch"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_with_a_zero_cap_is_refused_with_the_reason() {
+    let cluster = TestCluster::start().await;
+    let token = cluster.token(Role::Node, "zero").await;
+    let caps = NodeCaps {
+        max_dispatch_ns: 0,
+        ..NodeCaps::default()
+    };
+    match FakeNode::register_with_caps(&cluster, &token, 1, caps).await {
+        Err(NetError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::BadRequest);
+            assert!(message.contains("--max-dispatch-seconds"), "{message}");
+            assert!(message.contains("would accept no job"), "{message}");
+        }
+        Ok(_) => panic!("registered"),
+        Err(e) => panic!("{e}"),
+    }
+    assert!(cluster.admin.nodes().await.unwrap().is_empty());
+}
+
+/// A job that crashes a worker runs once more, on another node (token
+/// name), never again where it crashed, even when that node is free; a
+/// second crash is final. Each attempt pays for the GPU time its node
+/// measured, and the node's error is kept to 64 KiB whatever it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_job_runs_once_more_elsewhere_then_fails() {
+    let cluster = TestCluster::start().await;
+    cluster.admin.set_price("default", 1_000_000).await.unwrap();
+    let tenant = cluster.tenant("alice").await;
+    let token = cluster.token(Role::Node, "first").await;
+    let mut first = FakeNode::register(&cluster, &token, 1).await.unwrap();
+    let job = tenant
+        .submit(
+            b"crasher",
+            b"",
+            Requirements::default(),
+            JobLimits::default(),
+            5,
+        )
+        .await
+        .unwrap();
+    let a = first.next_assignment().await;
+    let receipt = first.receipt(&a, Outcome::Crashed, 4_000_000, None);
+    let signature = first.signer.sign(&receipt);
+    // Near the frame limit: a hostile node may send anything that fits.
+    let huge = "x".repeat(900 << 10);
+    first
+        .finish_with_error(receipt, signature, Some(huge))
+        .await;
+    let view = until(&tenant, job, |v| {
+        v.state == JobState::Queued && v.waiting_reason.is_some()
+    })
+    .await;
+    assert_eq!(
+        view.waiting_reason.as_deref(),
+        Some(
+            "crashed the worker running it on first; a crashed job runs again only on another \
+             node, and none that fits is connected"
+        )
+    );
+    let error = view.attempts[0].error.as_deref().unwrap();
+    assert!(error.len() <= MAX_ERROR_BYTES, "{}", error.len());
+    assert!(error.ends_with("[... 921600 bytes cut]"));
+    assert!(
+        first
+            .assignment_within(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "never again on the node it crashed"
+    );
+    let token = cluster.token(Role::Node, "second").await;
+    let mut second = FakeNode::register(&cluster, &token, 2).await.unwrap();
+    let a = second.next_assignment().await;
+    assert_eq!((a.job, a.attempt), (job, 2));
+    let receipt = second.receipt(&a, Outcome::Crashed, 6_000_000, None);
+    let signature = second.signer.sign(&receipt);
+    second.finish(receipt, signature).await;
+    let view = wait_final(&tenant, job).await;
+    assert_eq!(view.state, JobState::Failed);
+    assert_eq!(view.outcome, Some(Outcome::Crashed));
+    assert!(
+        view.error
+            .as_deref()
+            .unwrap()
+            .contains("twice (on first and second)"),
+        "{:?}",
+        view.error
+    );
+    let charged: Vec<(u64, u64)> = view
+        .attempts
+        .iter()
+        .map(|a| (a.charged_gpu_ns, a.cost_micros))
+        .collect();
+    assert_eq!(charged, [(4_000_000, 4_000), (6_000_000, 6_000)]);
+    assert!(
+        first
+            .assignment_within(Duration::from_millis(1200))
+            .await
+            .is_none(),
+        "final: not assigned again"
+    );
+    let usage = tenant.usage(UsageQuery::default()).await.unwrap();
+    assert_eq!(usage.total.cost_micros, 10_000);
+    assert_eq!(cluster.admin.check().await.unwrap(), Vec::<String>::new());
+}
+
+/// `max_attempts` is 1 to 10, and a dispatch limit of 0 is refused, at
+/// submission, by the API and through the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_attempts_and_the_dispatch_limit_are_checked_at_submission() {
+    let cluster = TestCluster::start().await;
+    let tenant = cluster.tenant("alice").await;
+    let submit = |attempts: u32, limits: JobLimits| {
+        let tenant = &tenant;
+        async move {
+            tenant
+                .submit(
+                    b"module",
+                    b"input",
+                    Requirements::default(),
+                    limits,
+                    attempts,
+                )
+                .await
+        }
+    };
+    for attempts in [0, suanli_proto::MAX_ATTEMPTS + 1, u32::MAX] {
+        match submit(attempts, JobLimits::default()).await {
+            Err(NetError::Remote { code, message }) => {
+                assert_eq!(code, ErrorCode::BadRequest);
+                assert!(
+                    message.contains(&format!("between 1 and 10, not {attempts}")),
+                    "{message}"
+                );
+            }
+            other => panic!("{attempts} attempts: {other:?}"),
+        }
+    }
+    submit(suanli_proto::MAX_ATTEMPTS, JobLimits::default())
+        .await
+        .expect("10 attempts are allowed");
+    let no_dispatch = JobLimits {
+        max_dispatch_ns: 0,
+        ..JobLimits::default()
+    };
+    match submit(1, no_dispatch).await {
+        Err(NetError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::BadRequest);
+            assert!(message.contains("--max-dispatch-seconds"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tenant.jobs().await.unwrap().len(), 1);
+
+    // The CLI: the refusal with its reason, exit code 2; the flag round-trips.
+    let token = cluster.token(Role::Tenant, "bob").await;
+    let env: Vec<(&str, String)> = cluster.cli_env(&token);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("job.wasm");
+    std::fs::write(&module, b"not really a module").unwrap();
+    let module = module.to_str().unwrap();
+    let refused = suanli(&["submit", module, "--max-attempts", "11"], &env);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("between 1 and 10"), "{stderr}");
+    let job = ok_json(&suanli(
+        &["submit", module, "--max-dispatch-seconds", "0.25", "--json"],
+        &env,
+    ))["job"]
+        .as_u64()
+        .unwrap();
+    let status = ok_json(&suanli(&["status", &job.to_string(), "--json"], &env));
+    assert_eq!(status["max_dispatch_ns"], 250_000_000);
+    assert_eq!(status["waiting_reason"], "no node is connected");
 }

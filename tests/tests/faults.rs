@@ -10,7 +10,7 @@ use suanli_e2e::procs::ProcCluster;
 use suanli_e2e::proxy::UdpProxy;
 use suanli_e2e::{TestCluster, guest_dir, guest_wasm, ok_json, suanli};
 use suanli_proto::usage::UsageQuery;
-use suanli_proto::{JobLimits, JobState, JobView, Requirements, Role};
+use suanli_proto::{JobLimits, JobState, JobView, Outcome, Requirements, Role};
 
 fn vector_input(seed: u64, len: usize) -> Vec<u8> {
     let a: Vec<f32> = (0..len)
@@ -36,7 +36,7 @@ async fn assert_billed_once(client: &suanli_net::Client, views: &[JobView]) {
     let mut per_job: HashMap<u64, Vec<&suanli_proto::usage::UsageRecord>> = HashMap::new();
     for r in &records {
         per_job.entry(r.receipt.job).or_default().push(r);
-        if r.receipt.outcome == "node_lost" {
+        if r.receipt.outcome == Outcome::NodeLost {
             assert_eq!(r.cost_micros, 0);
         }
         suanli_ledger::billing::check_record(r).unwrap();
@@ -51,7 +51,7 @@ async fn assert_billed_once(client: &suanli_net::Client, views: &[JobView]) {
         );
         let succeeded = rows
             .iter()
-            .filter(|r| r.receipt.outcome == "succeeded")
+            .filter(|r| r.receipt.outcome == Outcome::Succeeded)
             .count();
         assert_eq!(
             succeeded,
@@ -105,7 +105,7 @@ async fn a_job_survives_its_node_being_killed() {
     assert_eq!(view.state, JobState::Succeeded, "{view:?}");
     assert!(matmul_output_ok(&p, &output), "wrong output");
     let (lost, done) = (&view.attempts[0], &view.attempts[1]);
-    assert_eq!(lost.outcome.as_deref(), Some("node_lost"));
+    assert_eq!(lost.outcome, Some(Outcome::NodeLost));
     assert_eq!((lost.charged_gpu_ns, lost.cost_micros), (0, 0));
     assert_eq!(lost.node, victim);
     assert_ne!(done.node, victim);
@@ -213,7 +213,7 @@ async fn a_coordinator_killed_with_jobs_queued_and_running_loses_none() {
     let lost: usize = views
         .iter()
         .flat_map(|v| &v.attempts)
-        .filter(|a| a.outcome.as_deref() == Some("node_lost"))
+        .filter(|a| a.outcome == Some(Outcome::NodeLost))
         .count();
     eprintln!("attempts lost to the restart: {lost} (the rest were adopted or re-sent)");
     let status = waiting.wait().unwrap();
@@ -298,7 +298,7 @@ async fn chaos_loses_no_job_and_bills_nothing_twice() {
         lost += view
             .attempts
             .iter()
-            .filter(|a| a.outcome.as_deref() == Some("node_lost"))
+            .filter(|a| a.outcome == Some(Outcome::NodeLost))
             .count();
         match view.state {
             JobState::Succeeded => {
@@ -364,7 +364,7 @@ async fn a_node_behind_a_cut_network_is_noticed_within_five_seconds() {
     let view = tenant.wait(job).await.unwrap();
     let noticed = cut.elapsed();
     eprintln!("network cut noticed after {noticed:?}");
-    assert_eq!(view.attempts[0].outcome.as_deref(), Some("node_lost"));
+    assert_eq!(view.attempts[0].outcome, Some(Outcome::NodeLost));
     assert!(noticed < Duration::from_secs(5), "took {noticed:?}");
     assert!(cluster.admin.nodes().await.unwrap().is_empty());
 }
@@ -448,12 +448,7 @@ fn sigterm_drains_a_node_process_and_it_exits_after_its_job() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pid = cluster.node_pid(0);
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    cluster.terminate_node(0);
     let exited = cluster.wait_node(0, Duration::from_secs(60));
     assert!(exited.is_some(), "the drained node did not exit");
     let done = ok_json(&suanli(&["status", &id, "--json"], &env));

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Unstructured;
 use rand::{Rng, SeedableRng};
-use suanli_e2e::{guest_wasm, run_job, workspace_root};
+use suanli_e2e::components::try_job_component;
+use suanli_e2e::{guest_wasm, run_job};
 use suanli_sandbox::{JobLimits, Outcome};
 use wasm_encoder::{
     CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemorySection,
@@ -93,31 +94,6 @@ fn random_module(rng: &mut rand::rngs::StdRng, exports: Option<Vec<u8>>) -> Opti
         .map(|m| m.to_bytes())
 }
 
-/// A core module with the job's exports, wrapped as a `job` component.
-fn as_job_component(module: &[u8]) -> Option<Vec<u8>> {
-    let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve
-        .push_dir(workspace_root().join("guest-sdk/wit"))
-        .expect("the job WIT parses");
-    let world = resolve
-        .select_world(&[pkg], Some("job"))
-        .expect("world job");
-    let mut module = module.to_vec();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .ok()?;
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .ok()?
-        .validate(true)
-        .encode()
-        .ok()
-}
-
 #[test]
 fn random_core_modules_are_refused_as_not_components() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(SEED);
@@ -156,7 +132,7 @@ fn random_job_components_run_to_an_outcome_within_their_limits() {
         let Some(module) = random_module(&mut rng, Some(template.clone())) else {
             continue;
         };
-        let Some(component) = as_job_component(&module) else {
+        let Some(component) = try_job_component(&module) else {
             continue;
         };
         fed += 1;

@@ -62,6 +62,9 @@ enum Command {
     Admin(commands::admin::AdminCommand),
     /// Start a coordinator and two nodes in this process, run the examples, print results and GPU time.
     Demo(commands::demo::Args),
+    /// A node's slot worker (started by `suanli node`, speaks on stdin/stdout).
+    #[command(hide = true)]
+    Worker,
 }
 
 fn main() -> ExitCode {
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Invoice(args) => commands::block_on(commands::billing::invoice(args, conn)),
         Command::Admin(cmd) => commands::block_on(commands::admin::run(cmd, conn)),
         Command::Demo(args) => commands::block_on(commands::demo::run(args)),
+        Command::Worker => return suanli_node::worker_main(),
     };
     tracing::debug!("exiting");
     match result {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use suanli_ledger::{NodeSession, Recorded, Registration};
 use suanli_net::NetError;
 use suanli_net::frame::{read_frame, write_frame};
-use suanli_proto::{AttemptResult, ErrorCode, FromNode, NodeInfo, Response, ToNode};
+use suanli_proto::{AttemptResult, ErrorCode, FromNode, NodeCaps, NodeInfo, Response, ToNode};
 use tokio::sync::mpsc;
 
 use crate::auth::now_ms;
@@ -32,6 +32,19 @@ pub(crate) async fn run(
         .await?;
         return Ok(());
     }
+    if let Some(reason) = refuse_caps(&info.caps) {
+        tracing::warn!(name = %peer.name, "node refused: {reason}");
+        write_frame(
+            &mut send,
+            &Response::Error {
+                code: ErrorCode::BadRequest,
+                message: reason,
+            },
+        )
+        .await?;
+        let _ = send.finish();
+        return Ok(());
+    }
     let registered = shared
         .ledger()
         .register_node(&peer.token_hash, &peer.name, &info, now_ms());
@@ -48,6 +61,26 @@ pub(crate) async fn run(
     write_frame(&mut send, &Response::Error { code, message }).await?;
     let _ = send.finish();
     Ok(())
+}
+
+/// Why a node's caps are refused: a cap of 0 would accept no job, so it is
+/// a configuration mistake to report, not a node to keep idle. Other values
+/// are the provider's claim, and jobs are placed by them.
+fn refuse_caps(caps: &NodeCaps) -> Option<String> {
+    let zero = [
+        (caps.max_memory_bytes, "max_memory_bytes (--max-job-memory)"),
+        (caps.max_timeout_ns, "max_timeout_ns (--max-job-timeout)"),
+        (
+            caps.max_dispatch_ns,
+            "max_dispatch_ns (--max-dispatch-seconds)",
+        ),
+    ]
+    .into_iter()
+    .find(|(value, _)| *value == 0)?;
+    Some(format!(
+        "the node's cap {} is 0, so it would accept no job; give it a positive value",
+        zero.1
+    ))
 }
 
 async fn serve(
@@ -75,7 +108,7 @@ async fn serve(
             draining: false,
         },
     );
-    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, adopted = adopted.len(), "node registered");
+    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, caps = ?info.caps, adopted = adopted.len(), "node registered");
     write_frame(&mut send, &Response::Registered { node_id, adopted }).await?;
     shared.wake_scheduler.notify_one();
 

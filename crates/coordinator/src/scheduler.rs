@@ -1,4 +1,5 @@
-//! Assigns queued jobs to live nodes with a free slot and a GPU that fits.
+//! Assigns queued jobs to live nodes with a free slot, a GPU that fits and
+//! caps that allow the job's limits; never to a node the job crashed on.
 //!
 //! Fairness: tenants take turns. Each round offers every tenant with queued
 //! work one placement, tenants with fewer running jobs first and, among equals,
@@ -133,13 +134,14 @@ fn running_per_tenant(shared: &Shared) -> HashMap<String, u32> {
     out
 }
 
-/// The least busy live node with a free slot whose GPU meets the job's needs.
+/// The least busy live node with a free slot whose GPU and caps meet the
+/// job's needs (`NodeCaps::refuses`), other than one it crashed on.
 fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
     let nodes = shared.nodes();
     nodes
         .iter()
         .filter(|(_, n)| !n.draining && (n.running.len() as u32) < n.info.slots)
-        .filter(|(_, n)| n.info.gpu.max_buffer_size >= job.spec.requirements.min_gpu_memory)
+        .filter(|(_, n)| n.fits(&job.spec) && !job.crashed_on.contains(&n.name))
         .min_by_key(|(id, n)| (n.running.len() * 1000 / n.info.slots.max(1) as usize, **id))
         .map(|(id, _)| *id)
 }

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use suanli_net::NetError;
 use suanli_net::frame::{expect_frame, read_blob, write_frame};
 use suanli_proto::{
-    CodecError, ErrorCode, Hello, JobView, PROTOCOL_VERSION, Request, Response, Role, Welcome,
+    CodecError, ErrorCode, Hello, JobSpec, JobView, MAX_ATTEMPTS, PROTOCOL_VERSION, Request,
+    Response, Role, Welcome,
 };
 use tokio::sync::broadcast::error::RecvError;
 
@@ -277,11 +278,8 @@ fn handle(
                     ));
                 }
             }
-            if spec.max_attempts == 0 {
-                return Ok(error(
-                    ErrorCode::BadRequest,
-                    "max_attempts must be at least 1",
-                ));
+            if let Some(reason) = refuse_spec(&spec) {
+                return Ok(error(ErrorCode::BadRequest, reason));
             }
             let job = match ledger.submit(&peer.name, &spec, now_ms())? {
                 Admission::Accepted(job) => job,
@@ -409,6 +407,25 @@ fn handle(
         | Request::Logs { .. }
         | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
     })
+}
+
+/// Why a submission's own values are refused, before the ledger sees it.
+fn refuse_spec(spec: &JobSpec) -> Option<String> {
+    if !(1..=MAX_ATTEMPTS).contains(&spec.max_attempts) {
+        return Some(format!(
+            "max_attempts (--max-attempts) must be between 1 and {MAX_ATTEMPTS}, not {}: \
+             a job that keeps failing must not keep taking providers' time",
+            spec.max_attempts
+        ));
+    }
+    if spec.limits.max_dispatch_ns == 0 {
+        return Some(
+            "max_dispatch_ns (--max-dispatch-seconds) must be more than 0: \
+             a job whose dispatches may not run cannot use the GPU"
+                .into(),
+        );
+    }
+    None
 }
 
 /// Usage records per answer: well under a frame (a record is ~400 bytes).

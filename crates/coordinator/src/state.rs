@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use suanli_ledger::Ledger;
-use suanli_proto::{JobState, JobView, NodeInfo, NodeView, ToNode};
+use suanli_proto::{JobLimits, JobSpec, JobState, JobView, NodeCaps, NodeInfo, NodeView, ToNode};
 use tokio::sync::{Notify, broadcast, mpsc};
 
 use crate::auth::now_ms;
@@ -48,6 +48,21 @@ pub(crate) struct LiveNode {
     pub(crate) jobs_run: u64,
     /// Takes no new jobs (drained by the admin or by the node itself).
     pub(crate) draining: bool,
+}
+
+impl LiveNode {
+    /// Why the node's GPU or caps never allow the job (busy or not).
+    pub(crate) fn refusal(&self, spec: &JobSpec) -> Option<String> {
+        let offered = self.info.gpu.max_buffer_size;
+        if offered < spec.requirements.min_gpu_memory {
+            return Some(format!("offers {offered} bytes of GPU memory"));
+        }
+        self.info.caps.refuses(&spec.limits)
+    }
+
+    pub(crate) fn fits(&self, spec: &JobSpec) -> bool {
+        self.refusal(spec).is_none()
+    }
 }
 
 pub(crate) struct Shared {
@@ -128,18 +143,12 @@ impl Shared {
         if nodes.is_empty() {
             return Some("no node is connected".into());
         }
-        let need = view.spec.requirements.min_gpu_memory;
-        let largest = nodes
-            .values()
-            .map(|n| n.info.gpu.max_buffer_size)
-            .max()
-            .unwrap_or(0);
-        if largest < need {
-            return Some(format!(
-                "needs {need} bytes of GPU memory; the largest connected node offers {largest}"
-            ));
-        }
-        Some("waiting for a free slot".into())
+        let crashed_on = suanli_ledger::crashed_on(view);
+        Some(placement_reason(
+            &nodes.values().collect::<Vec<_>>(),
+            &view.spec,
+            &crashed_on,
+        ))
     }
 
     pub(crate) fn with_reason(&self, mut view: JobView) -> JobView {
@@ -158,6 +167,7 @@ impl Shared {
                 gpu_class: n.gpu_class.clone(),
                 public_key: n.info.public_key,
                 slots: n.info.slots,
+                caps: n.info.caps,
                 running: n.running.len() as u32,
                 draining: n.draining,
                 connected: true,
@@ -247,6 +257,85 @@ impl Shared {
     }
 }
 
+/// Why no connected node (there is at least one) runs a queued job now: the
+/// first requirement no node meets (GPU memory, then each of the job's
+/// limits against the providers' caps, with the most any node offers), else
+/// that no single node meets them all, that the nodes that do are ones it
+/// crashed on or draining, else that they are busy.
+fn placement_reason(nodes: &[&LiveNode], spec: &JobSpec, crashed_on: &[String]) -> String {
+    let need = spec.requirements.min_gpu_memory;
+    let largest = nodes
+        .iter()
+        .map(|n| n.info.gpu.max_buffer_size)
+        .max()
+        .unwrap_or(0);
+    if largest < need {
+        return format!(
+            "needs {need} bytes of GPU memory; the largest connected node offers {largest}"
+        );
+    }
+    if let Some(reason) = caps_reason(nodes, &spec.limits) {
+        return reason;
+    }
+    let fitting: Vec<&&LiveNode> = nodes.iter().filter(|n| n.fits(spec)).collect();
+    if fitting.is_empty() {
+        let why = nodes
+            .iter()
+            .find_map(|n| Some(format!("node {}: {}", n.name, n.refusal(spec)?)))
+            .unwrap_or_default();
+        return format!("no connected node meets all of its requirements at once ({why})");
+    }
+    if fitting.iter().all(|n| crashed_on.contains(&n.name)) {
+        return format!(
+            "crashed the worker running it on {}; a crashed job runs again only on another \
+             node, and none that fits is connected",
+            crashed_on.join(" and ")
+        );
+    }
+    if fitting
+        .iter()
+        .all(|n| n.draining || crashed_on.contains(&n.name))
+    {
+        return "every connected node that fits it is draining".into();
+    }
+    "waiting for a free slot".into()
+}
+
+/// The first of the job's limits that no connected node's caps allow, with
+/// the most any of them allows.
+fn caps_reason(nodes: &[&LiveNode], limits: &JobLimits) -> Option<String> {
+    let most = |cap: fn(&NodeCaps) -> u64| nodes.iter().map(|n| cap(&n.info.caps)).max();
+    let memory = most(|c| c.max_memory_bytes).unwrap_or(0);
+    if limits.max_memory_bytes > memory {
+        return Some(format!(
+            "asks for {} bytes of memory; the most a connected node allows is {memory}",
+            limits.max_memory_bytes
+        ));
+    }
+    let timeout = most(|c| c.max_timeout_ns).unwrap_or(0);
+    if limits.timeout_ns > timeout {
+        return Some(format!(
+            "asks for a timeout of {}; the longest a connected node allows is {}",
+            secs(limits.timeout_ns),
+            secs(timeout)
+        ));
+    }
+    let dispatch = most(|c| c.max_dispatch_ns).unwrap_or(0);
+    if limits.max_dispatch_ns > dispatch {
+        return Some(format!(
+            "asks for up to {} per dispatch; the longest a connected node allows is {}",
+            secs(limits.max_dispatch_ns),
+            secs(dispatch)
+        ));
+    }
+    None
+}
+
+/// Nanoseconds as seconds for people (`10 s`, `0.25 s`).
+fn secs(ns: u64) -> String {
+    format!("{} s", ns as f64 / 1e9)
+}
+
 /// Attempts that were running when the coordinator stopped: their nodes get
 /// `recovery_grace` to reconnect and claim them (reporting them still running
 /// or re-sending their results); the rest end `node_lost` and are re-queued.
@@ -306,5 +395,112 @@ impl Drop for UploadGuard<'_> {
                 uploads.remove(&self.peer);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use suanli_proto::{GpuInfo, JobLimits, Metering, PublicKey, Requirements};
+
+    use super::*;
+
+    fn node(name: &str, gpu_bytes: u64, caps: NodeCaps, draining: bool) -> LiveNode {
+        let gpu = GpuInfo {
+            name: "Test GPU".into(),
+            backend: "vulkan".into(),
+            device_type: "cpu".into(),
+            driver: "test".into(),
+            metering: Metering::Timestamp,
+            max_buffer_size: gpu_bytes,
+            max_storage_buffer_binding_size: 0,
+            max_compute_workgroups_per_dimension: 0,
+            features: vec![],
+        };
+        LiveNode {
+            name: name.into(),
+            info: NodeInfo {
+                gpu,
+                slots: 1,
+                caps,
+                public_key: PublicKey([0; 32]),
+                in_flight: vec![],
+            },
+            gpu_class: "test-gpu".into(),
+            tx: mpsc::unbounded_channel().0,
+            running: HashSet::new(),
+            connected_ms: 0,
+            jobs_run: 0,
+            draining,
+        }
+    }
+
+    fn spec(min_gpu_memory: u64, limits: JobLimits) -> JobSpec {
+        JobSpec {
+            module: suanli_proto::Hash([0; 32]),
+            input: suanli_proto::Hash([0; 32]),
+            requirements: Requirements { min_gpu_memory },
+            limits,
+            max_attempts: 3,
+        }
+    }
+
+    #[test]
+    fn a_waiting_job_is_told_which_requirement_no_node_meets() {
+        let s = 1_000_000_000;
+        let short = NodeCaps {
+            max_timeout_ns: 10 * s,
+            ..NodeCaps::default()
+        };
+        let small = NodeCaps {
+            max_memory_bytes: 1 << 20,
+            ..NodeCaps::default()
+        };
+        let (a, b) = (
+            node("a", 1 << 30, short, false),
+            node("b", 1 << 20, small, false),
+        );
+        let reason = |nodes: &[&LiveNode], spec: &JobSpec, crashed: &[&str]| {
+            let crashed: Vec<String> = crashed.iter().map(|c| c.to_string()).collect();
+            placement_reason(nodes, spec, &crashed)
+        };
+        let long = JobLimits {
+            timeout_ns: 60 * s,
+            ..JobLimits::default()
+        };
+        assert_eq!(
+            reason(&[&a], &spec(0, long.clone()), &[]),
+            "asks for a timeout of 60 s; the longest a connected node allows is 10 s"
+        );
+        let dispatch = JobLimits {
+            max_dispatch_ns: 30 * s,
+            timeout_ns: s,
+            ..JobLimits::default()
+        };
+        assert_eq!(
+            reason(&[&a, &b], &spec(0, dispatch), &[]),
+            "asks for up to 30 s per dispatch; the longest a connected node allows is 10 s"
+        );
+        // Each limit is met by some node, but not all by one.
+        assert_eq!(
+            reason(&[&a, &b], &spec(1 << 30, long.clone()), &[]),
+            "no connected node meets all of its requirements at once \
+             (node a: asks for a 60000000000 ns timeout; the node allows 10000000000)"
+        );
+        let quick = JobLimits {
+            timeout_ns: 5 * s,
+            ..JobLimits::default()
+        };
+        let fits_a = spec(1 << 30, quick);
+        assert_eq!(
+            reason(&[&a, &b], &fits_a, &["a"]),
+            "crashed the worker running it on a; a crashed job runs again only on another \
+             node, and none that fits is connected"
+        );
+        let draining = node("c", 1 << 30, NodeCaps::default(), true);
+        assert_eq!(
+            reason(&[&a, &draining], &fits_a, &["a"]),
+            "every connected node that fits it is draining"
+        );
+        assert_eq!(reason(&[&a, &b], &fits_a, &[]), "waiting for a free slot");
     }
 }

@@ -1,9 +1,9 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ErrorKind, GpuError, Slot};
 
 /// How a job's GPU time is measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metering {
     /// GPU timestamps written at the beginning and end of every compute pass.
@@ -22,7 +22,7 @@ impl Metering {
 }
 
 /// The adapter jobs run on, as shown to jobs, users and (later) the coordinator.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdapterInfo {
     pub name: String,
     pub backend: String,

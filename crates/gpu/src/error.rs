@@ -17,6 +17,9 @@ pub enum ErrorKind {
     NoAdapter,
     /// The slot already runs a job.
     SlotBusy,
+    /// One dispatch kept the GPU busy past the job's dispatch limit; the
+    /// device must be recovered before another job uses it.
+    Hang,
 }
 
 impl ErrorKind {
@@ -32,6 +35,7 @@ impl ErrorKind {
             ErrorKind::UnknownHandle => "unknown handle",
             ErrorKind::NoAdapter => "no GPU adapter",
             ErrorKind::SlotBusy => "slot busy",
+            ErrorKind::Hang => "GPU hang",
         }
     }
 }

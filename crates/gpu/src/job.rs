@@ -1,9 +1,10 @@
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::scope::scoped;
+use crate::scope::{on_compiler_stack, scoped};
 use crate::slot::Timer;
 use crate::{ErrorKind, GpuError, Quotas, Slot};
 
@@ -81,7 +82,15 @@ pub struct JobGpu {
     gpu_ns: u64,
     dispatches: u64,
     deadline: Option<Instant>,
+    /// Longest any one GPU wait may take (a dispatch, a copy).
+    max_dispatch: Duration,
+    /// A wait ran past `max_dispatch`: the device is still busy with this
+    /// job's work and must be recovered (worker restarted) before reuse.
+    hung: Cell<bool>,
 }
+
+/// Default of [`JobGpu::set_max_dispatch`]: 10 s.
+pub const DEFAULT_MAX_DISPATCH: Duration = Duration::from_secs(10);
 
 impl JobGpu {
     pub(crate) fn new(slot: Slot, quotas: Quotas) -> JobGpu {
@@ -96,11 +105,27 @@ impl JobGpu {
             gpu_ns: 0,
             dispatches: 0,
             deadline: None,
+            max_dispatch: DEFAULT_MAX_DISPATCH,
+            hung: Cell::new(false),
         }
     }
 
-    /// Waits for the GPU stop at `deadline` with [`ErrorKind::Timeout`], so a
-    /// job's wall-time limit holds while it waits on a kernel.
+    /// Sets the dispatch limit: a dispatch (or copy) that keeps the device
+    /// busy longer fails with [`ErrorKind::Hang`] and is charged this long.
+    pub fn set_max_dispatch(&mut self, limit: Duration) {
+        self.max_dispatch = limit;
+    }
+
+    /// Whether a wait ran past the dispatch limit: the device may still run
+    /// this job's kernel, so the slot needs recovery before the next job.
+    pub fn hung(&self) -> bool {
+        self.hung.get()
+    }
+
+    /// No new GPU work starts after `deadline` ([`ErrorKind::Timeout`]); a
+    /// dispatch running when it passes is waited for (up to the dispatch
+    /// limit) and metered before the timeout is returned, so the time it kept
+    /// the GPU busy is known and charged.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
     }
@@ -244,9 +269,21 @@ impl JobGpu {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, GpuError> {
+        self.check_deadline()?;
         let buffer = self.check_range(id, offset, len)?;
         if len == 0 {
             return Ok(Vec::new());
+        }
+        // The staging copy is GPU memory the job causes: it counts.
+        let total = self.buffer_bytes.saturating_add(len);
+        if total > self.quotas.max_buffer_bytes {
+            return Err(GpuError::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "reading {len} bytes back needs as much staging memory, which would bring the job's GPU memory to {total} bytes; the quota is {} bytes (read in smaller pieces)",
+                    self.quotas.max_buffer_bytes
+                ),
+            ));
         }
         let device = self.device();
         let staging = scoped(device, ErrorKind::OutOfMemory, || {
@@ -258,9 +295,14 @@ impl JobGpu {
             });
             let mut encoder = device.create_command_encoder(&Default::default());
             encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, len);
-            self.slot.inner.queue.submit([encoder.finish()]);
-            staging
+            let submission = self.slot.inner.queue.submit([encoder.finish()]);
+            (staging, submission)
         })?;
+        let (staging, submission) = staging;
+        if let Err(e) = self.wait_for(Some(submission)) {
+            staging.destroy();
+            return Err(e);
+        }
         let data = self.map_and_read(&staging);
         staging.destroy();
         data
@@ -275,7 +317,7 @@ impl JobGpu {
                 *slot = Some(r);
             }
         });
-        self.wait(None)?;
+        self.wait_for(None)?;
         let mapped = done.lock().ok().and_then(|mut d| d.take());
         match mapped {
             Some(Ok(())) => {}
@@ -295,30 +337,38 @@ impl JobGpu {
         data
     }
 
-    /// Blocks until `submission` (or all work) is done, or the job's deadline.
-    fn wait(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
-        let timeout = match self.deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(GpuError::new(
-                        ErrorKind::Timeout,
-                        "the job's time limit passed",
-                    ));
-                }
-                Some(left)
-            }
-            None => None,
-        };
+    /// [`ErrorKind::Timeout`] once the job's deadline has passed.
+    fn check_deadline(&self) -> Result<(), GpuError> {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(GpuError::new(
+                ErrorKind::Timeout,
+                "the job's time limit passed",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Blocks until `submission` (or all work) is done. Not cut short by the
+    /// deadline: kernels cannot be preempted, and the time one keeps the GPU
+    /// busy must be measured to be charged. Bounded by the dispatch limit
+    /// instead: past it the job is hung ([`ErrorKind::Hang`]).
+    fn wait_for(&self, submission: Option<wgpu::SubmissionIndex>) -> Result<(), GpuError> {
         match self.device().poll(wgpu::PollType::Wait {
             submission_index: submission,
-            timeout,
+            timeout: Some(self.max_dispatch),
         }) {
             Ok(_) => Ok(()),
-            Err(wgpu::PollError::Timeout) => Err(GpuError::new(
-                ErrorKind::Timeout,
-                "the job's time limit passed while a kernel was running",
-            )),
+            Err(wgpu::PollError::Timeout) => {
+                self.hung.set(true);
+                Err(GpuError::new(
+                    ErrorKind::Hang,
+                    format!(
+                        "the GPU was still busy after {:.3} s, the job's dispatch limit \
+                         (max_dispatch_seconds); the slot is being recovered",
+                        self.max_dispatch.as_secs_f64()
+                    ),
+                ))
+            }
             Err(e) => Err(GpuError::new(ErrorKind::DeviceLost, e)),
         }
     }
@@ -335,6 +385,8 @@ impl JobGpu {
         Ok(())
     }
 
+    /// Checks and compiles `wgsl`. Both run on a thread with a large stack
+    /// (`scope::on_compiler_stack`), since naga recurses over the shader.
     pub fn create_shader(&mut self, wgsl: &str) -> Result<ShaderId, GpuError> {
         if wgsl.len() > self.quotas.max_shader_bytes {
             return Err(GpuError::new(
@@ -346,22 +398,24 @@ impl JobGpu {
                 ),
             ));
         }
-        crate::shader_check::check(
-            wgsl,
-            &crate::shader_check::ShaderLimits {
-                max_private_bytes: self.quotas.max_private_bytes,
-                max_workgroup_bytes: u64::from(
-                    self.device().limits().max_compute_workgroup_storage_size,
-                ),
-                max_expression_depth: self.quotas.max_expression_depth,
-            },
-        )?;
+        let limits = crate::shader_check::ShaderLimits {
+            max_private_bytes: self.quotas.max_private_bytes,
+            max_workgroup_bytes: u64::from(
+                self.device().limits().max_compute_workgroup_storage_size,
+            ),
+            max_expression_depth: self.quotas.max_expression_depth,
+            max_nesting_depth: self.quotas.max_nesting_depth,
+            max_inlined_size: self.quotas.max_inlined_size,
+        };
         let id = self.take_id()?;
         let device = self.device();
-        let module = scoped(device, ErrorKind::InvalidShader, || {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: None,
-                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(wgsl)),
+        let module = on_compiler_stack(|| {
+            crate::shader_check::check(wgsl, &limits)?;
+            scoped(device, ErrorKind::InvalidShader, || {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: None,
+                    source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(wgsl)),
+                })
             })
         })?;
         self.shaders.insert(id, module);
@@ -389,14 +443,17 @@ impl JobGpu {
             )
         })?;
         let device = self.device();
-        let pipeline = scoped(device, ErrorKind::Validation, || {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: None,
-                layout: None,
-                module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
+        // The driver compiles here, recursing over the shader like naga.
+        let pipeline = on_compiler_stack(|| {
+            scoped(device, ErrorKind::Validation, || {
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: None,
+                    layout: None,
+                    module,
+                    entry_point: Some(entry_point),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
             })
         })?;
         let id = self.take_id()?;
@@ -415,12 +472,18 @@ impl JobGpu {
 
     /// Runs `pipeline` over `workgroups` with `bindings[i]` at
     /// `@group(0) @binding(i)`, waits for it, and meters its GPU time.
+    ///
+    /// Refused once the deadline passed. A dispatch still running at the
+    /// deadline is waited for and metered, then [`ErrorKind::Timeout`] is
+    /// returned; one running past the dispatch limit is charged the limit and
+    /// fails with [`ErrorKind::Hang`].
     pub fn dispatch(
         &mut self,
         pipeline: PipelineId,
         bindings: &[BufferId],
         workgroups: [u32; 3],
     ) -> Result<DispatchReport, GpuError> {
+        self.check_deadline()?;
         let per_dim = self.slot.inner.limits.max_compute_workgroups_per_dimension;
         if let Some(d) = workgroups.iter().find(|&&d| d > per_dim) {
             return Err(GpuError::new(
@@ -493,7 +556,14 @@ impl JobGpu {
             let started = Instant::now();
             (inner.queue.submit([encoder.finish()]), started)
         })?;
-        self.wait(Some(submission))?;
+        if let Err(e) = self.wait_for(Some(submission)) {
+            if e.kind == ErrorKind::Hang {
+                // Still running: it kept the GPU at least this long.
+                self.gpu_ns = self.gpu_ns.saturating_add(duration_ns(self.max_dispatch));
+                self.dispatches += 1;
+            }
+            return Err(e);
+        }
         let wall = started.elapsed();
         let gpu_ns = match timer {
             Some(t) => self.read_timestamps(t)?,
@@ -501,6 +571,7 @@ impl JobGpu {
         };
         self.gpu_ns = self.gpu_ns.saturating_add(gpu_ns);
         self.dispatches += 1;
+        self.check_deadline()?;
         Ok(DispatchReport { gpu_ns })
     }
 

@@ -23,6 +23,8 @@ mod slot;
 
 pub use adapter::{AdapterInfo, Gpu, GpuOptions, Metering};
 pub use error::{ErrorKind, GpuError};
-pub use job::{BufferId, BufferUsage, DispatchReport, JobGpu, PipelineId, ShaderId};
+pub use job::{
+    BufferId, BufferUsage, DEFAULT_MAX_DISPATCH, DispatchReport, JobGpu, PipelineId, ShaderId,
+};
 pub use quota::Quotas;
 pub use slot::{Slot, SlotLimits};

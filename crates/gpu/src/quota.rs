@@ -16,6 +16,21 @@ pub struct Quotas {
     /// Nesting depth of one WGSL expression. Default 512 (a 100,000-deep
     /// chain overflowed the stack in shader compilation).
     pub max_expression_depth: u32,
+    /// Nesting depth of a shader: blocks, `else if` branches (naga nests each
+    /// inside the previous `else`), brackets, calls and template lists count
+    /// together; also how deep types nest, and blocks through inlined calls.
+    /// Default 127, WGSL's own limit on nested braces (the function body is
+    /// level 1): naga and the driver recurse once per level, and a
+    /// 2,000-branch `else if` chain overflowed the stack and aborted the
+    /// process.
+    pub max_nesting_depth: u32,
+    /// Expressions and statements of a function that calls others, once
+    /// every call in it is inlined, as drivers do. Default 2^19, about what
+    /// 1 MiB of WGSL spells out without calls: 22 functions that each call
+    /// the previous one twice (1.4 KB) expanded to millions of copies and got
+    /// the process killed for memory inside pipeline creation; at 2^20 the
+    /// driver still took 1.8 s and 500 MB.
+    pub max_inlined_size: u64,
 }
 
 impl Default for Quotas {
@@ -27,6 +42,8 @@ impl Default for Quotas {
             max_shader_bytes: 1 << 20,
             max_private_bytes: 64 << 10,
             max_expression_depth: 512,
+            max_nesting_depth: 127,
+            max_inlined_size: 1 << 19,
         }
     }
 }

@@ -1,10 +1,20 @@
 //! Static checks on a job's WGSL that wgpu leaves to the driver, run before
 //! wgpu sees the shader. Found by the hostile-shader corpus: a 256 MiB private
 //! array made lavapipe's compiler hang inside pipeline creation (a host call
-//! the job's deadline cannot interrupt), and a 100,000-term `a + 1u + 1u …`
-//! overflowed the thread's stack in shader compilation and aborted the node.
+//! the job's deadline cannot interrupt); a 100,000-term `a + 1u + 1u …`, and
+//! a 2,000-branch `if … else if …` chain, overflowed the thread's stack in
+//! shader compilation and aborted the node; 50 functions that each call the
+//! next from 100 blocks deep overflowed it in pipeline creation; and 22
+//! functions that each call the previous one twice (1.4 KB of WGSL) got the
+//! process killed for memory in the driver, which inlines every call.
+//!
+//! The text checks (`text.rs`) come first because naga's own parser recurses;
+//! the checks on the parsed module are loops over naga's arenas, in which
+//! operands, parts and callees always precede their users.
 
-use naga::{Expression, Handle, Module};
+mod text;
+
+use naga::{Expression, Function, Handle, Module, Statement};
 
 use crate::{ErrorKind, GpuError};
 
@@ -17,59 +27,11 @@ pub(crate) struct ShaderLimits {
     pub(crate) max_workgroup_bytes: u64,
     /// Nesting depth of one expression, and operators in one statement.
     pub(crate) max_expression_depth: u32,
-}
-
-/// The most operators (and brackets, calls, member accesses) in one
-/// statement, counted on the text before any parser runs: naga's parser
-/// itself recursed past a 2 MiB stack on a 100,000-term sum. An expression
-/// cannot nest deeper than its statement has operators.
-fn check_statements(wgsl: &str, max: u32) -> Result<(), GpuError> {
-    let bytes = wgsl.as_bytes();
-    let (mut i, mut ops, mut comment_depth) = (0usize, 0u32, 0u32);
-    while i < bytes.len() {
-        let (c, next) = (bytes[i], bytes.get(i + 1).copied());
-        if comment_depth > 0 {
-            match (c, next) {
-                (b'*', Some(b'/')) => {
-                    comment_depth -= 1;
-                    i += 1;
-                }
-                (b'/', Some(b'*')) => {
-                    comment_depth += 1;
-                    i += 1;
-                }
-                _ => {}
-            }
-        } else {
-            match (c, next) {
-                (b'/', Some(b'/')) => {
-                    while i < bytes.len() && bytes[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                (b'/', Some(b'*')) => {
-                    comment_depth = 1;
-                    i += 1;
-                }
-                (b';' | b'{' | b'}', _) => ops = 0,
-                (
-                    b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'<' | b'>' | b'!'
-                    | b'~' | b'(' | b'[' | b'.' | b',' | b'=',
-                    _,
-                ) => {
-                    ops += 1;
-                    if ops > max {
-                        return Err(refuse(format!(
-                            "a statement has more than {max} operators; split it up"
-                        )));
-                    }
-                }
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    Ok(())
+    /// Nesting of blocks, `else if` branches, brackets and template lists in
+    /// the text; of types; and of blocks through calls.
+    pub(crate) max_nesting_depth: u32,
+    /// Expressions and statements of one function with every call inlined.
+    pub(crate) max_inlined_size: u64,
 }
 
 fn refuse(message: String) -> GpuError {
@@ -79,11 +41,19 @@ fn refuse(message: String) -> GpuError {
 /// `Ok` if the shader is within `limits`, or if it does not parse (wgpu
 /// reports parse errors with better messages).
 pub(crate) fn check(wgsl: &str, limits: &ShaderLimits) -> Result<(), GpuError> {
-    check_statements(wgsl, limits.max_expression_depth)?;
+    let code = text::strip_comments(wgsl);
+    text::check_nesting(&code, limits.max_nesting_depth)?;
+    text::check_statements(&code, limits.max_expression_depth)?;
     let Ok(module) = naga::front::wgsl::parse_str(wgsl) else {
         return Ok(());
     };
     check_depth(&module, limits.max_expression_depth)?;
+    check_types(&module, limits.max_nesting_depth)?;
+    check_calls(&module, limits)?;
+    check_memory(&module, limits)
+}
+
+fn check_memory(module: &Module, limits: &ShaderLimits) -> Result<(), GpuError> {
     let mut layouter = naga::proc::Layouter::default();
     if layouter.update(module.to_ctx()).is_err() {
         return Err(refuse("shader types are too large to lay out".into()));
@@ -99,7 +69,7 @@ pub(crate) fn check(wgsl: &str, limits: &ShaderLimits) -> Result<(), GpuError> {
         }
     }
     // Conservatively, as if every function were live in one call chain.
-    for f in functions(&module) {
+    for f in functions(module) {
         for (_, local) in f.local_variables.iter() {
             private = private.saturating_add(size(local.ty));
         }
@@ -120,12 +90,123 @@ pub(crate) fn check(wgsl: &str, limits: &ShaderLimits) -> Result<(), GpuError> {
 }
 
 /// Every function body of the module, entry points included.
-fn functions(module: &Module) -> impl Iterator<Item = &naga::Function> {
+fn functions(module: &Module) -> impl Iterator<Item = &Function> {
     module
         .functions
         .iter()
         .map(|(_, f)| f)
         .chain(module.entry_points.iter().map(|e| &e.function))
+}
+
+/// How deep types nest (`array<array<…>>`, structs in structs, which the text
+/// scan cannot see): naga's writers and the driver walk types recursively.
+fn check_types(module: &Module, max: u32) -> Result<(), GpuError> {
+    use naga::TypeInner as T;
+    let mut depth: Vec<u32> = Vec::with_capacity(module.types.len());
+    for (_, ty) in module.types.iter() {
+        let of = |h: Handle<naga::Type>| depth.get(h.index()).copied().unwrap_or(0);
+        let parts = match &ty.inner {
+            T::Pointer { base, .. } | T::Array { base, .. } | T::BindingArray { base, .. } => {
+                of(*base)
+            }
+            T::Struct { members, .. } => members.iter().map(|m| of(m.ty)).max().unwrap_or(0),
+            _ => 0,
+        };
+        let d = parts + 1;
+        if d > max {
+            return Err(refuse(format!(
+                "a type nests {d} levels deep (arrays of arrays, structs in structs); \
+                 the limit is {max} (max_nesting_depth)"
+            )));
+        }
+        depth.push(d);
+    }
+    Ok(())
+}
+
+/// One function body on its own: its size, its deepest block, and its calls
+/// with the block depth of each call site. Walked with a stack, not recursion.
+struct Body {
+    size: u64,
+    depth: u32,
+    calls: Vec<(Handle<Function>, u32)>,
+}
+
+fn body(f: &Function) -> Body {
+    let mut b = Body {
+        size: f.expressions.len() as u64,
+        depth: 0,
+        calls: Vec::new(),
+    };
+    let mut blocks = vec![(&f.body, 0u32)];
+    while let Some((block, depth)) = blocks.pop() {
+        b.size = b.size.saturating_add(block.len() as u64);
+        b.depth = b.depth.max(depth);
+        let inner = depth + 1;
+        for statement in block.iter() {
+            match statement {
+                Statement::Call { function, .. } => b.calls.push((*function, depth)),
+                Statement::Block(block) => blocks.push((block, inner)),
+                Statement::If { accept, reject, .. } => {
+                    blocks.push((accept, inner));
+                    blocks.push((reject, inner));
+                }
+                Statement::Switch { cases, .. } => {
+                    blocks.extend(cases.iter().map(|c| (&c.body, inner)));
+                }
+                Statement::Loop {
+                    body, continuing, ..
+                } => {
+                    blocks.push((body, inner));
+                    blocks.push((continuing, inner));
+                }
+                _ => {}
+            }
+        }
+    }
+    b
+}
+
+/// Drivers inline every call (lavapipe does), so a function's blocks nest as
+/// deep as the blocks around each of its call sites plus the callee's, and a
+/// function is as large as all the copies of its callees together: without
+/// this bound 1.4 KB of WGSL expands exponentially. The size limit applies
+/// only to functions that call others: it bounds what calls multiply, and
+/// the source size quota bounds the rest. Both are computed in one
+/// pass over the functions, whose callees always come first (a call to a
+/// later function is recursion, which validation refuses).
+fn check_calls(module: &Module, limits: &ShaderLimits) -> Result<(), GpuError> {
+    let (mut depth, mut size) = (Vec::new(), Vec::new());
+    for f in functions(module) {
+        let b = body(f);
+        let (mut d, mut s) = (b.depth, b.size);
+        let has_calls = !b.calls.is_empty();
+        for (callee, site) in b.calls {
+            let i = callee.index();
+            let callee_depth = depth.get(i).copied().unwrap_or(0);
+            d = d.max(site.saturating_add(1).saturating_add(callee_depth));
+            s = s.saturating_add(size.get(i).copied().unwrap_or(0));
+        }
+        let name = f.name.as_deref().unwrap_or("?");
+        if d > limits.max_nesting_depth {
+            return Err(refuse(format!(
+                "function `{name}` nests blocks {d} levels deep once the functions it calls are \
+                 inlined (each call counts a level); the limit is {} (max_nesting_depth)",
+                limits.max_nesting_depth
+            )));
+        }
+        // A function without calls is only as large as its source allows.
+        if has_calls && s > limits.max_inlined_size {
+            return Err(refuse(format!(
+                "function `{name}` grows to {s} expressions and statements once the functions \
+                 it calls are inlined, as drivers do; the limit is {} (max_inlined_size)",
+                limits.max_inlined_size
+            )));
+        }
+        depth.push(d);
+        size.push(s);
+    }
+    Ok(())
 }
 
 /// The deepest expression tree of any function, computed in one pass over
@@ -142,7 +223,7 @@ fn check_depth(module: &Module, max: u32) -> Result<(), GpuError> {
             let d = deepest + 1;
             if d > max {
                 return Err(refuse(format!(
-                    "an expression nests {d} levels deep; the limit is {max}"
+                    "an expression nests {d} levels deep; the limit is {max} (max_expression_depth)"
                 )));
             }
             depth.push(d);
@@ -246,6 +327,8 @@ mod tests {
         max_private_bytes: 64 << 10,
         max_workgroup_bytes: 16 << 10,
         max_expression_depth: 512,
+        max_nesting_depth: 127,
+        max_inlined_size: 1 << 19,
     };
 
     fn shader(body: &str, globals: &str) -> String {
@@ -310,5 +393,63 @@ mod tests {
             " + 1u".repeat(500)
         );
         check(&shader(&ok, ""), &LIMITS).unwrap();
+    }
+
+    #[test]
+    fn nesting_is_refused_before_naga_parses_it() {
+        let n = 100_000;
+        let chain: String = (0..n).map(|k| format!("else if i == {k}u {{ }}")).collect();
+        let err = check(&shader(&format!("if i == 0u {{ }} {chain}"), ""), &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("nests 100002 levels"), "{err}");
+        let blocks = format!("{}{}", "{".repeat(n), "}".repeat(n));
+        let err = check(&shader(&blocks, ""), &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("max_nesting_depth"), "{err}");
+        // In comments, braces count for nothing.
+        let commented = format!(
+            "/* {} /* nested */ */ // {}\ndata[i] = 1u;",
+            "{".repeat(n),
+            "{".repeat(n)
+        );
+        check(&shader(&commented, ""), &LIMITS).unwrap();
+    }
+
+    #[test]
+    fn deep_types_are_refused() {
+        let structs: String = (1..200)
+            .map(|k| format!("struct S{k} {{ v: S{} }}\n", k - 1))
+            .collect();
+        let globals = format!("struct S0 {{ v: u32 }}\n{structs}var<private> deep: S199;");
+        let err = check(&shader("data[i] = 1u;", &globals), &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("a type nests 128 levels"), "{err}");
+    }
+
+    /// `n` functions, each calling the previous one through `call`.
+    fn chain(n: usize, call: &str) -> String {
+        let mut g = String::from("fn f0(v: u32) -> u32 { return v; }\n");
+        for k in 1..n {
+            let call = call.replace("PREV", &format!("f{}", k - 1));
+            g.push_str(&format!(
+                "fn f{k}(v: u32) -> u32 {{ var r = v; {call} return r; }}\n"
+            ));
+        }
+        shader(&format!("data[i] = f{}(i);", n - 1), &g)
+    }
+
+    #[test]
+    fn calls_count_as_inlined() {
+        check(&chain(100, "r = PREV(v);"), &LIMITS).unwrap();
+        let err = check(&chain(200, "r = PREV(v);"), &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("128 levels deep once"), "{err}");
+        // Each call site inside 40 blocks: the fourth function nests 164 deep.
+        let deep_call = format!(
+            "{} r = PREV(v); {}",
+            "if v > 1u { ".repeat(40),
+            "} ".repeat(40)
+        );
+        let err = check(&chain(5, &deep_call), &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("`f4` nests blocks 164"), "{err}");
+        // Two calls to the previous function: 2^n copies once inlined.
+        let err = check(&chain(30, "r = PREV(v) + PREV(v + 1u);"), &LIMITS).unwrap_err();
+        assert!(err.to_string().contains("max_inlined_size"), "{err}");
     }
 }

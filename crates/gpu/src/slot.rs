@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::adapter::{AdapterInfo, Metering};
 use crate::{ErrorKind, GpuError, JobGpu, Quotas};
@@ -34,7 +34,7 @@ pub(crate) struct Timer {
 }
 
 /// The device limits a job may rely on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotLimits {
     pub max_buffer_size: u64,
     pub max_storage_buffer_binding_size: u64,

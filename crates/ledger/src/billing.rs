@@ -5,14 +5,25 @@
 //! once per attempt, with the product in `u128` so it cannot overflow; a
 //! result past `u64::MAX` saturates. Half a micro-unit rounds up.
 //!
-//! **Charged time**: the metered GPU time, capped at the job's GPU budget
-//! (`--max-gpu-seconds`) and at its wall timeout (a job cannot keep the GPU
-//! busy longer than it may run), so the dispatch in flight when a budget runs
-//! out is recorded but never charged. Attempts the tenant does not cause
-//! (`node_lost`, `provider_fault`) are charged nothing.
+//! **Charged time**: the metered GPU time, capped at
+//! `min(timeout, budget + max_dispatch)` (just `timeout` without a budget),
+//! with saturating arithmetic. The GPU budget (`--max-gpu-seconds`) is a stop
+//! signal: no dispatch starts once it is spent, but the dispatch in flight
+//! when it runs out kept the device busy for the tenant, and may run up to
+//! `max_dispatch` (`--max-dispatch-seconds`) before the node ends it
+//! `gpu_hang`; so its GPU time is charged, up to the cap. A dispatch still
+//! running at the deadline is metered once the device is idle and charged
+//! the same way. The timeout bounds the charge too: a job cannot be charged
+//! more GPU time than it may run. The cap is known before the job starts,
+//! which is what credit-limit admission holds ([`worst_case_micros`]).
+//!
+//! **Who pays** ([`tenant_pays`]): the tenant, for every outcome its job
+//! causes or could have caused, including `crashed` (only the GPU time of
+//! dispatches the node measured before the worker died) and `gpu_hang` (its
+//! own kernel hung); not for `node_lost` or `provider_fault`.
 
-use suanli_proto::JobLimits;
 use suanli_proto::usage::UsageRecord;
+use suanli_proto::{JobLimits, Outcome};
 
 const NS_PER_S: u128 = 1_000_000_000;
 
@@ -29,23 +40,64 @@ pub fn units(micros: u64) -> String {
     format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
+/// Nanoseconds as seconds with nine decimals (exact: `1500000000` → `1.500000000`).
+pub fn seconds(ns: u64) -> String {
+    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
 /// Whether the tenant pays for an attempt that ended with `outcome`.
-pub fn tenant_pays(outcome: &str) -> bool {
-    !matches!(outcome, "node_lost" | "provider_fault")
+///
+/// A `match` with no wildcard: a new outcome does not compile until someone
+/// decides who pays for it.
+/// - The job's own doing (`succeeded` … `cancelled`): the tenant pays.
+/// - `crashed`: the worker process died under the job. The tenant pays for
+///   the dispatches the node measured before it died (a crash can be a
+///   hostile job's doing, and the provider did run its kernels); the node
+///   reports only completed, measured dispatches. Retried once, elsewhere.
+/// - `gpu_hang`: the job's own kernel ran past `max_dispatch`; the tenant
+///   pays (up to the cap) and the job is not retried.
+/// - `node_lost`, `provider_fault`: the provider's side failed; free, retried.
+pub fn tenant_pays(outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Succeeded
+        | Outcome::JobError
+        | Outcome::Trap
+        | Outcome::Timeout
+        | Outcome::MemoryLimit
+        | Outcome::GpuBudgetExceeded
+        | Outcome::LogLimit
+        | Outcome::InvalidJob
+        | Outcome::Cancelled
+        | Outcome::Crashed
+        | Outcome::GpuHang => true,
+        Outcome::NodeLost | Outcome::ProviderFault => false,
+    }
 }
 
-/// The most GPU time one attempt of a job with these limits can be charged.
+/// The most GPU time one attempt of a job with these limits can be charged:
+/// `min(timeout, budget + max_dispatch)`, or the timeout without a budget.
 pub fn charge_cap_ns(limits: &JobLimits) -> u64 {
-    limits.max_gpu_ns.unwrap_or(u64::MAX).min(limits.timeout_ns)
+    match limits.max_gpu_ns {
+        Some(budget) => limits
+            .timeout_ns
+            .min(budget.saturating_add(limits.max_dispatch_ns)),
+        None => limits.timeout_ns,
+    }
 }
 
-/// GPU time charged for an attempt.
-pub fn charged_gpu_ns(outcome: &str, gpu_ns: u64, limits: &JobLimits) -> u64 {
+/// GPU time charged for an attempt that metered `gpu_ns` under a cap of
+/// `cap_ns` (see [`charge_cap_ns`]).
+pub fn charged_under_cap(outcome: Outcome, gpu_ns: u64, cap_ns: u64) -> u64 {
     if tenant_pays(outcome) {
-        gpu_ns.min(charge_cap_ns(limits))
+        gpu_ns.min(cap_ns)
     } else {
         0
     }
+}
+
+/// GPU time charged for an attempt of a job with `limits`.
+pub fn charged_gpu_ns(outcome: Outcome, gpu_ns: u64, limits: &JobLimits) -> u64 {
+    charged_under_cap(outcome, gpu_ns, charge_cap_ns(limits))
 }
 
 /// The most one attempt of a job can cost at `price`: what a credit limit
@@ -56,8 +108,9 @@ pub fn worst_case_micros(limits: &JobLimits, price_micros_per_s: u64) -> u64 {
 
 /// Re-checks one billed record on its own: the node's signature over the
 /// receipt (so the metered time, outcome and hashes are the node's), that
-/// no more GPU time was billed than metered, and the cost rule. Records the
-/// coordinator ended itself carry no signature and must cost nothing.
+/// the charged time follows the rule (`min(metered, cap)` when the tenant
+/// pays, else 0), and the cost rule. Records the coordinator ended itself
+/// carry no signature and must cost nothing.
 pub fn check_record(r: &UsageRecord) -> Result<(), String> {
     let what = format!("job {} attempt {}", r.receipt.job, r.receipt.attempt);
     match &r.signature {
@@ -74,10 +127,15 @@ pub fn check_record(r: &UsageRecord) -> Result<(), String> {
             r.charged_gpu_ns, r.receipt.gpu_ns
         ));
     }
-    if !tenant_pays(&r.receipt.outcome) && r.charged_gpu_ns != 0 {
+    let outcome = r.receipt.outcome;
+    if !tenant_pays(outcome) && r.charged_gpu_ns != 0 {
+        return Err(format!("{what}: {outcome} attempts are not billed"));
+    }
+    let expected = charged_under_cap(outcome, r.receipt.gpu_ns, r.charge_cap_ns);
+    if r.charged_gpu_ns != expected {
         return Err(format!(
-            "{what}: {} attempts are not billed",
-            r.receipt.outcome
+            "{what}: billed {} GPU ns; the rule gives {expected} ({} metered, capped at {})",
+            r.charged_gpu_ns, r.receipt.gpu_ns, r.charge_cap_ns
         ));
     }
     let cost = cost_micros(r.charged_gpu_ns, r.price_micros);
@@ -161,41 +219,114 @@ mod tests {
         );
     }
 
-    #[test]
-    fn who_pays_and_how_much() {
-        let limits = JobLimits {
-            max_gpu_ns: Some(50_000_000),
-            timeout_ns: 60_000_000_000,
+    fn limits(budget: Option<u64>, timeout: u64, dispatch: u64) -> JobLimits {
+        JobLimits {
+            max_gpu_ns: budget,
+            timeout_ns: timeout,
             max_memory_bytes: 1 << 20,
-        };
-        for outcome in [
-            "succeeded",
-            "job_error",
-            "trap",
-            "timeout",
-            "memory_limit",
-            "gpu_budget_exceeded",
-            "log_limit",
-            "invalid_job",
-            "cancelled",
-        ] {
-            assert!(tenant_pays(outcome), "{outcome}");
+            max_dispatch_ns: dispatch,
         }
-        assert_eq!(charged_gpu_ns("node_lost", 10, &limits), 0);
-        assert_eq!(charged_gpu_ns("provider_fault", 10, &limits), 0);
-        assert_eq!(charged_gpu_ns("succeeded", 10, &limits), 10);
+    }
+
+    #[test]
+    fn who_pays_is_decided_for_every_outcome() {
+        let paid: Vec<Outcome> = Outcome::ALL
+            .into_iter()
+            .filter(|o| tenant_pays(*o))
+            .collect();
         assert_eq!(
-            charged_gpu_ns("gpu_budget_exceeded", 73_000_000, &limits),
-            50_000_000,
-            "the overrun is not charged"
+            paid,
+            [
+                Outcome::Succeeded,
+                Outcome::JobError,
+                Outcome::Trap,
+                Outcome::Timeout,
+                Outcome::MemoryLimit,
+                Outcome::GpuBudgetExceeded,
+                Outcome::LogLimit,
+                Outcome::InvalidJob,
+                Outcome::Cancelled,
+                Outcome::Crashed,
+                Outcome::GpuHang,
+            ]
         );
-        let no_budget = JobLimits {
-            max_gpu_ns: None,
-            timeout_ns: 1_000,
-            ..limits
-        };
-        assert_eq!(charged_gpu_ns("timeout", 5_000, &no_budget), 1_000);
-        assert_eq!(worst_case_micros(&limits, 2_000_000), 100_000);
+        let l = limits(Some(50_000_000), 60_000_000_000, 10_000_000_000);
+        for free in [Outcome::NodeLost, Outcome::ProviderFault] {
+            assert!(!tenant_pays(free));
+            assert_eq!(charged_gpu_ns(free, 10, &l), 0);
+            assert_eq!(charged_gpu_ns(free, u64::MAX, &l), 0);
+        }
+        assert_eq!(charged_gpu_ns(Outcome::Succeeded, 10, &l), 10);
+        assert_eq!(charged_gpu_ns(Outcome::Crashed, 7_000, &l), 7_000);
+    }
+
+    /// The cap `min(timeout, budget + max_dispatch)` at its edges, with the
+    /// overrun of the dispatch in flight charged up to it.
+    #[test]
+    fn the_charge_cap_with_overruns_at_the_edges() {
+        const S: u64 = 1_000_000_000;
+        let budget = 50_000_000;
+        let l = limits(Some(budget), 60 * S, 10 * S);
+        let cap = budget + 10 * S;
+        assert_eq!(charge_cap_ns(&l), cap);
+        let charged = |gpu| charged_gpu_ns(Outcome::GpuBudgetExceeded, gpu, &l);
+        // Budget exactly hit, and overrun by 1 ns: all charged.
+        assert_eq!(charged(budget), budget);
+        assert_eq!(charged(budget + 1), budget + 1);
+        // The dispatch in flight ran to the dispatch limit: all charged.
+        assert_eq!(charged(cap), cap);
+        // Past budget + max_dispatch: the cap.
+        assert_eq!(charged(cap + 1), cap);
+        assert_eq!(charged(u64::MAX), cap);
+        assert_eq!(
+            charged_gpu_ns(Outcome::GpuHang, 20 * S, &l),
+            cap,
+            "a hung kernel is charged up to the cap"
+        );
+        // A timeout smaller than budget + dispatch caps the charge.
+        let short = limits(Some(budget), S, 10 * S);
+        assert_eq!(charge_cap_ns(&short), S);
+        assert_eq!(charged_gpu_ns(Outcome::Timeout, S + 1, &short), S);
+        assert_eq!(charged_gpu_ns(Outcome::Timeout, S - 1, &short), S - 1);
+        // Equal: budget + dispatch == timeout.
+        let equal = limits(Some(S), 11 * S, 10 * S);
+        assert_eq!(charge_cap_ns(&equal), 11 * S);
+        // No budget: the timeout alone.
+        let none = limits(None, 1_000, 10 * S);
+        assert_eq!(charge_cap_ns(&none), 1_000);
+        assert_eq!(charged_gpu_ns(Outcome::Timeout, 5_000, &none), 1_000);
+        // u64::MAX anywhere saturates instead of wrapping.
+        let huge = limits(Some(u64::MAX), u64::MAX, u64::MAX);
+        assert_eq!(charge_cap_ns(&huge), u64::MAX);
+        assert_eq!(
+            charged_gpu_ns(Outcome::Succeeded, u64::MAX, &huge),
+            u64::MAX
+        );
+        let wrap = limits(Some(u64::MAX - 1), u64::MAX - 5, 2);
+        assert_eq!(charge_cap_ns(&wrap), u64::MAX - 5, "no wrap to 0");
+        assert_eq!(charge_cap_ns(&limits(None, u64::MAX, 0)), u64::MAX);
+        // A zero budget still pays for the one dispatch it could start.
+        assert_eq!(charge_cap_ns(&limits(Some(0), 60 * S, 10 * S)), 10 * S);
+    }
+
+    #[test]
+    fn the_worst_case_is_the_cap_at_the_price() {
+        const S: u64 = 1_000_000_000;
+        // 50 ms budget + 10 s dispatch at 2 units/s: 20.1 units.
+        let l = limits(Some(50_000_000), 60 * S, 10 * S);
+        assert_eq!(worst_case_micros(&l, 2_000_000), 20_100_000);
+        // Timeout 50 ms under budget + dispatch: 0.1 units.
+        let short = limits(Some(S), 50_000_000, 10 * S);
+        assert_eq!(worst_case_micros(&short, 2_000_000), 100_000);
+        // No budget: the timeout.
+        assert_eq!(
+            worst_case_micros(&limits(None, 3 * S, 10 * S), 1_000_000),
+            3_000_000
+        );
+        assert_eq!(
+            worst_case_micros(&limits(Some(u64::MAX), u64::MAX, u64::MAX), u64::MAX),
+            u64::MAX
+        );
     }
 
     #[test]

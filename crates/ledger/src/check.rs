@@ -3,8 +3,8 @@
 use rusqlite::params;
 use suanli_proto::usage::UsageQuery;
 
-use crate::billing::{check_record, tenant_pays};
-use crate::{Ledger, Result, u};
+use crate::billing::{charge_cap_ns, check_record, tenant_pays};
+use crate::{Ledger, Result, i, u};
 
 /// Rows named by the first columns of `sql`, each turned into a message.
 fn rows(l: &Ledger, sql: &str, what: impl Fn(i64, i64) -> String) -> Result<Vec<String>> {
@@ -65,6 +65,8 @@ impl Ledger {
             "SELECT job, COUNT(*) FROM usage WHERE outcome = 'succeeded' GROUP BY job HAVING COUNT(*) > 1",
             |j, n| format!("job {j} was billed for {n} successful attempts"),
         )?);
+        v.extend(self.crash_violations()?);
+        v.extend(self.cap_violations()?);
         // Per tenant: the usage table's totals equal the sum over the
         // tenant's jobs' attempts (two different paths to the same money).
         {
@@ -102,12 +104,67 @@ impl Ledger {
                 if let Err(e) = check_record(r) {
                     v.push(e);
                 }
-                if r.signature.is_none() && tenant_pays(&r.receipt.outcome) {
+                if r.signature.is_none() && tenant_pays(r.receipt.outcome) {
                     v.push(format!(
                         "job {} attempt {} ended {} without a signed receipt",
                         r.receipt.job, r.receipt.attempt, r.receipt.outcome
                     ));
                 }
+            }
+        }
+        Ok(v)
+    }
+
+    /// The retry rule for `crashed`: never again on a node (token name) it
+    /// crashed on, and nothing after a second crash.
+    fn crash_violations(&self) -> Result<Vec<String>> {
+        let mut v = rows(
+            self,
+            "SELECT later.job, later.attempt FROM attempts c
+             JOIN nodes cn ON cn.id = c.node_id
+             JOIN attempts later ON later.job = c.job AND later.attempt > c.attempt
+             JOIN nodes ln ON ln.id = later.node_id
+             WHERE c.outcome = 'crashed' AND ln.name = cn.name",
+            |j, a| format!("job {j} attempt {a} ran on a node its job had crashed on"),
+        )?;
+        v.extend(rows(
+            self,
+            "SELECT c.job, later.attempt FROM attempts c JOIN attempts later
+                 ON later.job = c.job AND later.attempt > c.attempt
+             WHERE c.outcome = 'crashed' AND (
+                 SELECT COUNT(*) FROM attempts p
+                 WHERE p.job = c.job AND p.attempt <= c.attempt AND p.outcome = 'crashed') = 2",
+            |j, a| format!("job {j} attempt {a} started after the job's second crash"),
+        )?);
+        Ok(v)
+    }
+
+    /// No usage row was charged under a cap above its job's worst case,
+    /// `min(timeout, budget + max_dispatch)`: what credit limits held.
+    fn cap_violations(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT us.job, us.attempt, us.charge_cap_ns, j.max_gpu_ns, j.timeout_ns,
+                    j.max_memory, j.max_dispatch_ns
+             FROM usage us JOIN jobs j ON j.id = us.job",
+        )?;
+        let found = stmt.query_map([], |r| {
+            let limits = crate::jobs::limits_from(r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                limits,
+            ))
+        })?;
+        let mut v = Vec::new();
+        for row in found {
+            let (job, attempt, cap, limits) = row?;
+            let worst = charge_cap_ns(&limits);
+            if cap > i(worst) {
+                v.push(format!(
+                    "job {job} attempt {attempt} was charged under a cap of {cap} GPU ns, \
+                     above its job's worst case of {worst}"
+                ));
             }
         }
         Ok(v)

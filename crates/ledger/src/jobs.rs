@@ -4,11 +4,13 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use suanli_proto::{
-    AttemptResult, AttemptView, Hash, JobLimits, JobSpec, JobState, JobView, PublicKey, Receipt,
-    Requirements,
+    AttemptResult, AttemptView, Hash, JobLimits, JobSpec, JobState, JobView, Metering, Outcome,
+    PublicKey, Receipt, Requirements, Signature, bounded_error,
 };
 
-use crate::billing::{charged_gpu_ns, cost_micros, units as micros, worst_case_micros};
+use crate::billing::{
+    charge_cap_ns, charged_gpu_ns, cost_micros, units as micros, worst_case_micros,
+};
 use crate::{Ledger, LedgerError, Result, hash_from, i, u};
 
 /// A queued job as the scheduler sees it.
@@ -19,6 +21,53 @@ pub struct QueuedJob {
     pub spec: JobSpec,
     /// Attempts made so far.
     pub attempts: u32,
+    /// Node token names where an attempt of it ended `crashed`: it never
+    /// runs there again (see [`crashed_on`]).
+    pub crashed_on: Vec<String>,
+}
+
+/// What happens to a job after an attempt ends with an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// The job is final with this outcome (its own doing: running it again
+    /// would end the same way).
+    Final,
+    /// Back to the queue while attempts remain (the provider's fault).
+    Requeue,
+    /// Back to the queue once, for another node (by token name); a second
+    /// crash is final.
+    OnceElsewhere,
+}
+
+/// The retry rule, as a `match` with no wildcard like `billing::tenant_pays`:
+/// a new outcome does not compile until someone decides whether it is retried.
+pub fn retry(outcome: Outcome) -> Retry {
+    match outcome {
+        Outcome::Succeeded
+        | Outcome::JobError
+        | Outcome::Trap
+        | Outcome::Timeout
+        | Outcome::MemoryLimit
+        | Outcome::GpuBudgetExceeded
+        | Outcome::LogLimit
+        | Outcome::InvalidJob
+        | Outcome::Cancelled
+        | Outcome::GpuHang => Retry::Final,
+        Outcome::Crashed => Retry::OnceElsewhere,
+        Outcome::NodeLost | Outcome::ProviderFault => Retry::Requeue,
+    }
+}
+
+/// The node token names a job's attempts crashed on, from its attempts (so
+/// the ledger keeps them across coordinator restarts), in attempt order.
+pub fn crashed_on(view: &JobView) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in &view.attempts {
+        if a.outcome == Some(Outcome::Crashed) && !names.contains(&a.node) {
+            names.push(a.node.clone());
+        }
+    }
+    names
 }
 
 /// What a submission did.
@@ -66,12 +115,29 @@ fn parse_state(s: &str) -> Result<JobState> {
     })
 }
 
-fn limits_from(max_gpu: Option<i64>, timeout: i64, max_mem: i64) -> JobLimits {
+pub(crate) fn limits_from(
+    max_gpu: Option<i64>,
+    timeout: i64,
+    max_mem: i64,
+    max_dispatch: i64,
+) -> JobLimits {
     JobLimits {
         max_gpu_ns: max_gpu.map(u),
         timeout_ns: u(timeout),
         max_memory_bytes: u(max_mem),
+        max_dispatch_ns: u(max_dispatch),
     }
+}
+
+/// An outcome name read from the ledger (the CHECK constraints admit only
+/// known ones; anything else is a corrupt row, never a panic).
+pub(crate) fn parse_outcome(name: &str) -> Result<Outcome> {
+    Outcome::parse(name).ok_or_else(|| LedgerError::Corrupt(format!("unknown outcome {name:?}")))
+}
+
+pub(crate) fn parse_metering(name: &str) -> Result<Metering> {
+    Metering::parse(name)
+        .ok_or_else(|| LedgerError::Corrupt(format!("unknown metering method {name:?}")))
 }
 
 /// The row of an attempt with what its end needs.
@@ -96,7 +162,7 @@ fn open_attempt(tx: &Transaction<'_>, job: u64, attempt: u32) -> Result<Option<O
         .query_row(
             "SELECT a.node_id, a.outcome IS NOT NULL, n.public_key, n.name, a.gpu_class, a.price_micros,
                     j.tenant, j.state, j.module, j.input, j.max_gpu_ns, j.timeout_ns, j.max_memory,
-                    j.max_attempts, a.started_ms
+                    j.max_attempts, a.started_ms, j.max_dispatch_ns
              FROM attempts a JOIN nodes n ON n.id = a.node_id JOIN jobs j ON j.id = a.job
              WHERE a.job = ?1 AND a.attempt = ?2",
             params![i(job), attempt],
@@ -120,6 +186,7 @@ fn open_attempt(tx: &Transaction<'_>, job: u64, attempt: u32) -> Result<Option<O
                         r.get::<_, i64>(12)?,
                         r.get::<_, u32>(13)?,
                         r.get::<_, i64>(14)?,
+                        r.get::<_, i64>(15)?,
                     ),
                 ))
             },
@@ -139,7 +206,7 @@ fn open_attempt(tx: &Transaction<'_>, job: u64, attempt: u32) -> Result<Option<O
         state: parse_state(&j.1)?,
         module: hash_from(j.2)?,
         input: hash_from(j.3)?,
-        limits: limits_from(j.4, j.5, j.6),
+        limits: limits_from(j.4, j.5, j.6, j.9),
         max_attempts: j.7,
         started_ms: u(j.8),
     }))
@@ -201,11 +268,11 @@ impl Ledger {
             let mut held = 0u64;
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT max_gpu_ns, timeout_ns, max_memory FROM jobs
+                    "SELECT max_gpu_ns, timeout_ns, max_memory, max_dispatch_ns FROM jobs
                      WHERE tenant = ?1 AND state IN ('queued', 'running')",
                 )?;
                 let rows = stmt.query_map(params![tenant], |r| {
-                    Ok(limits_from(r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok(limits_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?;
                 for limits in rows {
                     held = held.saturating_add(worst_case_micros(&limits?, price));
@@ -216,21 +283,22 @@ impl Ledger {
                 return Ok(Admission::OverCredit(format!(
                     "credit limit reached: tenant {tenant} has spent {} of its limit of {} and {} \
                      is held for its queued and running jobs; this job may cost up to {} \
-                     ({} GPU-seconds at the highest price, {} per GPU-second). \
-                     Lower --max-gpu-seconds or --timeout, or ask the operator to raise the limit",
+                     ({} GPU-seconds, min(timeout, GPU budget + dispatch limit), at the highest \
+                     price, {} per GPU-second). Lower --max-gpu-seconds, --max-dispatch-seconds \
+                     or --timeout, or ask the operator to raise the limit",
                     micros(spent),
                     micros(limit),
                     micros(held),
                     micros(worst),
-                    crate::billing::charge_cap_ns(&spec.limits) as f64 / 1e9,
+                    crate::billing::seconds(charge_cap_ns(&spec.limits)),
                     micros(price),
                 )));
             }
         }
         tx.execute(
             "INSERT INTO jobs (tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns, max_memory,
-                               max_attempts, submitted_ms)
-             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                               max_dispatch_ns, max_attempts, submitted_ms)
+             VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 tenant,
                 spec.module.0.as_slice(),
@@ -239,6 +307,7 @@ impl Ledger {
                 spec.limits.max_gpu_ns.map(i),
                 i(spec.limits.timeout_ns),
                 i(spec.limits.max_memory_bytes),
+                i(spec.limits.max_dispatch_ns),
                 spec.max_attempts,
                 i(now_ms),
             ],
@@ -267,63 +336,54 @@ impl Ledger {
     fn query_jobs(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<JobView>> {
         let sql = format!(
             "SELECT id, tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns, max_memory,
-                    max_attempts, outcome, error, output, output_bytes, submitted_ms, finished_ms
+                    max_attempts, outcome, error, output, output_bytes, submitted_ms, finished_ms,
+                    max_dispatch_ns
              FROM jobs {tail}"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
+        // Columns that need our own checks come out raw, beside the view.
         let rows = stmt.query_map(args, |r| {
-            Ok((
-                (
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Option<i64>>(6)?,
-                    r.get::<_, i64>(7)?,
-                ),
-                (
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, u32>(9)?,
-                    r.get::<_, Option<String>>(10)?,
-                    r.get::<_, Option<String>>(11)?,
-                    r.get::<_, Option<Vec<u8>>>(12)?,
-                    r.get::<_, i64>(13)?,
-                    r.get::<_, i64>(14)?,
-                    r.get::<_, Option<i64>>(15)?,
-                ),
-            ))
+            let view = JobView {
+                id: u(r.get(0)?),
+                tenant: r.get(1)?,
+                state: JobState::Queued,
+                spec: JobSpec {
+                    module: Hash([0; 32]),
+                    input: Hash([0; 32]),
+                    requirements: Requirements {
+                        min_gpu_memory: u(r.get(5)?),
+                    },
+                    limits: limits_from(r.get(6)?, r.get(7)?, r.get(8)?, r.get(16)?),
+                    max_attempts: r.get(9)?,
+                },
+                waiting_reason: None,
+                outcome: None,
+                error: r.get(11)?,
+                output: None,
+                output_bytes: u(r.get(13)?),
+                submitted_ms: u(r.get(14)?),
+                finished_ms: r.get::<_, Option<i64>>(15)?.map(u),
+                attempts: Vec::new(),
+            };
+            let raw = (
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<String>>(10)?,
+                r.get::<_, Option<Vec<u8>>>(12)?,
+            );
+            Ok((view, raw))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (
-                (id, tenant, state, module, input, min_mem, max_gpu, timeout),
-                (max_mem, max_attempts, outcome, error, output, output_bytes, submitted, finished),
-            ) = row?;
-            let id = u(id);
-            out.push(JobView {
-                id,
-                tenant,
-                state: parse_state(&state)?,
-                spec: JobSpec {
-                    module: hash_from(module)?,
-                    input: hash_from(input)?,
-                    requirements: Requirements {
-                        min_gpu_memory: u(min_mem),
-                    },
-                    limits: limits_from(max_gpu, timeout, max_mem),
-                    max_attempts,
-                },
-                waiting_reason: None,
-                outcome,
-                error,
-                output: output.map(hash_from).transpose()?,
-                output_bytes: u(output_bytes),
-                submitted_ms: u(submitted),
-                finished_ms: finished.map(u),
-                attempts: self.attempts(id)?,
-            });
+            let (mut view, (state, module, input, outcome, output)) = row?;
+            view.state = parse_state(&state)?;
+            view.spec.module = hash_from(module)?;
+            view.spec.input = hash_from(input)?;
+            view.outcome = outcome.as_deref().map(parse_outcome).transpose()?;
+            view.output = output.map(hash_from).transpose()?;
+            view.attempts = self.attempts(view.id)?;
+            out.push(view);
         }
         Ok(out)
     }
@@ -338,24 +398,36 @@ impl Ledger {
              WHERE a.job = ?1 ORDER BY a.attempt",
         )?;
         let rows = stmt.query_map(params![i(job)], |r| {
-            Ok(AttemptView {
+            let names = (
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(7)?,
+            );
+            let view = AttemptView {
                 attempt: r.get(0)?,
                 node_id: u(r.get(1)?),
                 node: r.get(2)?,
-                outcome: r.get(3)?,
+                outcome: None,
                 error: r.get(4)?,
                 gpu_ns: u(r.get(5)?),
                 wall_ns: u(r.get(6)?),
-                metering: r.get(7)?,
+                metering: None,
                 started_ms: u(r.get(8)?),
                 ended_ms: r.get::<_, Option<i64>>(9)?.map(u),
                 gpu_class: r.get(10)?,
                 price_micros: u(r.get(11)?),
                 charged_gpu_ns: u(r.get(12)?),
                 cost_micros: u(r.get(13)?),
-            })
+            };
+            Ok((view, names))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut view, (outcome, metering)) = row?;
+            view.outcome = outcome.as_deref().map(parse_outcome).transpose()?;
+            view.metering = metering.as_deref().map(parse_metering).transpose()?;
+            out.push(view);
+        }
+        Ok(out)
     }
 
     /// Up to `per_tenant` oldest queued jobs of every tenant, oldest first
@@ -376,6 +448,7 @@ impl Ledger {
         for id in ids {
             if let Some(view) = self.job(u(id))? {
                 out.push(QueuedJob {
+                    crashed_on: crashed_on(&view),
                     id: view.id,
                     tenant: view.tenant,
                     attempts: view.attempts.len() as u32,
@@ -392,14 +465,18 @@ impl Ledger {
     /// worst cases at their prices + this one).
     pub fn start_attempt(&mut self, job: u64, node_id: u64, now_ms: u64) -> Result<Start> {
         let tx = self.conn.transaction()?;
-        let row: Option<(String, Option<i64>, i64, i64)> = tx
+        let row: Option<(String, JobLimits)> = tx
             .query_row(
-                "SELECT tenant, max_gpu_ns, timeout_ns, max_memory FROM jobs WHERE id = ?1 AND state = 'queued'",
+                "SELECT tenant, max_gpu_ns, timeout_ns, max_memory, max_dispatch_ns FROM jobs
+                 WHERE id = ?1 AND state = 'queued'",
                 params![i(job)],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| {
+                    let limits = limits_from(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                    Ok((r.get(0)?, limits))
+                },
             )
             .optional()?;
-        let Some((tenant, max_gpu, timeout, max_mem)) = row else {
+        let Some((tenant, limits)) = row else {
             return Ok(Start::NotQueued);
         };
         let gpu_class: String = tx
@@ -411,19 +488,18 @@ impl Ledger {
             .optional()?
             .ok_or_else(|| LedgerError::Corrupt(format!("no node session {node_id}")))?;
         let price = price_for(&tx, &gpu_class)?;
-        let limits = limits_from(max_gpu, timeout, max_mem);
         if let Some(limit) = credit_limit(&tx, &tenant)? {
             let mut held = 0u64;
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT j.max_gpu_ns, j.timeout_ns, j.max_memory, a.price_micros
+                    "SELECT j.max_gpu_ns, j.timeout_ns, j.max_memory, j.max_dispatch_ns, a.price_micros
                      FROM attempts a JOIN jobs j ON j.id = a.job
                      WHERE j.tenant = ?1 AND a.outcome IS NULL",
                 )?;
                 let rows = stmt.query_map(params![tenant], |r| {
                     Ok((
-                        limits_from(r.get(0)?, r.get(1)?, r.get(2)?),
-                        r.get::<_, i64>(3)?,
+                        limits_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                        r.get::<_, i64>(4)?,
                     ))
                 })?;
                 for row in rows {
@@ -466,10 +542,12 @@ impl Ledger {
     /// row. `session` is the node session it arrived on: it may be a later
     /// session of the same node (same key) than the one that ran it.
     ///
-    /// The job ends `succeeded` or `failed` with the attempt's outcome (a
-    /// job's own failure is not retried: it would fail again); a
-    /// `provider_fault` puts it back in the queue like a lost node; a
-    /// cancelled job stays cancelled.
+    /// What the job does next follows [`retry`]: final with the attempt's
+    /// outcome (a job's own failure would fail again), back to the queue
+    /// (`provider_fault`, or a `node_lost` a node claims), or, for
+    /// `crashed`, back to the queue once for another node. A cancelled job
+    /// stays cancelled. The error text is stored cut to
+    /// [`suanli_proto::MAX_ERROR_BYTES`], whatever the node sent.
     pub fn finish_attempt(
         &mut self,
         session: u64,
@@ -506,72 +584,23 @@ impl Ledger {
         if let Err(e) = rec.verify(&key, &r.signature) {
             return Ok(Recorded::Rejected(e.to_string()));
         }
-        let charged = charged_gpu_ns(&rec.outcome, rec.gpu_ns, &a.limits);
+        let error = r.error.clone().map(bounded_error);
         tx.execute(
             "UPDATE attempts SET outcome = ?3, error = ?4, gpu_ns = ?5, wall_ns = ?6, metering = ?7, ended_ms = ?8
              WHERE job = ?1 AND attempt = ?2",
             params![
                 i(rec.job),
                 rec.attempt,
-                rec.outcome,
-                r.error,
+                rec.outcome.as_str(),
+                error,
                 i(rec.gpu_ns),
                 i(rec.wall_ns),
-                rec.metering,
+                rec.metering.as_str(),
                 i(now_ms)
             ],
         )?;
-        insert_usage(
-            &tx,
-            &a,
-            rec,
-            charged,
-            Some(r.signature.to_bytes().as_slice()),
-            now_ms,
-        )?;
-        let state = if a.state == JobState::Cancelled {
-            JobState::Cancelled
-        } else if rec.outcome == "provider_fault" {
-            let reason = format!(
-                "provider fault: {}",
-                r.error.as_deref().unwrap_or("unknown")
-            );
-            requeue_or_fail(
-                &tx,
-                rec.job,
-                rec.attempt,
-                &a,
-                now_ms,
-                "provider_fault",
-                &reason,
-            )?
-        } else {
-            let state = if rec.outcome == "succeeded" {
-                JobState::Succeeded
-            } else {
-                JobState::Failed
-            };
-            tx.execute(
-                "UPDATE jobs SET state = ?2, outcome = ?3, error = ?4, output = ?5, output_bytes = ?6, finished_ms = ?7
-                 WHERE id = ?1 AND state = 'running'",
-                params![
-                    i(rec.job),
-                    state.as_str(),
-                    rec.outcome,
-                    r.error,
-                    rec.output.map(|h| h.0.to_vec()),
-                    i(r.output_bytes),
-                    i(now_ms)
-                ],
-            )?;
-            if let Some(output) = &rec.output {
-                tx.execute(
-                    "INSERT OR IGNORE INTO blob_grants (hash, tenant) VALUES (?1, ?2)",
-                    params![output.0.as_slice(), a.tenant],
-                )?;
-            }
-            state
-        };
+        insert_usage(&tx, &a, rec, Some(&r.signature), now_ms)?;
+        let state = job_after_result(&tx, &a, r, error.as_deref(), now_ms)?;
         tx.commit()?;
         Ok(Recorded::Ended { state })
     }
@@ -586,7 +615,7 @@ impl Ledger {
         now_ms: u64,
         reason: &str,
     ) -> Result<Recorded> {
-        self.end_unbilled(job, attempt, "node_lost", now_ms, reason)
+        self.end_unbilled(job, attempt, Outcome::NodeLost, now_ms, reason)
     }
 
     /// Ends a running attempt whose node sent a result that cannot be
@@ -598,17 +627,18 @@ impl Ledger {
         now_ms: u64,
         reason: &str,
     ) -> Result<Recorded> {
-        self.end_unbilled(job, attempt, "provider_fault", now_ms, reason)
+        self.end_unbilled(job, attempt, Outcome::ProviderFault, now_ms, reason)
     }
 
     fn end_unbilled(
         &mut self,
         job: u64,
         attempt: u32,
-        outcome: &str,
+        outcome: Outcome,
         now_ms: u64,
         reason: &str,
     ) -> Result<Recorded> {
+        let reason = bounded_error(reason.to_owned());
         let tx = self.conn.transaction()?;
         let Some(a) = open_attempt(&tx, job, attempt)? else {
             return Ok(Recorded::Unknown);
@@ -619,8 +649,10 @@ impl Ledger {
         tx.execute(
             "UPDATE attempts SET outcome = ?5, error = ?3, ended_ms = ?4
              WHERE job = ?1 AND attempt = ?2",
-            params![i(job), attempt, reason, i(now_ms), outcome],
+            params![i(job), attempt, reason, i(now_ms), outcome.as_str()],
         )?;
+        // The coordinator's description of the attempt, unsigned: nothing
+        // was measured (its metering is stored as NULL, see `insert_usage`).
         let receipt = Receipt {
             job,
             attempt,
@@ -630,16 +662,16 @@ impl Ledger {
             output: None,
             gpu_ns: 0,
             wall_ns: 0,
-            outcome: outcome.into(),
-            metering: "none".into(),
+            outcome,
+            metering: Metering::Timestamp,
             started_ms: a.started_ms,
             ended_ms: now_ms,
         };
-        insert_usage(&tx, &a, &receipt, 0, None, now_ms)?;
+        insert_usage(&tx, &a, &receipt, None, now_ms)?;
         let state = if a.state == JobState::Cancelled {
             JobState::Cancelled
         } else {
-            requeue_or_fail(&tx, job, attempt, &a, now_ms, outcome, reason)?
+            requeue_or_fail(&tx, job, attempt, &a, now_ms, outcome, &reason)?
         };
         tx.commit()?;
         Ok(Recorded::Ended { state })
@@ -678,6 +710,118 @@ impl Ledger {
     }
 }
 
+/// The job's state after a node's result for one of its attempts (already
+/// recorded in `tx`), by [`retry`].
+fn job_after_result(
+    tx: &Transaction<'_>,
+    a: &OpenAttempt,
+    r: &AttemptResult,
+    error: Option<&str>,
+    now_ms: u64,
+) -> Result<JobState> {
+    let rec = &r.receipt;
+    if a.state == JobState::Cancelled {
+        return Ok(JobState::Cancelled);
+    }
+    match retry(rec.outcome) {
+        Retry::Requeue => {
+            let reason = format!("{}: {}", rec.outcome, error.unwrap_or("no reason given"));
+            requeue_or_fail(tx, rec.job, rec.attempt, a, now_ms, rec.outcome, &reason)
+        }
+        Retry::OnceElsewhere => after_crash(tx, a, rec, error, now_ms),
+        Retry::Final => {
+            let state = if rec.outcome == Outcome::Succeeded {
+                JobState::Succeeded
+            } else {
+                JobState::Failed
+            };
+            tx.execute(
+                "UPDATE jobs SET state = ?2, outcome = ?3, error = ?4, output = ?5, output_bytes = ?6, finished_ms = ?7
+                 WHERE id = ?1 AND state = 'running'",
+                params![
+                    i(rec.job),
+                    state.as_str(),
+                    rec.outcome.as_str(),
+                    error,
+                    rec.output.map(|h| h.0.to_vec()),
+                    i(r.output_bytes),
+                    i(now_ms)
+                ],
+            )?;
+            if let Some(output) = &rec.output {
+                tx.execute(
+                    "INSERT OR IGNORE INTO blob_grants (hash, tenant) VALUES (?1, ?2)",
+                    params![output.0.as_slice(), a.tenant],
+                )?;
+            }
+            Ok(state)
+        }
+    }
+}
+
+/// A `crashed` attempt: the job goes back to the queue for another node
+/// (the scheduler skips the nodes in [`QueuedJob::crashed_on`]) if this is
+/// its first crash and attempts remain; a second crash is final.
+fn after_crash(
+    tx: &Transaction<'_>,
+    a: &OpenAttempt,
+    rec: &Receipt,
+    error: Option<&str>,
+    now_ms: u64,
+) -> Result<JobState> {
+    let nodes: Vec<String> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT n.name FROM attempts a JOIN nodes n ON n.id = a.node_id
+             WHERE a.job = ?1 AND a.outcome = 'crashed' ORDER BY a.attempt",
+        )?;
+        stmt.query_map(params![i(rec.job)], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    let error = error.unwrap_or("no reason given");
+    let why = if nodes.len() >= 2 {
+        format!(
+            "the job crashed the worker running it twice (on {}); a job that crashes two \
+             workers is not retried. Last: {error}",
+            nodes.join(" and ")
+        )
+    } else if rec.attempt < a.max_attempts {
+        tx.execute(
+            "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'",
+            params![i(rec.job)],
+        )?;
+        return Ok(JobState::Queued);
+    } else {
+        format!(
+            "the job crashed the worker running it on {} and has no attempts left \
+             (--max-attempts {}): {error}",
+            a.node_name, a.max_attempts
+        )
+    };
+    fail_job(tx, rec.job, Outcome::Crashed, &why, now_ms)?;
+    Ok(JobState::Failed)
+}
+
+/// Marks a running job `failed` with `outcome` and `error` (bounded).
+fn fail_job(
+    tx: &Transaction<'_>,
+    job: u64,
+    outcome: Outcome,
+    error: &str,
+    now_ms: u64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE jobs SET state = 'failed', outcome = ?2, error = ?3, finished_ms = ?4
+         WHERE id = ?1 AND state = 'running'",
+        params![
+            i(job),
+            outcome.as_str(),
+            bounded_error(error.to_owned()),
+            i(now_ms)
+        ],
+    )?;
+    Ok(())
+}
+
 /// The job goes back to the queue while it has attempts left, else fails.
 fn requeue_or_fail(
     tx: &Transaction<'_>,
@@ -685,7 +829,7 @@ fn requeue_or_fail(
     attempt: u32,
     a: &OpenAttempt,
     now_ms: u64,
-    outcome: &str,
+    outcome: Outcome,
     reason: &str,
 ) -> Result<JobState> {
     if attempt < a.max_attempts {
@@ -693,39 +837,34 @@ fn requeue_or_fail(
             "UPDATE jobs SET state = 'queued' WHERE id = ?1 AND state = 'running'",
             params![i(job)],
         )?;
-        Ok(JobState::Queued)
-    } else {
-        tx.execute(
-            "UPDATE jobs SET state = 'failed', outcome = ?2, error = ?3, finished_ms = ?4
-             WHERE id = ?1 AND state = 'running'",
-            params![
-                i(job),
-                outcome,
-                format!(
-                    "all {} attempts ended without a result of the job's own; last: {reason}",
-                    a.max_attempts
-                ),
-                i(now_ms)
-            ],
-        )?;
-        Ok(JobState::Failed)
+        return Ok(JobState::Queued);
     }
+    let error = format!(
+        "all {} attempts ended without a result of the job's own; last: {reason}",
+        a.max_attempts
+    );
+    fail_job(tx, job, outcome, &error, now_ms)?;
+    Ok(JobState::Failed)
 }
 
-/// The usage row of an ended attempt: append-only, one per (job, attempt).
+/// The usage row of an ended attempt: append-only, one per (job, attempt),
+/// with the charge cap it was billed under. A row without a signature is
+/// one the coordinator ended: nothing was measured, so its metering is NULL.
 fn insert_usage(
     tx: &Transaction<'_>,
     a: &OpenAttempt,
     rec: &Receipt,
-    charged: u64,
-    signature: Option<&[u8]>,
+    signature: Option<&Signature>,
     now_ms: u64,
 ) -> Result<()> {
+    let cap = charge_cap_ns(&a.limits);
+    let charged = charged_gpu_ns(rec.outcome, rec.gpu_ns, &a.limits);
+    let metering = signature.map(|_| rec.metering.as_str());
     tx.execute(
         "INSERT INTO usage (job, attempt, tenant, node, node_id, node_key, gpu_class, module, input, output,
-                            outcome, metering, gpu_ns, charged_gpu_ns, wall_ns, price_micros, cost_micros,
-                            started_ms, ended_ms, recorded_ms, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                            outcome, metering, gpu_ns, charged_gpu_ns, charge_cap_ns, wall_ns, price_micros,
+                            cost_micros, started_ms, ended_ms, recorded_ms, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         params![
             i(rec.job),
             rec.attempt,
@@ -737,17 +876,18 @@ fn insert_usage(
             rec.module.0.as_slice(),
             rec.input.0.as_slice(),
             rec.output.map(|h| h.0.to_vec()),
-            rec.outcome,
-            rec.metering,
+            rec.outcome.as_str(),
+            metering,
             i(rec.gpu_ns),
             i(charged),
+            i(cap),
             i(rec.wall_ns),
             i(a.price_micros),
             i(cost_micros(charged, a.price_micros)),
             i(rec.started_ms),
             i(rec.ended_ms),
             i(now_ms),
-            signature,
+            signature.map(|s| s.to_bytes().to_vec()),
         ],
     )?;
     Ok(())

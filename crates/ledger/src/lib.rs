@@ -16,9 +16,9 @@ mod usage;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use suanli_proto::usage::Price;
-use suanli_proto::{GpuInfo, Hash, NodeInfo, Role};
+use suanli_proto::{GpuInfo, Hash, NodeCaps, NodeInfo, Role};
 
-pub use jobs::{Admission, QueuedJob, Recorded, Start};
+pub use jobs::{Admission, QueuedJob, Recorded, Retry, Start, crashed_on, retry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -28,6 +28,8 @@ pub enum LedgerError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("cannot migrate the ledger to schema version {version}: {reason}")]
+    Migration { version: i64, reason: String },
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -70,9 +72,9 @@ impl Ledger {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut ledger = Ledger { conn };
+        // Turns foreign keys on once the schema is current.
         schema::migrate(&mut ledger.conn)?;
         Ok(ledger)
     }
@@ -121,7 +123,8 @@ impl Ledger {
 
     // ---- nodes --------------------------------------------------------
 
-    /// A new node session (every connection is one). The first session of a
+    /// A new node session (every connection is one), with the caps it
+    /// announced (what one job may take there). The first session of a
     /// node token binds the node's public key to the token; a later session
     /// presenting another key is refused, so receipts of that token's nodes
     /// are always checked against the key it started with.
@@ -169,16 +172,21 @@ impl Ledger {
             )
             .optional()?
             .unwrap_or_else(|| billing::gpu_class(&info.gpu.name));
+        let caps = &info.caps;
         tx.execute(
-            "INSERT INTO nodes (name, gpu, slots, connected_ms, gpu_class, public_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO nodes (name, gpu, slots, connected_ms, gpu_class, public_key,
+                                cap_memory_bytes, cap_timeout_ns, cap_dispatch_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 name,
                 gpu,
                 info.slots,
                 i(now_ms),
                 gpu_class,
-                info.public_key.0.as_slice()
+                info.public_key.0.as_slice(),
+                i(caps.max_memory_bytes),
+                i(caps.max_timeout_ns),
+                i(caps.max_dispatch_ns),
             ],
         )?;
         let id = u(tx.last_insert_rowid());
@@ -238,6 +246,27 @@ impl Ledger {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// The caps node session `node_id` announced when it registered (`None`
+    /// for sessions registered before schema version 3, or no such session).
+    pub fn node_caps(&self, node_id: u64) -> Result<Option<NodeCaps>> {
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT cap_memory_bytes, cap_timeout_ns, cap_dispatch_ns FROM nodes WHERE id = ?1",
+                params![i(node_id)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(m), Some(t), Some(d))) => Some(NodeCaps {
+                max_memory_bytes: u(m),
+                max_timeout_ns: u(t),
+                max_dispatch_ns: u(d),
+            }),
+            _ => None,
+        })
     }
 
     // ---- prices and credit --------------------------------------------

@@ -1,11 +1,11 @@
 //! Schema migrations, versioned in code: `MIGRATIONS[i]` takes the database
 //! from version `i` to `i + 1`, inside one transaction.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{LedgerError, Result};
 
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: tokens, node sessions, jobs, attempts, blob grants.
     "CREATE TABLE tokens (
         hash BLOB PRIMARY KEY,
@@ -113,19 +113,241 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;
     CREATE TRIGGER usage_is_append_only_delete BEFORE DELETE ON usage
         BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;",
+    // 3: typed outcomes and metering, the dispatch limit, node caps, the
+    // charge cap of each usage row. SQLite cannot add a CHECK constraint with
+    // ALTER TABLE, so jobs, attempts and usage are rebuilt with their rows
+    // (foreign keys are off while migrating and checked before the commit).
+    // Old jobs get the default dispatch limit (10 s); old usage rows keep
+    // the cap they were charged under (`min(budget, timeout)`), and their
+    // `metering = 'none'` (attempts the coordinator ended) becomes NULL.
+    "ALTER TABLE nodes ADD COLUMN cap_memory_bytes INTEGER;
+    ALTER TABLE nodes ADD COLUMN cap_timeout_ns INTEGER;
+    ALTER TABLE nodes ADD COLUMN cap_dispatch_ns INTEGER;
+    CREATE TABLE new_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        state TEXT NOT NULL
+            CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        module BLOB NOT NULL,
+        input BLOB NOT NULL,
+        min_gpu_memory INTEGER NOT NULL,
+        max_gpu_ns INTEGER,
+        timeout_ns INTEGER NOT NULL,
+        max_memory INTEGER NOT NULL,
+        max_dispatch_ns INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        outcome TEXT CHECK (outcome IN ('succeeded', 'job_error', 'trap', 'timeout',
+            'memory_limit', 'gpu_budget_exceeded', 'log_limit', 'invalid_job', 'cancelled',
+            'crashed', 'gpu_hang', 'node_lost', 'provider_fault')),
+        error TEXT,
+        output BLOB,
+        output_bytes INTEGER NOT NULL DEFAULT 0,
+        submitted_ms INTEGER NOT NULL,
+        finished_ms INTEGER
+    );
+    INSERT INTO new_jobs (id, tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns,
+                          max_memory, max_dispatch_ns, max_attempts, outcome, error, output,
+                          output_bytes, submitted_ms, finished_ms)
+        SELECT id, tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns,
+               max_memory, 10000000000, max_attempts, outcome, error, output,
+               output_bytes, submitted_ms, finished_ms
+        FROM jobs;
+    DELETE FROM sqlite_sequence WHERE name = 'new_jobs';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'new_jobs', seq FROM sqlite_sequence WHERE name = 'jobs';
+    DROP TABLE jobs;
+    ALTER TABLE new_jobs RENAME TO jobs;
+    CREATE INDEX jobs_by_state ON jobs (state, tenant, id);
+    CREATE INDEX jobs_by_tenant ON jobs (tenant, id);
+    CREATE TABLE new_attempts (
+        job INTEGER NOT NULL REFERENCES jobs (id),
+        attempt INTEGER NOT NULL,
+        node_id INTEGER NOT NULL REFERENCES nodes (id),
+        outcome TEXT CHECK (outcome IN ('succeeded', 'job_error', 'trap', 'timeout',
+            'memory_limit', 'gpu_budget_exceeded', 'log_limit', 'invalid_job', 'cancelled',
+            'crashed', 'gpu_hang', 'node_lost', 'provider_fault')),
+        error TEXT,
+        gpu_ns INTEGER NOT NULL,
+        wall_ns INTEGER NOT NULL,
+        metering TEXT CHECK (metering IN ('timestamp', 'wall')),
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER,
+        gpu_class TEXT NOT NULL DEFAULT 'unknown',
+        price_micros INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (job, attempt)
+    );
+    INSERT INTO new_attempts (job, attempt, node_id, outcome, error, gpu_ns, wall_ns, metering,
+                              started_ms, ended_ms, gpu_class, price_micros)
+        SELECT job, attempt, node_id, outcome, error, gpu_ns, wall_ns, NULLIF(metering, 'none'),
+               started_ms, ended_ms, gpu_class, price_micros
+        FROM attempts;
+    DROP TABLE attempts;
+    ALTER TABLE new_attempts RENAME TO attempts;
+    CREATE INDEX attempts_running ON attempts (job) WHERE outcome IS NULL;
+    CREATE TABLE new_usage (
+        job INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        tenant TEXT NOT NULL,
+        node TEXT NOT NULL,
+        node_id INTEGER NOT NULL,
+        node_key BLOB NOT NULL,
+        gpu_class TEXT NOT NULL,
+        module BLOB NOT NULL,
+        input BLOB NOT NULL,
+        output BLOB,
+        outcome TEXT NOT NULL CHECK (outcome IN ('succeeded', 'job_error', 'trap', 'timeout',
+            'memory_limit', 'gpu_budget_exceeded', 'log_limit', 'invalid_job', 'cancelled',
+            'crashed', 'gpu_hang', 'node_lost', 'provider_fault')),
+        metering TEXT CHECK (metering IN ('timestamp', 'wall')),
+        gpu_ns INTEGER NOT NULL,
+        charged_gpu_ns INTEGER NOT NULL,
+        charge_cap_ns INTEGER NOT NULL,
+        wall_ns INTEGER NOT NULL,
+        price_micros INTEGER NOT NULL,
+        cost_micros INTEGER NOT NULL,
+        started_ms INTEGER NOT NULL,
+        ended_ms INTEGER NOT NULL,
+        recorded_ms INTEGER NOT NULL,
+        signature BLOB,
+        PRIMARY KEY (job, attempt),
+        FOREIGN KEY (job, attempt) REFERENCES attempts (job, attempt),
+        CHECK ((metering IS NULL) = (signature IS NULL))
+    );
+    INSERT INTO new_usage (job, attempt, tenant, node, node_id, node_key, gpu_class, module, input,
+                           output, outcome, metering, gpu_ns, charged_gpu_ns, charge_cap_ns, wall_ns,
+                           price_micros, cost_micros, started_ms, ended_ms, recorded_ms, signature)
+        SELECT us.job, us.attempt, us.tenant, us.node, us.node_id, us.node_key, us.gpu_class,
+               us.module, us.input, us.output, us.outcome, NULLIF(us.metering, 'none'), us.gpu_ns,
+               us.charged_gpu_ns, MIN(COALESCE(j.max_gpu_ns, j.timeout_ns), j.timeout_ns),
+               us.wall_ns, us.price_micros, us.cost_micros, us.started_ms, us.ended_ms,
+               us.recorded_ms, us.signature
+        FROM usage us JOIN jobs j ON j.id = us.job;
+    DROP TABLE usage;
+    ALTER TABLE new_usage RENAME TO usage;
+    CREATE INDEX usage_by_tenant ON usage (tenant, recorded_ms);
+    CREATE INDEX usage_by_node ON usage (node, recorded_ms);
+    CREATE INDEX usage_by_time ON usage (recorded_ms);
+    CREATE TRIGGER usage_is_append_only_update BEFORE UPDATE ON usage
+        BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;
+    CREATE TRIGGER usage_is_append_only_delete BEFORE DELETE ON usage
+        BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;",
 ];
 
+/// The outcome names migration 3's CHECK constraints allow, in the order of
+/// `Outcome::ALL` (a test keeps them equal: a new outcome needs a new
+/// migration that rebuilds the constraints).
+const OUTCOMES_V3: [&str; 13] = [
+    "succeeded",
+    "job_error",
+    "trap",
+    "timeout",
+    "memory_limit",
+    "gpu_budget_exceeded",
+    "log_limit",
+    "invalid_job",
+    "cancelled",
+    "crashed",
+    "gpu_hang",
+    "node_lost",
+    "provider_fault",
+];
+
+/// Rows that migration 3's CHECK constraints would refuse: outcome or
+/// metering names no honest node sends (before version 2 they were free
+/// text from the node). Usage rows are signed and append-only, so they are
+/// not rewritten: the migration stops and names them for the operator.
+fn before_v3(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let outcomes = OUTCOMES_V3.map(|o| format!("'{o}'")).join(", ");
+    let sql = format!(
+        "SELECT 'job ' || id, outcome FROM jobs WHERE outcome NOT IN ({outcomes})
+         UNION ALL SELECT 'attempt ' || job || '/' || attempt, outcome FROM attempts
+             WHERE outcome NOT IN ({outcomes})
+         UNION ALL SELECT 'attempt ' || job || '/' || attempt, metering FROM attempts
+             WHERE metering NOT IN ('timestamp', 'wall', 'none')
+         UNION ALL SELECT 'usage row ' || job || '/' || attempt, outcome FROM usage
+             WHERE outcome NOT IN ({outcomes})
+         UNION ALL SELECT 'usage row ' || job || '/' || attempt, metering FROM usage
+             WHERE NOT (metering IN ('timestamp', 'wall') OR (metering = 'none' AND signature IS NULL))
+         LIMIT 20"
+    );
+    let mut stmt = tx.prepare(&sql)?;
+    let bad = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{} has {:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(LedgerError::Migration {
+        version: 3,
+        reason: format!(
+            "rows name outcomes or metering methods that no honest node reports ({}); \
+             the known outcomes are {}. Inspect them (sqlite3 ledger.db) and correct or \
+             remove them, then start again; the database was left unchanged",
+            bad.join("; "),
+            OUTCOMES_V3.join(", ")
+        ),
+    })
+}
+
+/// Brings the database to the newest version, one transaction per step.
+/// Foreign keys are off while migrating (rebuilding a table drops the one
+/// others refer to) and checked before each step commits.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > known {
         return Err(LedgerError::SchemaTooNew { found, known });
     }
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
+        if version + 1 == 3 {
+            before_v3(&tx)?;
+        }
         tx.execute_batch(sql)?;
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = dangling {
+            return Err(LedgerError::Migration {
+                version: version as i64 + 1,
+                reason: format!("a row of {table} refers to a row that does not exist"),
+            });
+        }
         tx.pragma_update(None, "user_version", version as i64 + 1)?;
         tx.commit()?;
     }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_3_allows_exactly_the_outcomes_of_this_build() {
+        let names: Vec<&str> = suanli_proto::Outcome::ALL
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        assert_eq!(names, OUTCOMES_V3);
+        let list = OUTCOMES_V3.map(|o| format!("'{o}'")).join(", ");
+        let sql: String = MIGRATIONS[2]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(sql.matches(&format!("outcome IN ({list})")).count(), 3);
+        let metering: Vec<&str> = suanli_proto::Metering::ALL
+            .iter()
+            .map(|m| m.as_str())
+            .collect();
+        assert_eq!(metering, ["timestamp", "wall"]);
+        assert_eq!(sql.matches("metering IN ('timestamp', 'wall')").count(), 2);
+    }
 }

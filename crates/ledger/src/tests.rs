@@ -1,8 +1,8 @@
 use rand::{Rng, SeedableRng};
 use suanli_proto::usage::{GroupBy, UsageQuery};
 use suanli_proto::{
-    AttemptResult, GpuInfo, Hash, JobLimits, JobSpec, JobState, NodeInfo, Receipt, ReceiptSigner,
-    Requirements, Role,
+    AttemptResult, GpuInfo, Hash, JobLimits, JobSpec, JobState, MAX_ERROR_BYTES, Metering,
+    NodeCaps, NodeInfo, Outcome, Receipt, ReceiptSigner, Requirements, Role,
 };
 
 use super::*;
@@ -24,7 +24,7 @@ fn gpu(name: &str) -> GpuInfo {
         backend: "vulkan".into(),
         device_type: "cpu".into(),
         driver: "none".into(),
-        metering: "timestamp".into(),
+        metering: Metering::Timestamp,
         max_buffer_size: 1 << 30,
         max_storage_buffer_binding_size: 1 << 27,
         max_compute_workgroups_per_dimension: 65535,
@@ -42,6 +42,7 @@ fn add_node(l: &mut Ledger, name: &str, adapter: &str, seed: u8) -> (u64, Receip
     let info = NodeInfo {
         gpu: gpu(adapter),
         slots: 1,
+        caps: NodeCaps::default(),
         public_key: signer.public_key(),
         in_flight: Vec::new(),
     };
@@ -70,7 +71,7 @@ fn result(
     job: u64,
     attempt: u32,
     node_id: u64,
-    outcome: &str,
+    outcome: Outcome,
     gpu_ns: u64,
 ) -> AttemptResult {
     let receipt = Receipt {
@@ -79,11 +80,11 @@ fn result(
         node_id,
         module: Hash::of(b"module"),
         input: Hash::of(b"input"),
-        output: (outcome == "succeeded").then(|| Hash::of(b"out")),
+        output: (outcome == Outcome::Succeeded).then(|| Hash::of(b"out")),
         gpu_ns,
-        wall_ns: gpu_ns + 9_999,
-        outcome: outcome.into(),
-        metering: "timestamp".into(),
+        wall_ns: gpu_ns.saturating_add(9_999),
+        outcome,
+        metering: Metering::Timestamp,
         started_ms: 1,
         ended_ms: 2,
     };
@@ -113,7 +114,7 @@ fn a_result_sent_three_times_is_recorded_and_billed_once_and_survives_reopening(
         Start::NotQueued,
         "a running job cannot start twice"
     );
-    let r = result(&signer, job, 1, node, "succeeded", 1_234_567);
+    let r = result(&signer, job, 1, node, Outcome::Succeeded, 1_234_567);
     assert_eq!(
         l.finish_attempt(node, &r, 5).unwrap(),
         Recorded::Ended {
@@ -163,7 +164,7 @@ fn a_receipt_with_a_changed_byte_or_the_wrong_key_is_rejected_and_nothing_is_rec
     let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
     let job = submit(&mut l, "alice", &spec(3));
     start(&mut l, job, node);
-    let good = result(&signer, job, 1, node, "succeeded", 1_000);
+    let good = result(&signer, job, 1, node, Outcome::Succeeded, 1_000);
     let mut forged = good.clone();
     forged.receipt.gpu_ns = 999_999; // not what the node signed
     assert!(matches!(
@@ -171,12 +172,12 @@ fn a_receipt_with_a_changed_byte_or_the_wrong_key_is_rejected_and_nothing_is_rec
         Recorded::Rejected(m) if m.contains("signature")
     ));
     let liar = ReceiptSigner::from_seed(&[77; 32]);
-    let wrong_key = result(&liar, job, 1, node, "succeeded", 1_000);
+    let wrong_key = result(&liar, job, 1, node, Outcome::Succeeded, 1_000);
     assert!(matches!(
         l.finish_attempt(node, &wrong_key, 5).unwrap(),
         Recorded::Rejected(_)
     ));
-    let mut other_module = result(&signer, job, 1, node, "succeeded", 1_000);
+    let mut other_module = result(&signer, job, 1, node, Outcome::Succeeded, 1_000);
     other_module.receipt.module = Hash::of(b"other");
     other_module.signature = signer.sign(&other_module.receipt);
     assert!(matches!(
@@ -200,6 +201,7 @@ fn a_node_token_keeps_the_key_it_first_registered() {
     let info = NodeInfo {
         gpu: gpu("Test GPU"),
         slots: 1,
+        caps: NodeCaps::default(),
         public_key: impostor.public_key(),
         in_flight: Vec::new(),
     };
@@ -237,17 +239,21 @@ fn lost_attempts_cost_nothing_and_requeue_until_max_attempts() {
         }
     );
     let view = l.job(job).unwrap().unwrap();
-    assert_eq!(view.outcome.as_deref(), Some("node_lost"));
+    assert_eq!(view.outcome, Some(Outcome::NodeLost));
     assert!(view.error.as_deref().unwrap().contains("all 2 attempts"));
     assert!(
         view.attempts
             .iter()
-            .all(|a| a.outcome.as_deref() == Some("node_lost") && a.cost_micros == 0)
+            .all(|a| a.outcome == Some(Outcome::NodeLost) && a.cost_micros == 0)
     );
     // A late result for a lost attempt changes nothing.
     assert_eq!(
-        l.finish_attempt(node, &result(&signer, job, 2, node, "succeeded", 5), 9)
-            .unwrap(),
+        l.finish_attempt(
+            node,
+            &result(&signer, job, 2, node, Outcome::Succeeded, 5),
+            9
+        )
+        .unwrap(),
         Recorded::Duplicate
     );
     let report = l.usage(&UsageQuery::default()).unwrap();
@@ -262,7 +268,7 @@ fn a_provider_fault_is_retried_and_not_billed_and_a_cancelled_job_pays_what_it_u
     let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
     let job = submit(&mut l, "alice", &spec(3));
     start(&mut l, job, node);
-    let fault = result(&signer, job, 1, node, "provider_fault", 7_000_000);
+    let fault = result(&signer, job, 1, node, Outcome::ProviderFault, 7_000_000);
     assert_eq!(
         l.finish_attempt(node, &fault, 3).unwrap(),
         Recorded::Ended {
@@ -271,7 +277,7 @@ fn a_provider_fault_is_retried_and_not_billed_and_a_cancelled_job_pays_what_it_u
     );
     start(&mut l, job, node);
     l.cancel(job, 4).unwrap().unwrap();
-    let cancelled = result(&signer, job, 2, node, "cancelled", 3_000_000);
+    let cancelled = result(&signer, job, 2, node, Outcome::Cancelled, 3_000_000);
     assert_eq!(
         l.finish_attempt(node, &cancelled, 5).unwrap(),
         Recorded::Ended {
@@ -283,8 +289,10 @@ fn a_provider_fault_is_retried_and_not_billed_and_a_cancelled_job_pays_what_it_u
     assert_eq!((a[1].charged_gpu_ns, a[1].cost_micros), (3_000_000, 3_000));
 }
 
+/// The dispatch in flight when the budget ran out kept the GPU busy for the
+/// tenant: its overrun is charged, up to `min(timeout, budget + max_dispatch)`.
 #[test]
-fn the_price_in_force_when_an_attempt_starts_is_charged_and_overruns_are_not() {
+fn the_price_in_force_when_an_attempt_starts_is_charged_with_the_overrun_up_to_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = open(&dir);
     l.set_price("default", 1_000_000, 0).unwrap();
@@ -295,13 +303,31 @@ fn the_price_in_force_when_an_attempt_starts_is_charged_and_overruns_are_not() {
     let job = submit(&mut l, "alice", &budget);
     start(&mut l, job, node);
     l.set_price("test-gpu", 9_000_000, 1).unwrap(); // too late for this attempt
-    let r = result(&signer, job, 1, node, "gpu_budget_exceeded", 73_456_789);
+    let r = result(
+        &signer,
+        job,
+        1,
+        node,
+        Outcome::GpuBudgetExceeded,
+        73_456_789,
+    );
     l.finish_attempt(node, &r, 3).unwrap();
     let a = &l.job(job).unwrap().unwrap().attempts[0];
     assert_eq!(a.gpu_ns, 73_456_789, "the overrun is recorded");
-    assert_eq!(a.charged_gpu_ns, 50_000_000, "but not charged");
+    assert_eq!(
+        a.charged_gpu_ns, 73_456_789,
+        "and charged: under 50 ms + 10 s"
+    );
     assert_eq!(a.price_micros, 3_000_000);
-    assert_eq!(a.cost_micros, 150_000);
+    assert_eq!(a.cost_micros, 220_370); // 0.073456789 s × 3 units/s = 0.220370367
+    // Past the cap, the cap.
+    let job = submit(&mut l, "alice", &budget);
+    start(&mut l, job, node);
+    let r = result(&signer, job, 1, node, Outcome::GpuHang, 99_000_000_000);
+    l.finish_attempt(node, &r, 3).unwrap();
+    let a = &l.job(job).unwrap().unwrap().attempts[0];
+    assert_eq!(a.charged_gpu_ns, 10_050_000_000);
+    assert_eq!(a.cost_micros, 9_000_000 * 10_050 / 1_000);
     let prices = l.prices().unwrap();
     assert_eq!(
         prices
@@ -333,7 +359,8 @@ fn credit_limits_refuse_submissions_and_starts_that_could_pass_them() {
     l.set_price("default", 1_000_000, 0).unwrap(); // 1 unit per GPU-second
     let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
     let mut small = spec(1);
-    small.limits.max_gpu_ns = Some(400_000_000); // worst case 0.4 units
+    small.limits.max_gpu_ns = Some(300_000_000);
+    small.limits.max_dispatch_ns = 100_000_000; // worst case 0.3 + 0.1 = 0.4 units
     l.set_credit_limit("alice", Some(1_000_000)).unwrap();
     let a1 = submit(&mut l, "alice", &small);
     let _a2 = submit(&mut l, "alice", &small);
@@ -352,7 +379,7 @@ fn credit_limits_refuse_submissions_and_starts_that_could_pass_them() {
     start(&mut l, a1, node);
     l.finish_attempt(
         node,
-        &result(&signer, a1, 1, node, "succeeded", 300_000_000),
+        &result(&signer, a1, 1, node, Outcome::Succeeded, 300_000_000),
         2,
     )
     .unwrap();
@@ -382,8 +409,12 @@ fn usage_rows_are_append_only() {
     let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
     let job = submit(&mut l, "alice", &spec(1));
     start(&mut l, job, node);
-    l.finish_attempt(node, &result(&signer, job, 1, node, "succeeded", 10), 2)
-        .unwrap();
+    l.finish_attempt(
+        node,
+        &result(&signer, job, 1, node, Outcome::Succeeded, 10),
+        2,
+    )
+    .unwrap();
     let err = l
         .conn
         .execute("UPDATE usage SET cost_micros = 0", [])
@@ -425,8 +456,7 @@ fn invoice_lines_and_every_grouping_sum_to_the_same_total() {
             let n = rng.random_range(0..3);
             let (node_id, signer) = &nodes[n];
             let attempt = start(&mut l, job, *node_id);
-            let outcome = ["succeeded", "trap", "gpu_budget_exceeded", "provider_fault"]
-                [rng.random_range(0..4)];
+            let outcome = Outcome::ALL[rng.random_range(0..Outcome::ALL.len())];
             let gpu_ns = rng.random_range(0..3_000_000_000u64);
             if rng.random_bool(0.1) {
                 l.lose_attempt(job, attempt, 5, "gone").unwrap();
@@ -491,6 +521,7 @@ fn invoice_lines_and_every_grouping_sum_to_the_same_total() {
                 .sum();
             assert_eq!(lines, cost);
         }
+        assert_eq!(l.check().unwrap(), Vec::<String>::new(), "seed {seed}");
     }
 }
 
@@ -531,7 +562,7 @@ fn the_check_passes_on_a_consistent_ledger_and_names_each_violation() {
     start(&mut l, done, node);
     l.finish_attempt(
         node,
-        &result(&signer, done, 1, node, "succeeded", 10_000),
+        &result(&signer, done, 1, node, Outcome::Succeeded, 10_000),
         2,
     )
     .unwrap();
@@ -568,4 +599,434 @@ fn the_check_passes_on_a_consistent_ledger_and_names_each_violation() {
         "{found:?}"
     );
     assert!(found.iter().any(|v| v.contains("signature")), "{found:?}");
+}
+
+#[test]
+fn limits_and_caps_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let mut s = spec(4);
+    s.limits = JobLimits {
+        max_gpu_ns: Some(123),
+        timeout_ns: 456,
+        max_memory_bytes: 789,
+        max_dispatch_ns: 1_011,
+    };
+    let job = submit(&mut l, "alice", &s);
+    assert_eq!(l.job(job).unwrap().unwrap().spec, s);
+    let token = [9; 32];
+    l.add_token(&token, Role::Node, "capped", 0).unwrap();
+    let caps = NodeCaps {
+        max_memory_bytes: 1 << 30,
+        max_timeout_ns: 5_000_000_000,
+        max_dispatch_ns: 1_000_000_000,
+    };
+    let info = NodeInfo {
+        gpu: gpu("Test GPU"),
+        slots: 2,
+        caps,
+        public_key: ReceiptSigner::from_seed(&[9; 32]).public_key(),
+        in_flight: Vec::new(),
+    };
+    let Registration::Registered(session) = l.register_node(&token, "capped", &info, 0).unwrap()
+    else {
+        panic!("refused")
+    };
+    assert_eq!(l.node_caps(session.id).unwrap(), Some(caps));
+    assert_eq!(l.node_caps(session.id + 100).unwrap(), None);
+}
+
+/// A `crashed` attempt is retried once, never on the node (token name) it
+/// crashed on, and that survives reopening the ledger; a second crash is
+/// final. Both attempts are charged the GPU time their nodes measured.
+#[test]
+fn a_crash_is_retried_once_elsewhere_then_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap();
+    let (n1, s1) = add_node(&mut l, "n1", "Test GPU", 1);
+    let (n2, s2) = add_node(&mut l, "n2", "Test GPU", 2);
+    let job = submit(&mut l, "alice", &spec(5));
+    start(&mut l, job, n1);
+    let crashed = result(&s1, job, 1, n1, Outcome::Crashed, 4_000_000);
+    assert_eq!(
+        l.finish_attempt(n1, &crashed, 2).unwrap(),
+        Recorded::Ended {
+            state: JobState::Queued
+        }
+    );
+    drop(l);
+    let mut l = open(&dir);
+    let queued = l.queued(10).unwrap();
+    assert_eq!(queued[0].crashed_on, ["n1"], "kept across a restart");
+    // A lost attempt in between does not reset it.
+    start(&mut l, job, n2);
+    l.lose_attempt(job, 2, 3, "gone").unwrap();
+    assert_eq!(l.queued(10).unwrap()[0].crashed_on, ["n1"]);
+    start(&mut l, job, n2);
+    let again = result(&s2, job, 3, n2, Outcome::Crashed, 6_000_000);
+    assert_eq!(
+        l.finish_attempt(n2, &again, 4).unwrap(),
+        Recorded::Ended {
+            state: JobState::Failed
+        }
+    );
+    let view = l.job(job).unwrap().unwrap();
+    assert_eq!(view.outcome, Some(Outcome::Crashed));
+    let error = view.error.unwrap();
+    assert!(error.contains("twice (on n1 and n2)"), "{error}");
+    let charged: Vec<(u64, u64)> = view
+        .attempts
+        .iter()
+        .map(|a| (a.charged_gpu_ns, a.cost_micros))
+        .collect();
+    assert_eq!(charged, [(4_000_000, 4_000), (0, 0), (6_000_000, 6_000)]);
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_crash_without_attempts_left_is_final_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (n1, s1) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(1));
+    start(&mut l, job, n1);
+    let r = result(&s1, job, 1, n1, Outcome::Crashed, 0);
+    l.finish_attempt(n1, &r, 2).unwrap();
+    let view = l.job(job).unwrap().unwrap();
+    assert_eq!(view.state, JobState::Failed);
+    assert!(
+        view.error
+            .unwrap()
+            .contains("no attempts left (--max-attempts 1)"),
+        "the reason names the limit"
+    );
+}
+
+/// `gpu_hang` is the job's own kernel: final at once (attempts remain),
+/// charged up to the cap. A node claiming `node_lost` is treated as the
+/// provider's fault: unbilled and retried.
+#[test]
+fn a_gpu_hang_is_final_and_charged_and_a_claimed_node_loss_is_retried_unbilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 2_000_000, 0).unwrap();
+    let (n1, s1) = add_node(&mut l, "n1", "Test GPU", 1);
+    let mut s = spec(3);
+    s.limits.max_gpu_ns = Some(1_000_000_000);
+    s.limits.max_dispatch_ns = 2_000_000_000;
+    let job = submit(&mut l, "alice", &s);
+    start(&mut l, job, n1);
+    let r = result(&s1, job, 1, n1, Outcome::GpuHang, 3_500_000_000);
+    assert_eq!(
+        l.finish_attempt(n1, &r, 2).unwrap(),
+        Recorded::Ended {
+            state: JobState::Failed
+        }
+    );
+    let view = l.job(job).unwrap().unwrap();
+    assert_eq!(view.outcome, Some(Outcome::GpuHang));
+    assert_eq!(view.attempts.len(), 1);
+    assert_eq!(
+        view.attempts[0].charged_gpu_ns, 3_000_000_000,
+        "budget + dispatch"
+    );
+    assert_eq!(view.attempts[0].cost_micros, 6_000_000);
+
+    let job = submit(&mut l, "alice", &s);
+    start(&mut l, job, n1);
+    let r = result(&s1, job, 1, n1, Outcome::NodeLost, 1_000);
+    assert_eq!(
+        l.finish_attempt(n1, &r, 2).unwrap(),
+        Recorded::Ended {
+            state: JobState::Queued
+        }
+    );
+    assert_eq!(l.job(job).unwrap().unwrap().attempts[0].cost_micros, 0);
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_huge_error_from_a_node_is_stored_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (n1, s1) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(1));
+    start(&mut l, job, n1);
+    let mut r = result(&s1, job, 1, n1, Outcome::JobError, 10);
+    r.error = Some("e".repeat(2 << 20));
+    l.finish_attempt(n1, &r, 2).unwrap();
+    let view = l.job(job).unwrap().unwrap();
+    for error in [view.error.unwrap(), view.attempts[0].error.clone().unwrap()] {
+        assert!(error.len() <= MAX_ERROR_BYTES, "{}", error.len());
+        assert!(error.ends_with("[... 2097152 bytes cut]"));
+    }
+}
+
+/// Admission holds `min(timeout, budget + max_dispatch)` at the highest
+/// price: a limit of exactly that admits one job, not two.
+#[test]
+fn credit_admission_holds_the_cap_with_the_dispatch_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 1_000_000, 0).unwrap();
+    let mut s = spec(1);
+    s.limits.max_gpu_ns = Some(60_000_000);
+    s.limits.max_dispatch_ns = 40_000_000; // worst case 0.1 units
+    l.set_credit_limit("alice", Some(100_000)).unwrap();
+    submit(&mut l, "alice", &s);
+    match l.submit("alice", &s, 0).unwrap() {
+        Admission::OverCredit(m) => {
+            assert!(m.contains("0.100000 is held"), "{m}");
+            assert!(m.contains("up to 0.100000 (0.100000000 GPU-seconds"), "{m}");
+            assert!(m.contains("--max-dispatch-seconds"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A timeout under budget + dispatch bounds it instead: 0.05 units.
+    l.set_credit_limit("bob", Some(100_000)).unwrap();
+    let mut short = s.clone();
+    short.limits.timeout_ns = 50_000_000;
+    submit(&mut l, "bob", &short);
+    submit(&mut l, "bob", &short);
+    assert!(matches!(
+        l.submit("bob", &short, 0).unwrap(),
+        Admission::OverCredit(_)
+    ));
+}
+
+#[test]
+fn the_check_finds_a_job_run_again_where_it_crashed_and_a_cap_above_the_worst_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (n1, s1) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, n1);
+    l.finish_attempt(n1, &result(&s1, job, 1, n1, Outcome::Crashed, 5), 2)
+        .unwrap();
+    // The scheduler would never do this; the ledger alone does not stop it.
+    start(&mut l, job, n1);
+    l.conn
+        .execute_batch(
+            "DROP TRIGGER usage_is_append_only_update;
+             UPDATE usage SET charge_cap_ns = 999999999999999 WHERE attempt = 1;",
+        )
+        .unwrap();
+    let found = l.check().unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("attempt 2 ran on a node its job had crashed on")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|v| v.contains("above its job's worst case")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn check_record_holds_the_charge_to_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (n1, s1) = add_node(&mut l, "n1", "Test GPU", 1);
+    let mut s = spec(1);
+    s.limits.max_gpu_ns = Some(1_000);
+    s.limits.max_dispatch_ns = 1_000;
+    let job = submit(&mut l, "alice", &s);
+    start(&mut l, job, n1);
+    l.finish_attempt(
+        n1,
+        &result(&s1, job, 1, n1, Outcome::GpuBudgetExceeded, 5_000),
+        2,
+    )
+    .unwrap();
+    let record = l.usage_records(&UsageQuery::default(), None, 10).unwrap()[0].clone();
+    assert_eq!(
+        (record.charged_gpu_ns, record.charge_cap_ns),
+        (2_000, 2_000)
+    );
+    crate::billing::check_record(&record).unwrap();
+    let mut under = record.clone();
+    under.charged_gpu_ns = 1_000; // the old rule's charge
+    let err = crate::billing::check_record(&under).unwrap_err();
+    assert!(err.contains("the rule gives 2000"), "{err}");
+}
+
+/// A ledger written by schema version 2 (outcomes as free text, `none`
+/// metering for coordinator-ended attempts, no dispatch limit, overruns not
+/// charged) migrates with every row kept and passes the check.
+#[test]
+fn a_version_2_ledger_migrates_with_its_rows_and_passes_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = v2_fixture(&dir, "gpu_budget_exceeded");
+    let mut l = open(&dir);
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+    let done = l.job(1).unwrap().unwrap();
+    assert_eq!(done.outcome, Some(Outcome::GpuBudgetExceeded));
+    assert_eq!(done.spec.limits.max_dispatch_ns, 10_000_000_000);
+    assert_eq!(done.attempts[0].metering, Some(Metering::Timestamp));
+    let lost = l.job(2).unwrap().unwrap();
+    assert_eq!(lost.attempts[0].outcome, Some(Outcome::NodeLost));
+    assert_eq!(lost.attempts[0].metering, None);
+    let records = l.usage_records(&UsageQuery::default(), None, 10).unwrap();
+    assert_eq!(records.len(), 2);
+    // The old row keeps the cap it was charged under: the budget.
+    assert_eq!(
+        (records[0].charged_gpu_ns, records[0].charge_cap_ns),
+        (50_000_000, 50_000_000)
+    );
+    records[0]
+        .receipt
+        .verify(&signer.public_key(), records[0].signature.as_ref().unwrap())
+        .unwrap();
+    assert!(records[1].signature.is_none());
+    // Ids keep counting; foreign keys, triggers and constraints are there.
+    let seq: i64 = l
+        .conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(seq, 2);
+    let fk: i64 = l
+        .conn
+        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1);
+    assert_eq!(submit(&mut l, "alice", &spec(1)), 3);
+    assert!(l.conn.execute("DELETE FROM usage", []).is_err());
+    let bad = l
+        .conn
+        .execute("UPDATE jobs SET outcome = 'bogus' WHERE id = 1", [])
+        .unwrap_err();
+    assert!(bad.to_string().contains("CHECK"), "{bad}");
+    assert!(
+        l.conn
+            .execute("UPDATE attempts SET metering = 'none' WHERE job = 1", [])
+            .is_err()
+    );
+    // New attempts run on after the migration.
+    let (node, s) = add_node(&mut l, "n1", "Test GPU", 1);
+    start(&mut l, 3, node);
+    l.finish_attempt(node, &result(&s, 3, 1, node, Outcome::Succeeded, 7), 9)
+        .unwrap();
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn a_version_2_ledger_with_an_unknown_outcome_is_not_migrated_and_the_rows_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    v2_fixture(&dir, "exploded");
+    let Err(err) = Ledger::open(&dir.path().join("ledger.db")) else {
+        panic!("migrated")
+    };
+    let text = err.to_string();
+    assert!(text.contains("schema version 3"), "{text}");
+    assert!(text.contains("usage row 1/1 has \"exploded\""), "{text}");
+    assert!(text.contains("job 1 has \"exploded\""), "{text}");
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2, "left unchanged");
+}
+
+/// What the code of schema version 2 wrote: job 1 ended `outcome` (signed)
+/// after overrunning its 50 ms budget (charged the budget), job 2's attempt
+/// was lost (`none` metering, unsigned).
+fn v2_fixture(dir: &tempfile::TempDir, outcome: &str) -> ReceiptSigner {
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    for sql in &crate::schema::MIGRATIONS[..2] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    let signer = ReceiptSigner::from_seed(&[1; 32]);
+    let key = signer.public_key().0.to_vec();
+    let (module, input) = (
+        Hash::of(b"module").0.to_vec(),
+        Hash::of(b"input").0.to_vec(),
+    );
+    conn.execute(
+        "INSERT INTO tokens (hash, role, name, created_ms, node_key) VALUES (x'01', 'node', 'n1', 0, ?1)",
+        [&key],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO nodes (name, gpu, slots, connected_ms, gpu_class, public_key)
+         VALUES ('n1', '{\"name\":\"Test GPU\"}', 1, 0, 'test-gpu', ?1)",
+        [&key],
+    )
+    .unwrap();
+    for (id, state) in [(1, "failed"), (2, "failed")] {
+        conn.execute(
+            "INSERT INTO jobs (id, tenant, state, module, input, min_gpu_memory, max_gpu_ns, timeout_ns,
+                               max_memory, max_attempts, outcome, submitted_ms)
+             VALUES (?1, 'alice', ?2, ?3, ?4, 0, 50000000, 60000000000, 1024, 1, ?5, 0)",
+            rusqlite::params![id, state, module, input, if id == 1 { outcome } else { "node_lost" }],
+        )
+        .unwrap();
+    }
+    let receipt = Receipt {
+        job: 1,
+        attempt: 1,
+        node_id: 1,
+        module: Hash::of(b"module"),
+        input: Hash::of(b"input"),
+        output: None,
+        gpu_ns: 73_000_000,
+        wall_ns: 80_000_000,
+        outcome: Outcome::GpuBudgetExceeded,
+        metering: Metering::Timestamp,
+        started_ms: 1,
+        ended_ms: 2,
+    };
+    let signature = signer.sign(&receipt).to_bytes().to_vec();
+    conn.execute_batch(&format!(
+        "INSERT INTO attempts (job, attempt, node_id, outcome, gpu_ns, wall_ns, metering, started_ms,
+                               ended_ms, gpu_class, price_micros)
+         VALUES (1, 1, 1, '{outcome}', 73000000, 80000000, 'timestamp', 1, 2, 'test-gpu', 1000000),
+                (2, 1, 1, 'node_lost', 0, 0, NULL, 1, 3, 'test-gpu', 1000000);"
+    ))
+    .unwrap();
+    for (job, outcome, metering, gpu, charged, cost, sig) in [
+        (
+            1,
+            outcome,
+            "timestamp",
+            73_000_000,
+            50_000_000,
+            50_000,
+            Some(signature),
+        ),
+        (2, "node_lost", "none", 0, 0, 0, None),
+    ] {
+        conn.execute(
+            "INSERT INTO usage (job, attempt, tenant, node, node_id, node_key, gpu_class, module, input,
+                                outcome, metering, gpu_ns, charged_gpu_ns, wall_ns, price_micros,
+                                cost_micros, started_ms, ended_ms, recorded_ms, signature)
+             VALUES (?1, 1, 'alice', 'n1', 1, ?2, 'test-gpu', ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1000000,
+                     ?10, 1, ?11, 5, ?12)",
+            rusqlite::params![
+                job,
+                key,
+                module,
+                input,
+                outcome,
+                metering,
+                gpu,
+                charged,
+                if job == 1 { 80_000_000 } else { 0 },
+                cost,
+                if job == 1 { 2 } else { 3 },
+                sig
+            ],
+        )
+        .unwrap();
+    }
+    signer
 }

@@ -4,7 +4,7 @@
 
 use rusqlite::types::Value;
 use suanli_proto::usage::{GroupBy, UsageGroup, UsageQuery, UsageRecord, UsageReport};
-use suanli_proto::{PublicKey, Receipt, Signature};
+use suanli_proto::{Metering, PublicKey, Receipt, Signature};
 
 use crate::{Ledger, LedgerError, Result, hash_from, i, u};
 
@@ -111,7 +111,7 @@ impl Ledger {
         let sql = format!(
             "SELECT tenant, node, node_key, gpu_class, price_micros, charged_gpu_ns, cost_micros,
                     job, attempt, node_id, module, input, output, gpu_ns, wall_ns, outcome, metering,
-                    started_ms, ended_ms, signature
+                    started_ms, ended_ms, signature, charge_cap_ns
              FROM usage {filter} {joiner} (job > ?{j} OR (job = ?{j} AND attempt > ?{a}))
              ORDER BY job, attempt LIMIT ?{l}"
         );
@@ -139,10 +139,11 @@ impl Ledger {
                 (
                     r.get::<_, i64>(14)?,
                     r.get::<_, String>(15)?,
-                    r.get::<_, String>(16)?,
+                    r.get::<_, Option<String>>(16)?,
                     r.get::<_, i64>(17)?,
                     r.get::<_, i64>(18)?,
                     r.get::<_, Option<Vec<u8>>>(19)?,
+                    r.get::<_, i64>(20)?,
                 ),
             ))
         })?;
@@ -151,7 +152,7 @@ impl Ledger {
             let (
                 (tenant, node, key, gpu_class, price, charged, cost),
                 (job, attempt, node_id, module, input, output, gpu_ns),
-                (wall_ns, outcome, metering, started, ended, signature),
+                (wall_ns, outcome, metering, started, ended, signature, cap),
             ) = row?;
             let node_key = <[u8; 32]>::try_from(key.as_slice())
                 .map(PublicKey)
@@ -170,6 +171,7 @@ impl Ledger {
                 gpu_class,
                 price_micros: u(price),
                 charged_gpu_ns: u(charged),
+                charge_cap_ns: u(cap),
                 cost_micros: u(cost),
                 receipt: Receipt {
                     job: u(job),
@@ -180,8 +182,13 @@ impl Ledger {
                     output: output.map(hash_from).transpose()?,
                     gpu_ns: u(gpu_ns),
                     wall_ns: u(wall_ns),
-                    outcome,
-                    metering,
+                    outcome: crate::jobs::parse_outcome(&outcome)?,
+                    // NULL: an unsigned row, nothing measured (see `UsageRecord`).
+                    metering: metering
+                        .as_deref()
+                        .map(crate::jobs::parse_metering)
+                        .transpose()?
+                        .unwrap_or(Metering::Timestamp),
                     started_ms: u(started),
                     ended_ms: u(ended),
                 },

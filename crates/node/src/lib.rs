@@ -1,16 +1,25 @@
 //! The provider agent: connects to a coordinator (pinning its certificate),
 //! registers its GPU and slots, and runs the jobs it is given, each in its own
-//! slot through `suanli-sandbox`, streaming their logs and returning output,
-//! outcome and metered usage. Reconnects with backoff when the coordinator
-//! goes away.
+//! slot's worker process through `suanli-sandbox`, streaming their logs and
+//! returning output, outcome and metered usage. Reconnects with backoff when
+//! the coordinator goes away.
 //!
-//! **Architecture invariant:** the node decides nothing about prices or
-//! scheduling; it runs what it is assigned, at most one job per slot.
+//! **Architecture invariants:** the node decides nothing about prices or
+//! scheduling; it runs what it is assigned, at most one job per slot, within
+//! its provider's caps; no job code (wasmtime, naga, wgpu, the driver) runs
+//! in the node process itself: each slot is a supervised worker process
+//! (`worker.rs`, `supervisor.rs`), so a job can end its attempt but never the node.
 
 mod blob_cache;
 mod identity;
+mod ipc;
 mod outbox;
 mod session;
+mod supervisor;
+mod worker;
+
+pub use supervisor::{WorkerCommand, WorkerError};
+pub use worker::{FAILPOINT_ABORT, FAILPOINTS_ENV, STOP_GRACE, worker_main};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,17 +28,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use suanli_gpu::{Gpu, GpuError, GpuOptions, Slot};
-use suanli_proto::{GpuInfo, NodeInfo, ReceiptSigner};
-use suanli_sandbox::{Sandbox, SandboxConfig, SandboxError};
+use suanli_proto::{GpuInfo, Metering, NodeCaps, NodeInfo, ReceiptSigner};
 use tokio::sync::{Notify, mpsc, watch};
+
+use crate::supervisor::WorkerPool;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error(transparent)]
-    Gpu(#[from] GpuError),
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
+    Worker(#[from] WorkerError),
     #[error("data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
     #[error("{0}")]
@@ -51,6 +58,11 @@ pub struct NodeConfig {
     /// node advertises it to the scheduler and enforces it as each job's
     /// buffer quota.
     pub max_gpu_memory: Option<u64>,
+    /// The most one job may take here; the coordinator assigns only jobs
+    /// that fit, and the node enforces them whatever it is sent.
+    pub caps: NodeCaps,
+    /// How to start a slot worker (default: `suanli worker` from this executable).
+    pub worker: WorkerCommand,
 }
 
 impl NodeConfig {
@@ -69,6 +81,8 @@ impl NodeConfig {
             adapter: None,
             max_backoff: Duration::from_secs(5),
             max_gpu_memory: None,
+            caps: NodeCaps::default(),
+            worker: WorkerCommand::current_exe(),
         }
     }
 }
@@ -98,9 +112,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What a node's sessions share: the sandbox, the slots, the blob cache,
 /// the jobs running and the results not yet acknowledged.
 pub(crate) struct Runtime {
-    pub(crate) sandbox: Sandbox,
-    pub(crate) quotas: suanli_gpu::Quotas,
-    pub(crate) slots: Mutex<Vec<Slot>>,
+    /// One worker process per slot.
+    pub(crate) workers: Arc<WorkerPool>,
     pub(crate) info: NodeInfo,
     pub(crate) blobs: blob_cache::BlobCache,
     /// Signs every attempt's receipt.
@@ -165,28 +178,32 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the GPU and creates the slots (slow: one device per slot).
+    /// Starts one worker per slot, each opening its own device (slow: most
+    /// of a second per device on lavapipe, in parallel).
     pub fn new(config: NodeConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
         let signer = identity::load_or_create(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.join("node.key"), e))?;
-        let gpu = Gpu::open(&GpuOptions {
-            adapter_name: config.adapter.clone(),
-            ..GpuOptions::default()
-        })?;
-        let slots = (0..config.slots.max(1))
-            .map(|_| gpu.new_slot())
-            .collect::<Result<Vec<_>, _>>()?;
-        let limits = slots[0].limits();
-        let info = gpu.info();
+        let init = ipc::WorkerInit {
+            adapter: config.adapter.clone(),
+            cache_dir: config.data_dir.join("compiled"),
+            max_gpu_memory: config.max_gpu_memory,
+        };
+        let workers = WorkerPool::start(config.worker.clone(), init, config.slots)?;
+        let (info, limits) = workers
+            .describe()
+            .ok_or_else(|| WorkerError::NotReady("no slot".into()))?;
         let node_info = NodeInfo {
             gpu: GpuInfo {
                 name: info.name.clone(),
                 backend: info.backend.clone(),
                 device_type: info.device_type.clone(),
                 driver: info.driver_info.clone(),
-                metering: info.metering.as_str().to_owned(),
+                metering: match info.metering {
+                    suanli_gpu::Metering::Timestamp => Metering::Timestamp,
+                    suanli_gpu::Metering::Wall => Metering::Wall,
+                },
                 max_buffer_size: config.max_gpu_memory.map_or(limits.max_buffer_size, |cap| {
                     cap.min(limits.max_buffer_size)
                 }),
@@ -198,28 +215,19 @@ impl Node {
                     vec![]
                 },
             },
-            slots: slots.len() as u32,
+            slots: config.slots.max(1),
+            caps: config.caps,
             public_key: signer.public_key(),
             in_flight: Vec::new(),
         };
-        let sandbox = Sandbox::new(SandboxConfig {
-            cache_dir: Some(config.data_dir.join("compiled")),
-            ..SandboxConfig::default()
-        })?;
         let blobs = blob_cache::BlobCache::new(config.data_dir.join("blobs"))
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
         let outbox = outbox::Outbox::new(config.data_dir.join("outbox"))
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
-        let mut quotas = suanli_gpu::Quotas::default();
-        if let Some(cap) = config.max_gpu_memory {
-            quotas.max_buffer_bytes = quotas.max_buffer_bytes.min(cap);
-        }
         Ok(Node {
             config,
             runtime: Arc::new(Runtime {
-                quotas,
-                sandbox,
-                slots: Mutex::new(slots),
+                workers: Arc::new(workers),
                 info: node_info,
                 blobs,
                 signer,

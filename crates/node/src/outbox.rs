@@ -103,8 +103,8 @@ mod tests {
             output: Some(Hash::of(b"out")),
             gpu_ns: 10,
             wall_ns: 20,
-            outcome: "succeeded".into(),
-            metering: "timestamp".into(),
+            outcome: suanli_proto::Outcome::Succeeded,
+            metering: suanli_proto::Metering::Timestamp,
             started_ms: 1,
             ended_ms: 2,
         };

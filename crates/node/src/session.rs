@@ -10,14 +10,22 @@ use std::time::Duration;
 
 use suanli_net::frame::{read_frame, write_frame};
 use suanli_net::{Client, NetError};
-use suanli_proto::{Assignment, AttemptResult, FromNode, Hash, Receipt, Role, ToNode};
-use suanli_sandbox::{JobLimits, Outcome, RunHooks};
+use suanli_proto::{
+    Assignment, AttemptResult, FromNode, Hash, JobLimits, MAX_LOG_CHUNK_BYTES, Metering, NodeCaps,
+    Outcome, Receipt, Role, ToNode, bounded_error,
+};
 use tokio::sync::mpsc;
 
+use crate::ipc::RunJob;
+use crate::supervisor::Ran;
 use crate::{Link, NodeConfig, Runtime, lock};
 
 /// Unacknowledged results are re-sent this often while connected.
 const RESEND: Duration = Duration::from_secs(5);
+/// How long an assignment waits for a slot (a worker being restarted).
+const SLOT_PATIENCE: Duration = Duration::from_secs(120);
+/// Largest output a job may return (the sandbox's default limit).
+const MAX_OUTPUT_BYTES: usize = 256 << 20;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -155,10 +163,10 @@ async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<Atom
         tracing::warn!(job, attempt, %reason, "provider fault");
         (
             Measured {
-                outcome: "provider_fault".into(),
+                outcome: Outcome::ProviderFault,
                 gpu_ns: 0,
                 wall_ns: 0,
-                metering: rt.info.gpu.metering.clone(),
+                metering: rt.info.gpu.metering,
                 started_ms,
             },
             Some(reason),
@@ -182,7 +190,7 @@ async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<Atom
     let result = AttemptResult {
         signature: rt.signer.sign(&receipt),
         receipt,
-        error,
+        error: error.map(bounded_error),
         output_bytes: output.as_ref().map_or(0, |o| o.len() as u64),
     };
     let kept = rt
@@ -204,11 +212,21 @@ async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<Atom
 
 /// What the node measured of one attempt (the receipt's body).
 struct Measured {
-    outcome: String,
+    outcome: Outcome,
     gpu_ns: u64,
     wall_ns: u64,
-    metering: String,
+    metering: Metering,
     started_ms: u64,
+}
+
+/// The job's limits, within the provider's caps whatever the assignment says.
+fn capped(limits: &JobLimits, caps: &NodeCaps) -> JobLimits {
+    JobLimits {
+        max_gpu_ns: limits.max_gpu_ns,
+        timeout_ns: limits.timeout_ns.min(caps.max_timeout_ns),
+        max_memory_bytes: limits.max_memory_bytes.min(caps.max_memory_bytes),
+        max_dispatch_ns: limits.max_dispatch_ns.min(caps.max_dispatch_ns),
+    }
 }
 
 /// Fetches the blobs and runs the job on a free slot; returns the
@@ -234,46 +252,73 @@ async fn execute(
         .get(&client, a.spec.input)
         .await
         .map_err(|e| format!("cannot fetch the input: {e}"))?;
-    let slot = lock(&rt.slots).pop().ok_or("no free slot on this node")?;
-    let limits = JobLimits {
-        max_memory_bytes: usize::try_from(a.spec.limits.max_memory_bytes).unwrap_or(usize::MAX),
-        timeout: Duration::from_nanos(a.spec.limits.timeout_ns),
-        max_gpu_ns: a.spec.limits.max_gpu_ns,
-        gpu: rt.quotas,
-        ..JobLimits::default()
+    let mut worker = rt
+        .workers
+        .take(SLOT_PATIENCE)
+        .await
+        .ok_or("no slot became free on this node")?;
+    let job = RunJob {
+        module,
+        input,
+        limits: capped(&a.spec.limits, &rt.info.caps),
     };
-    let (job, attempt) = (a.job, a.attempt);
+    let (id, attempt) = (a.job, a.attempt);
     let log_rt = rt.clone();
-    let hooks = RunHooks {
-        cancel: Some(cancel),
-        on_log: Some(Arc::new(move |bytes: &[u8]| {
-            if let Some(link) = log_rt.link() {
+    let on_log = move |bytes: &[u8]| {
+        if let Some(link) = log_rt.link() {
+            for chunk in bytes.chunks(MAX_LOG_CHUNK_BYTES) {
                 let _ = link.up.send(FromNode::Log {
-                    job,
+                    job: id,
                     attempt,
-                    data: bytes.to_vec(),
+                    data: chunk.to_vec(),
                 });
             }
-        })),
+        }
     };
-    let runtime = rt.clone();
-    let (slot, report) = tokio::task::spawn_blocking(move || {
-        let report = runtime
-            .sandbox
-            .run_with(&slot, &module, &input, &limits, &hooks);
-        (slot, report)
+    let clock = std::time::Instant::now();
+    let (worker, ran) = tokio::task::spawn_blocking(move || {
+        let ran = worker.run(job, &cancel, &on_log);
+        (worker, ran)
     })
     .await
     .map_err(|e| format!("the job's thread failed: {e}"))?;
-    lock(&rt.slots).push(slot);
-    let report = report.map_err(|e| e.to_string())?;
-    let output = (report.outcome == Outcome::Succeeded).then_some(report.output);
+    let report = match ran {
+        Ran::Report(report) if !report.restart => {
+            rt.workers.put(worker);
+            report
+        }
+        Ran::Report(report) => {
+            drop(worker);
+            rt.workers.respawn();
+            report
+        }
+        Ran::Crashed { gpu_ns, reason } => {
+            tracing::warn!(job = id, attempt, %reason, "slot worker crashed");
+            drop(worker);
+            rt.workers.respawn();
+            crate::ipc::WorkerReport {
+                outcome: Outcome::Crashed,
+                error: Some(reason),
+                output: Vec::new(),
+                gpu_ns,
+                wall_ns: u64::try_from(clock.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                restart: true,
+            }
+        }
+    };
+    // The worker ran strangers' code: take nothing it says on trust.
+    let output = (report.outcome == Outcome::Succeeded && report.output.len() <= MAX_OUTPUT_BYTES)
+        .then_some(report.output);
+    let outcome = match (&output, report.outcome) {
+        (None, Outcome::Succeeded) => Outcome::JobError,
+        (_, outcome) => outcome,
+    };
     Ok((
         Measured {
-            outcome: report.outcome.as_str().to_owned(),
+            outcome,
             gpu_ns: report.gpu_ns,
             wall_ns: report.wall_ns,
-            metering: report.metering.as_str().to_owned(),
+            metering: rt.info.gpu.metering,
             started_ms,
         },
         report.error,

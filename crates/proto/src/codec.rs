@@ -115,6 +115,45 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_result_and_log_chunk_fit_one_frame() {
+        use crate::{AttemptResult, FromNode, Metering, Outcome, Receipt, Signature};
+        let error = crate::bounded_error("é".repeat(4 << 20));
+        assert!(error.len() <= crate::MAX_ERROR_BYTES);
+        assert!(error.ends_with(&format!("[... {} bytes cut]", 8 << 20)));
+        let result = FromNode::Finished(Box::new(AttemptResult {
+            receipt: Receipt {
+                job: u64::MAX,
+                attempt: u32::MAX,
+                node_id: u64::MAX,
+                module: Hash([1; 32]),
+                input: Hash([2; 32]),
+                output: Some(Hash([3; 32])),
+                gpu_ns: u64::MAX,
+                wall_ns: u64::MAX,
+                outcome: Outcome::GpuBudgetExceeded,
+                metering: Metering::Timestamp,
+                started_ms: u64::MAX,
+                ended_ms: u64::MAX,
+            },
+            signature: Signature {
+                r: [9; 32],
+                s: [9; 32],
+            },
+            error: Some(error),
+            output_bytes: u64::MAX,
+        }));
+        assert!(encode(&result).is_ok());
+        let log = FromNode::Log {
+            job: u64::MAX,
+            attempt: u32::MAX,
+            data: vec![0xff; crate::MAX_LOG_CHUNK_BYTES],
+        };
+        assert!(encode(&log).is_ok());
+        // Short errors pass untouched.
+        assert_eq!(crate::bounded_error("short".into()), "short");
+    }
+
+    #[test]
     fn oversize_messages_are_refused_when_encoding() {
         let big = Request::HasBlobs(vec![Hash([7; 32]); MAX_FRAME_BYTES / 32 + 1]);
         assert!(matches!(encode(&big), Err(CodecError::TooLarge(_))));

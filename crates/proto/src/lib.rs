@@ -15,15 +15,20 @@ mod codec;
 pub mod fuzzing;
 mod hash;
 mod messages;
+mod outcome;
 mod receipt;
 pub mod usage;
 
 pub use codec::{CodecError, FRAME_HEADER_BYTES, MAX_FRAME_BYTES, decode, encode, frame_len};
 pub use hash::Hash;
 pub use messages::*;
+pub use outcome::{Metering, Outcome};
 pub use receipt::{PublicKey, Receipt, ReceiptError, ReceiptSigner, Signature};
 
 /// ALPN protocol id of suanli over QUIC.
 pub const ALPN: &[u8] = b"suanli/1";
 /// Version carried in [`Hello`]; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+/// Most attempts a job may ask for: a job that keeps failing must not keep
+/// taking provider time (and, when it crashes workers, providers' machines).
+pub const MAX_ATTEMPTS: u32 = 10;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::usage::{Price, UsageQuery, UsageRecord, UsageReport};
-use crate::{Hash, PublicKey, Receipt, Signature};
+use crate::{Hash, Metering, Outcome, PublicKey, Receipt, Signature};
 
 /// Who a token belongs to, and so what it may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,13 +74,22 @@ pub struct Requirements {
     pub min_gpu_memory: u64,
 }
 
-/// Limits the node enforces on each attempt.
+/// Limits the node enforces on each attempt. A job is assigned only to a
+/// node whose [`NodeCaps`] cover all of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobLimits {
+    /// GPU budget: no dispatch starts once this much GPU time is metered.
     pub max_gpu_ns: Option<u64>,
     pub timeout_ns: u64,
     pub max_memory_bytes: u64,
+    /// Longest one dispatch may keep the GPU busy; past it the attempt ends
+    /// `gpu_hang`. With the budget it bounds the charge: at most
+    /// `min(timeout, budget + max_dispatch)` of GPU time.
+    pub max_dispatch_ns: u64,
 }
+
+/// Default of [`JobLimits::max_dispatch_ns`] and [`NodeCaps::max_dispatch_ns`]: 10 s.
+pub const DEFAULT_MAX_DISPATCH_NS: u64 = 10_000_000_000;
 
 impl Default for JobLimits {
     fn default() -> JobLimits {
@@ -88,7 +97,53 @@ impl Default for JobLimits {
             max_gpu_ns: None,
             timeout_ns: 60_000_000_000,
             max_memory_bytes: 512 << 20,
+            max_dispatch_ns: DEFAULT_MAX_DISPATCH_NS,
         }
+    }
+}
+
+/// The most a provider lets one job take on its node (`suanli node
+/// --max-job-memory --max-job-timeout --max-dispatch-seconds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCaps {
+    pub max_memory_bytes: u64,
+    pub max_timeout_ns: u64,
+    pub max_dispatch_ns: u64,
+}
+
+impl Default for NodeCaps {
+    /// 4 GiB of wasm memory, 1 hour, 10 s per dispatch.
+    fn default() -> NodeCaps {
+        NodeCaps {
+            max_memory_bytes: 4 << 30,
+            max_timeout_ns: 3_600_000_000_000,
+            max_dispatch_ns: DEFAULT_MAX_DISPATCH_NS,
+        }
+    }
+}
+
+impl NodeCaps {
+    /// Why a job with `limits` cannot run on such a node, if it cannot.
+    pub fn refuses(&self, limits: &JobLimits) -> Option<String> {
+        if limits.max_memory_bytes > self.max_memory_bytes {
+            return Some(format!(
+                "asks for {} bytes of memory; the node allows {}",
+                limits.max_memory_bytes, self.max_memory_bytes
+            ));
+        }
+        if limits.timeout_ns > self.max_timeout_ns {
+            return Some(format!(
+                "asks for a {} ns timeout; the node allows {}",
+                limits.timeout_ns, self.max_timeout_ns
+            ));
+        }
+        if limits.max_dispatch_ns > self.max_dispatch_ns {
+            return Some(format!(
+                "asks for {} ns per dispatch; the node allows {}",
+                limits.max_dispatch_ns, self.max_dispatch_ns
+            ));
+        }
+        None
     }
 }
 
@@ -138,12 +193,12 @@ pub struct AttemptView {
     pub attempt: u32,
     pub node_id: u64,
     pub node: String,
-    /// `None` while running; otherwise an outcome name (`succeeded`, `trap`, ...).
-    pub outcome: Option<String>,
+    /// `None` while running.
+    pub outcome: Option<Outcome>,
     pub error: Option<String>,
     pub gpu_ns: u64,
     pub wall_ns: u64,
-    pub metering: Option<String>,
+    pub metering: Option<Metering>,
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
     /// GPU class of the node, and its price when the attempt started.
@@ -162,7 +217,7 @@ pub struct JobView {
     pub spec: JobSpec,
     /// Why a queued job has not started (e.g. no node has enough GPU memory).
     pub waiting_reason: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub error: Option<String>,
     pub output: Option<Hash>,
     pub output_bytes: u64,
@@ -178,7 +233,7 @@ pub struct GpuInfo {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
-    pub metering: String,
+    pub metering: Metering,
     /// Largest buffer the device allows; the scheduler's measure of GPU memory.
     pub max_buffer_size: u64,
     pub max_storage_buffer_binding_size: u64,
@@ -190,6 +245,8 @@ pub struct GpuInfo {
 pub struct NodeInfo {
     pub gpu: GpuInfo,
     pub slots: u32,
+    /// What one job may take on this node.
+    pub caps: NodeCaps,
     /// The key the node signs receipts with. The first registration with a
     /// node token binds it to that token; later ones must present the same.
     pub public_key: PublicKey,
@@ -209,6 +266,7 @@ pub struct NodeView {
     pub gpu_class: String,
     pub public_key: PublicKey,
     pub slots: u32,
+    pub caps: NodeCaps,
     pub running: u32,
     /// Takes no new jobs (drained by the admin or by the node itself).
     pub draining: bool,
@@ -404,10 +462,32 @@ pub enum FromNode {
 }
 
 /// The end of an attempt: its signed receipt, and what is not billed on.
+/// Fits one frame by construction: the error is at most [`MAX_ERROR_BYTES`]
+/// (see [`bounded_error`]) and the output travels as a blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptResult {
     pub receipt: Receipt,
     pub signature: Signature,
     pub error: Option<String>,
     pub output_bytes: u64,
+}
+
+/// Longest error text a job hands back (64 KiB); longer ones are cut.
+pub const MAX_ERROR_BYTES: usize = 64 << 10;
+
+/// Longest log chunk in one [`FromNode::Log`] frame (64 KiB).
+pub const MAX_LOG_CHUNK_BYTES: usize = 64 << 10;
+
+/// `text` cut to at most [`MAX_ERROR_BYTES`] bytes on a character boundary,
+/// with a note saying how much was cut.
+pub fn bounded_error(text: String) -> String {
+    if text.len() <= MAX_ERROR_BYTES {
+        return text;
+    }
+    let note = format!(" [... {} bytes cut]", text.len());
+    let mut end = MAX_ERROR_BYTES - note.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{note}", &text[..end])
 }

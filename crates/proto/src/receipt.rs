@@ -18,7 +18,7 @@ use std::fmt;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::Hash;
+use crate::{Hash, Metering, Outcome};
 
 const DOMAIN: &[u8] = b"suanli-receipt-v1\0";
 
@@ -36,9 +36,10 @@ pub struct Receipt {
     pub gpu_ns: u64,
     /// Time the attempt held its slot.
     pub wall_ns: u64,
-    pub outcome: String,
-    /// `timestamp` or `wall`.
-    pub metering: String,
+    /// Signed as its canonical name.
+    pub outcome: Outcome,
+    /// Signed as its canonical name (`timestamp` or `wall`).
+    pub metering: Metering,
     pub started_ms: u64,
     pub ended_ms: u64,
 }
@@ -143,7 +144,7 @@ impl Receipt {
         }
         out.extend_from_slice(&self.gpu_ns.to_be_bytes());
         out.extend_from_slice(&self.wall_ns.to_be_bytes());
-        for s in [&self.outcome, &self.metering] {
+        for s in [self.outcome.as_str(), self.metering.as_str()] {
             out.extend_from_slice(&(s.len() as u32).to_be_bytes());
             out.extend_from_slice(s.as_bytes());
         }
@@ -175,8 +176,8 @@ mod tests {
             output: Some(Hash::of(b"o")),
             gpu_ns: 1_234_567,
             wall_ns: 9_000_000,
-            outcome: "succeeded".into(),
-            metering: "timestamp".into(),
+            outcome: Outcome::Succeeded,
+            metering: Metering::Timestamp,
             started_ms: 1_700_000_000_000,
             ended_ms: 1_700_000_000_010,
         }
@@ -211,15 +212,20 @@ mod tests {
     }
 
     #[test]
-    fn signed_bytes_are_unambiguous() {
-        // Moving a byte from one string to the other changes the encoding.
-        let mut a = receipt();
-        a.outcome = "ab".into();
-        a.metering = "c".into();
-        let mut b = receipt();
-        b.outcome = "a".into();
-        b.metering = "bc".into();
-        assert_ne!(a.signed_bytes(), b.signed_bytes());
-        assert!(a.signed_bytes().starts_with(DOMAIN));
+    fn signed_bytes_name_the_outcome_and_metering_canonically() {
+        let r = receipt();
+        let bytes = r.signed_bytes();
+        assert!(bytes.starts_with(DOMAIN));
+        // `outcome str | metering str`: u32 big-endian length, then the name.
+        let mut tail = Vec::new();
+        for name in ["succeeded", "timestamp"] {
+            tail.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            tail.extend_from_slice(name.as_bytes());
+        }
+        let at = bytes.len() - 16 - tail.len();
+        assert_eq!(&bytes[at..bytes.len() - 16], &tail[..]);
+        let mut other = r.clone();
+        other.outcome = Outcome::Crashed;
+        assert_ne!(other.signed_bytes(), bytes);
     }
 }

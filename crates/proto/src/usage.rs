@@ -90,10 +90,20 @@ pub struct UsageRecord {
     pub node_key: PublicKey,
     pub gpu_class: String,
     pub price_micros: u64,
+    /// `min(receipt.gpu_ns, charge_cap_ns)` when the tenant pays for the
+    /// outcome, else 0.
     pub charged_gpu_ns: u64,
+    /// The most GPU time the attempt could be charged, from its job's limits
+    /// (`min(timeout, budget + max_dispatch)`; attempts recorded before
+    /// schema version 3 keep the cap of their time, `min(budget, timeout)`).
+    pub charge_cap_ns: u64,
     pub cost_micros: u64,
+    /// For an unsigned record, the coordinator's description of the attempt:
+    /// nothing was measured (`gpu_ns` and `wall_ns` are 0, and `metering`,
+    /// NULL in the ledger, reads as `timestamp`, a placeholder).
     pub receipt: Receipt,
-    /// `None` for attempts the coordinator ended itself (`node_lost`): there
-    /// is no node statement to sign, and they cost nothing.
+    /// `None` for attempts the coordinator ended itself (`node_lost`, a
+    /// rejected receipt's `provider_fault`): there is no node statement to
+    /// sign, and they cost nothing.
     pub signature: Option<Signature>,
 }

@@ -27,6 +27,9 @@ pub(crate) enum HostTrap {
     Timeout,
     #[error("the job was cancelled")]
     Cancelled,
+    /// A dispatch ran past the dispatch limit.
+    #[error("{0}")]
+    GpuHang(String),
 }
 
 type HostResult<T> = wasmtime::Result<Result<T, compute::GpuError>>;
@@ -37,6 +40,9 @@ fn to_guest<T>(r: Result<T, GpuError>) -> HostResult<T> {
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(e) if e.kind == ErrorKind::Timeout => Err(wasmtime::Error::new(HostTrap::Timeout)),
+        Err(e) if e.kind == ErrorKind::Hang => {
+            Err(wasmtime::Error::new(HostTrap::GpuHang(e.to_string())))
+        }
         Err(e) => {
             let kind = match e.kind {
                 ErrorKind::InvalidShader => compute::ErrorKind::InvalidShader,
@@ -47,12 +53,28 @@ fn to_guest<T>(r: Result<T, GpuError>) -> HostResult<T> {
                 ErrorKind::DeviceLost
                 | ErrorKind::NoAdapter
                 | ErrorKind::SlotBusy
-                | ErrorKind::Timeout => compute::ErrorKind::DeviceLost,
+                | ErrorKind::Timeout
+                | ErrorKind::Hang => compute::ErrorKind::DeviceLost,
             };
             Ok(Err(compute::GpuError {
                 kind,
                 message: e.to_string(),
             }))
+        }
+    }
+}
+
+impl JobState {
+    /// Traps `gpu_budget_exceeded` once metered GPU time reached the budget.
+    fn check_budget(&self) -> wasmtime::Result<()> {
+        match self.max_gpu_ns {
+            Some(budget_ns) if self.gpu.gpu_ns() >= budget_ns => {
+                Err(wasmtime::Error::new(HostTrap::GpuBudgetExceeded {
+                    used_ns: self.gpu.gpu_ns(),
+                    budget_ns,
+                }))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -71,15 +93,16 @@ impl compute::Host for JobState {
             .iter()
             .map(|b| self.table.get(b).map(|h| h.0))
             .collect::<Result<Vec<_>, _>>()?;
-        let result = self.gpu.dispatch(pipeline, &buffers, [x, y, z]);
-        if let Some(budget_ns) = self.max_gpu_ns {
-            let used_ns = self.gpu.gpu_ns();
-            if used_ns > budget_ns {
-                return Err(wasmtime::Error::new(HostTrap::GpuBudgetExceeded {
-                    used_ns,
-                    budget_ns,
-                }));
-            }
+        // The budget is a stop signal: once spent, no dispatch starts.
+        self.check_budget()?;
+        let result = self
+            .probe
+            .during_gpu_call(|| self.gpu.dispatch(pipeline, &buffers, [x, y, z]));
+        self.probe.metered(self.gpu.gpu_ns(), self.gpu.dispatches());
+        // The dispatch that crossed the budget was metered; it is charged up
+        // to the job's charge cap (budget + dispatch limit).
+        if self.max_gpu_ns.is_some_and(|b| self.gpu.gpu_ns() > b) {
+            self.check_budget()?;
         }
         to_guest(result.map(|_| ()))
     }
@@ -161,7 +184,10 @@ impl compute::HostBuffer for JobState {
         len: u64,
     ) -> HostResult<Vec<u8>> {
         let id = self.table.get(&buffer)?.0;
-        to_guest(self.gpu.read_buffer(id, offset, len))
+        let data = self
+            .probe
+            .during_gpu_call(|| self.gpu.read_buffer(id, offset, len));
+        to_guest(data)
     }
 
     fn drop(&mut self, buffer: Resource<BufferHandle>) -> wasmtime::Result<()> {

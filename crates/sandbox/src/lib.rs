@@ -16,6 +16,7 @@ mod host;
 mod limits;
 mod log;
 mod outcome;
+mod probe;
 mod ticker;
 
 use std::path::PathBuf;
@@ -30,7 +31,9 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use cache::CacheHit;
+pub use limits::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 pub use outcome::Outcome;
+pub use probe::JobProbe;
 
 use crate::cache::ComponentCache;
 use crate::limits::MemoryLimiter;
@@ -65,13 +68,16 @@ impl Default for SandboxConfig {
 /// Limits of one job. Every one is finite by default.
 #[derive(Clone, Debug)]
 pub struct JobLimits {
-    /// Linear memory of the job's instances together. Default 512 MiB.
+    /// Linear memory of all the job's memories together. Default 512 MiB.
     pub max_memory_bytes: usize,
     /// Wall time from instantiation to the end of `run`. Default 60 s.
     pub timeout: Duration,
-    /// Metered GPU time after which the job stops `gpu_budget_exceeded`.
-    /// `None`: no budget beyond the timeout.
+    /// GPU budget: once this much GPU time is metered no dispatch starts and
+    /// the job stops `gpu_budget_exceeded`. `None`: no budget beyond the timeout.
     pub max_gpu_ns: Option<u64>,
+    /// Longest one dispatch (or copy) may keep the GPU busy; past it the job
+    /// ends `gpu_hang` and the slot must be recovered. Default 10 s.
+    pub max_dispatch: Duration,
     /// Bytes of stdout + stderr kept. Default 1 MiB.
     pub max_log_bytes: usize,
     /// End the job (`log_limit`) instead of truncating its log. Default false.
@@ -87,6 +93,7 @@ impl Default for JobLimits {
             max_memory_bytes: 512 << 20,
             timeout: Duration::from_secs(60),
             max_gpu_ns: None,
+            max_dispatch: suanli_gpu::DEFAULT_MAX_DISPATCH,
             max_log_bytes: 1 << 20,
             kill_on_log_overflow: false,
             max_output_bytes: 256 << 20,
@@ -102,6 +109,8 @@ pub struct RunHooks {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Receives the job's log as it is written (only the bytes kept).
     pub on_log: Option<LogSink>,
+    /// Updated as the job runs, for a supervisor on another thread.
+    pub probe: Option<Arc<JobProbe>>,
 }
 
 /// A callback for log bytes.
@@ -111,7 +120,8 @@ pub type LogSink = Arc<dyn Fn(&[u8]) + Send + Sync>;
 #[derive(Clone, Debug, Serialize)]
 pub struct JobReport {
     pub outcome: Outcome,
-    /// Why the job did not succeed, for people.
+    /// Why the job did not succeed, for people; at most
+    /// [`suanli_proto::MAX_ERROR_BYTES`].
     pub error: Option<String>,
     #[serde(skip)]
     pub output: Vec<u8>,
@@ -133,6 +143,9 @@ pub struct JobReport {
     /// BLAKE3 of the job's bytes.
     pub module_hash: String,
     pub cache: CacheHit,
+    /// The slot's device may still run this job's kernel (`gpu_hang`): it
+    /// must be recovered before another job uses it.
+    pub slot_hung: bool,
 }
 
 /// A failure of the host, not of the job.
@@ -160,6 +173,7 @@ pub(crate) struct JobState {
     gpu: JobGpu,
     limiter: MemoryLimiter,
     max_gpu_ns: Option<u64>,
+    probe: Arc<JobProbe>,
 }
 
 impl WasiView for JobState {
@@ -228,7 +242,9 @@ impl Sandbox {
                 ),
             )));
         }
-        let gpu = slot.begin_job(limits.gpu)?;
+        let mut gpu = slot.begin_job(limits.gpu)?;
+        gpu.set_max_dispatch(limits.max_dispatch);
+        let probe = hooks.probe.clone().unwrap_or_default();
         let started = Instant::now();
         let hash = blake3::hash(wasm);
         let mut report = JobReport {
@@ -246,6 +262,7 @@ impl Sandbox {
             adapter: slot.info().clone(),
             module_hash: hash.to_hex().to_string(),
             cache: CacheHit::Miss,
+            slot_hung: false,
         };
         let component = match outcome::check_header(wasm) {
             Err(reason) => Err(reason),
@@ -287,11 +304,9 @@ impl Sandbox {
                 wasi,
                 table: ResourceTable::new(),
                 gpu,
-                limiter: MemoryLimiter {
-                    max_memory_bytes: limits.max_memory_bytes,
-                    hit: None,
-                },
+                limiter: MemoryLimiter::new(limits.max_memory_bytes),
                 max_gpu_ns: limits.max_gpu_ns,
+                probe: probe.clone(),
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -309,6 +324,7 @@ impl Sandbox {
             Ok(UpdateDeadline::Continue(1))
         });
         store.data_mut().gpu.set_deadline(Some(deadline));
+        probe.set_deadline(deadline);
 
         let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
             .map_err(|e| (true, e))
@@ -317,6 +333,8 @@ impl Sandbox {
         let mut panicked = false;
         report.gpu_ns = state.gpu.gpu_ns();
         report.dispatches = state.gpu.dispatches();
+        report.slot_hung = state.gpu.hung();
+        probe.metered(report.gpu_ns, report.dispatches);
         match result {
             Ok(Ok(output)) if output.len() > limits.max_output_bytes => {
                 report.outcome = Outcome::JobError;
@@ -350,6 +368,7 @@ impl Sandbox {
                 .error
                 .map(|e| format!("the job panicked (its log says why): {e}"));
         }
+        report.error = report.error.map(suanli_proto::bounded_error);
         report.wall_ns = elapsed_ns(started);
         tracing::debug!(
             outcome = report.outcome.as_str(),

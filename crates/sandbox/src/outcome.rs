@@ -1,48 +1,10 @@
-use serde::Serialize;
-
 use crate::host::HostTrap;
 use crate::limits::MemoryLimitExceeded;
 use crate::log::LogOverflow;
 
-/// How a job ended. The names (snake_case) are a public contract: they appear
-/// in `--json` output and, later, in usage records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Succeeded,
-    /// `run` returned `Err(message)`.
-    JobError,
-    /// The job trapped (panic, unreachable, stack overflow, forged handle, ...).
-    Trap,
-    /// The wall-time limit passed.
-    Timeout,
-    /// The job tried to grow its memory past the limit.
-    MemoryLimit,
-    /// Metered GPU time passed `max_gpu_ns`.
-    GpuBudgetExceeded,
-    /// The job wrote past the log limit and was configured to stop on it.
-    LogLimit,
-    /// Not a loadable `suanli:gpu/job` component.
-    InvalidJob,
-    /// Stopped on request (`suanli cancel`).
-    Cancelled,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::JobError => "job_error",
-            Outcome::Trap => "trap",
-            Outcome::Timeout => "timeout",
-            Outcome::MemoryLimit => "memory_limit",
-            Outcome::GpuBudgetExceeded => "gpu_budget_exceeded",
-            Outcome::LogLimit => "log_limit",
-            Outcome::InvalidJob => "invalid_job",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-}
+/// How a job ended: the protocol's typed outcome, so the sandbox, the
+/// node's receipts and the ledger share one list of names.
+pub use suanli_proto::Outcome;
 
 const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
@@ -94,6 +56,7 @@ pub(crate) fn classify(
             HostTrap::GpuBudgetExceeded { .. } => Outcome::GpuBudgetExceeded,
             HostTrap::Timeout => Outcome::Timeout,
             HostTrap::Cancelled => Outcome::Cancelled,
+            HostTrap::GpuHang(_) => Outcome::GpuHang,
         };
         return (outcome, trap.to_string());
     }
@@ -102,6 +65,20 @@ pub(crate) fn classify(
     }
     if memory_hit.is_some() {
         return (Outcome::MemoryLimit, describe(err));
+    }
+    // wasmtime's own counts (instances, memories, tables; see `limits.rs`).
+    let text = describe(err);
+    if text.contains("resource limit exceeded") {
+        return (
+            Outcome::MemoryLimit,
+            format!(
+                "the job needs more instances, memories or tables than a job may have \
+                 ({} instances, {} memories, {} tables): {text}",
+                crate::limits::MAX_INSTANCES,
+                crate::limits::MAX_MEMORIES,
+                crate::limits::MAX_TABLES
+            ),
+        );
     }
     if let Some(e) = err.downcast_ref::<LogOverflow>() {
         return (Outcome::LogLimit, e.to_string());
@@ -124,24 +101,6 @@ pub(crate) fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_the_serde_names() {
-        for o in [
-            Outcome::Succeeded,
-            Outcome::JobError,
-            Outcome::Trap,
-            Outcome::Timeout,
-            Outcome::MemoryLimit,
-            Outcome::GpuBudgetExceeded,
-            Outcome::LogLimit,
-            Outcome::InvalidJob,
-            Outcome::Cancelled,
-        ] {
-            let json = serde_json::to_string(&o).unwrap();
-            assert_eq!(json, format!("\"{}\"", o.as_str()));
-        }
-    }
 
     #[test]
     fn rejects_non_wasm_and_core_modules_with_hints() {

@@ -84,11 +84,7 @@ pub struct InvoiceArgs {
     format: Format,
 }
 
-pub use suanli_ledger::billing::units as micros;
-
-pub fn seconds(ns: u64) -> String {
-    format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
-}
+pub use suanli_ledger::billing::{seconds, units as micros};
 
 pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -315,7 +311,7 @@ pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<Exit
                     r.receipt.attempt,
                     r.node,
                     r.gpu_class,
-                    r.receipt.outcome,
+                    r.receipt.outcome.as_str(),
                     seconds(r.charged_gpu_ns),
                     micros(r.price_micros),
                     micros(r.cost_micros)

@@ -107,7 +107,7 @@ pub async fn list(args: ListArgs, conn: Connection) -> anyhow::Result<ExitCode> 
                 j.id,
                 j.tenant,
                 j.state.as_str(),
-                j.outcome.as_deref().unwrap_or("-"),
+                j.outcome.map_or("-", |o| o.as_str()),
                 gpu,
                 j.waiting_reason.as_deref().unwrap_or("")
             );
@@ -127,7 +127,7 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
     } else {
         for n in &nodes {
             println!(
-                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy, {} jobs run{}",
+                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy, {} jobs run{}\n        caps per job: {} bytes of memory, {} timeout, {} per dispatch",
                 n.id,
                 n.name,
                 n.gpu.name,
@@ -138,7 +138,10 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
                 n.running,
                 n.slots,
                 n.jobs_run,
-                if n.draining { ", draining" } else { "" }
+                if n.draining { ", draining" } else { "" },
+                n.caps.max_memory_bytes,
+                json::secs(n.caps.max_timeout_ns),
+                json::secs(n.caps.max_dispatch_ns),
             );
         }
     }

@@ -19,6 +19,8 @@ pub fn job(v: &JobView) -> Value {
         "min_gpu_memory": v.spec.requirements.min_gpu_memory,
         "max_gpu_ns": v.spec.limits.max_gpu_ns,
         "timeout_ns": v.spec.limits.timeout_ns,
+        "max_memory_bytes": v.spec.limits.max_memory_bytes,
+        "max_dispatch_ns": v.spec.limits.max_dispatch_ns,
         "max_attempts": v.spec.max_attempts,
         "submitted_ms": v.submitted_ms,
         "finished_ms": v.finished_ms,
@@ -59,12 +61,18 @@ pub fn node(n: &NodeView) -> Value {
         "max_buffer_size": n.gpu.max_buffer_size,
         "features": n.gpu.features,
         "slots": n.slots,
+        "caps": n.caps,
         "running": n.running,
         "draining": n.draining,
         "jobs_run": n.jobs_run,
         "connected": n.connected,
         "connected_ms": n.connected_ms,
     })
+}
+
+/// Nanoseconds as seconds for people: `10 s`, `0.25 s`.
+pub fn secs(ns: u64) -> String {
+    format!("{} s", ns as f64 / 1e9)
 }
 
 /// One line per attempt, for people.
@@ -75,7 +83,7 @@ pub fn attempt_line(a: &AttemptView) -> String {
         a.node_id,
         a.node,
         a.gpu_class,
-        a.outcome.as_deref().unwrap_or("running"),
+        a.outcome.map_or("running", |o| o.as_str()),
         a.gpu_ns,
         a.wall_ns,
         super::billing::micros(a.cost_micros),

@@ -2,9 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use suanli_node::{Node, NodeConfig, NodeSignal};
-use suanli_proto::Role;
+use suanli_proto::{NodeCaps, Role};
 
 use super::connect::Connection;
+use super::seconds_to_ns;
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -36,6 +37,16 @@ struct RunArgs {
     /// Offer at most this much GPU memory (bytes) to jobs.
     #[arg(long, value_name = "BYTES")]
     max_gpu_memory: Option<u64>,
+    /// Most wasm memory one job may use here; jobs asking more go elsewhere.
+    #[arg(long, value_name = "BYTES", default_value_t = NodeCaps::default().max_memory_bytes)]
+    max_job_memory: u64,
+    /// Longest timeout a job may have here.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
+    max_job_timeout: f64,
+    /// Longest one dispatch of a job may keep the GPU busy here; past it the
+    /// attempt ends `gpu_hang` and the slot's worker is restarted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    max_dispatch_seconds: f64,
 }
 
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
@@ -59,6 +70,11 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     config.slots = args.slots;
     config.adapter = args.adapter;
     config.max_gpu_memory = args.max_gpu_memory;
+    config.caps = NodeCaps {
+        max_memory_bytes: args.max_job_memory,
+        max_timeout_ns: seconds_to_ns("--max-job-timeout", args.max_job_timeout)?,
+        max_dispatch_ns: seconds_to_ns("--max-dispatch-seconds", args.max_dispatch_seconds)?,
+    };
     let node = tokio::task::spawn_blocking(move || Node::new(config)).await??;
     let gpu = &node.info().gpu;
     println!(

@@ -106,6 +106,28 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
             )
             .into_bytes())
         }
+        "burn" => {
+            // One dispatch of `arg` workgroups of SPIN: as long as asked.
+            let workgroups: u32 = arg.parse().map_err(Error::msg)?;
+            let acc = Buffer::zeroed::<u32>(1024)?;
+            Kernel::new(SPIN, "main")?.dispatch(&[&acc], [workgroups, 1, 1])?;
+            Ok(suanli_guest::gpu_time_ns().to_le_bytes().to_vec())
+        }
+        "sleep" => {
+            // Blocks in a WASI host call (monotonic-clock poll), not in wasm.
+            let seconds: u64 = arg.parse().map_err(Error::msg)?;
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            Ok(b"slept".to_vec())
+        }
+        "crash" => {
+            // Test failpoint: with SUANLI_TEST_FAILPOINTS=1 this line aborts the worker.
+            println!("suanli-failpoint:abort");
+            Err(Error::msg("failpoints are off: the worker did not crash"))
+        }
+        "bigerr" => {
+            let bytes: usize = arg.parse().map_err(Error::msg)?;
+            Err(Error::msg("e".repeat(bytes)))
+        }
         other => Err(Error::msg(format!("unknown misdeed {other:?}"))),
     }
 }

@@ -1,0 +1,318 @@
+//! The node's side of its slot workers: spawn one per slot, hand it jobs,
+//! relay its log, and end the attempt whatever the worker does — report,
+//! die, wedge or lie. A worker that died or asked for it is replaced in the
+//! background while the attempt's result goes out.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use suanli_gpu::{AdapterInfo, SlotLimits};
+use tokio::sync::Notify;
+
+use crate::ipc::{FromWorker, IpcError, RunJob, ToWorker, WorkerInit, WorkerReport};
+use crate::ipc::{read_msg, write_msg};
+use crate::lock;
+
+/// How long a new worker may take to open its GPU device.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Past the job's timeout and dispatch limit, how long the node waits for a
+/// worker that neither reports nor dies (compilation of the job happens
+/// before its clock starts) before killing it.
+const BACKSTOP_SLACK: Duration = Duration::from_secs(60);
+/// After a cancel, how long beyond the dispatch limit the worker has.
+const CANCEL_SLACK: Duration = Duration::from_secs(2);
+/// Frames from a worker buffered before it blocks on its pipe.
+const INBOX: usize = 256;
+
+/// How to start a worker: `program args...` (by default this executable's
+/// `worker` subcommand).
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl WorkerCommand {
+    /// `suanli worker`, from the running executable.
+    pub fn current_exe() -> WorkerCommand {
+        WorkerCommand {
+            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("suanli")),
+            args: vec!["worker".into()],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot start the slot worker {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the slot worker could not open its GPU: {0}")]
+    Failed(String),
+    #[error("the slot worker did not start: {0}")]
+    NotReady(String),
+}
+
+/// How an attempt ended in a worker.
+pub(crate) enum Ran {
+    Report(WorkerReport),
+    /// The worker died or was killed; `gpu_ns` is what it had metered.
+    Crashed {
+        gpu_ns: u64,
+        reason: String,
+    },
+}
+
+/// One live worker process and its pipes.
+pub(crate) struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    inbox: Receiver<Result<FromWorker, IpcError>>,
+    pub(crate) adapter: AdapterInfo,
+    pub(crate) limits: SlotLimits,
+}
+
+impl Worker {
+    /// Starts a worker and waits until its slot is open.
+    pub(crate) fn spawn(cmd: &WorkerCommand, init: &WorkerInit) -> Result<Worker, WorkerError> {
+        let spawn_err = |source| WorkerError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        };
+        let mut child = Command::new(&cmd.program)
+            .args(&cmd.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(spawn_err)?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(WorkerError::NotReady("no pipes".into()));
+        };
+        let (tx, inbox) = sync_channel(INBOX);
+        std::thread::Builder::new()
+            .name("suanli-worker-pipe".into())
+            .spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                loop {
+                    let msg = read_msg::<FromWorker>(&mut reader).transpose();
+                    let end = !matches!(msg, Some(Ok(_)));
+                    if msg.is_none_or(|m| tx.send(m).is_err()) || end {
+                        return;
+                    }
+                }
+            })
+            .map_err(spawn_err)?;
+        let ready = match write_msg(&mut stdin, &ToWorker::Init(init.clone())) {
+            Ok(()) => inbox.recv_timeout(READY_TIMEOUT).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let error = match ready {
+            Ok(Ok(FromWorker::Ready { adapter, limits })) => {
+                return Ok(Worker {
+                    child,
+                    stdin,
+                    inbox,
+                    adapter,
+                    limits,
+                });
+            }
+            Ok(Ok(FromWorker::Failed(reason))) => WorkerError::Failed(reason),
+            Ok(Ok(_)) => WorkerError::NotReady("unexpected first message".into()),
+            Ok(Err(e)) => WorkerError::NotReady(e.to_string()),
+            Err(e) => WorkerError::NotReady(e),
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(error)
+    }
+
+    /// Runs one job to its end. Never hangs: a worker that stops talking is
+    /// killed at the backstop.
+    pub(crate) fn run(&mut self, job: RunJob, cancel: &AtomicBool, on_log: &dyn Fn(&[u8])) -> Ran {
+        let limits = &job.limits;
+        let dispatch = Duration::from_nanos(limits.max_dispatch_ns);
+        let mut backstop =
+            Instant::now() + Duration::from_nanos(limits.timeout_ns) + dispatch + BACKSTOP_SLACK;
+        let mut gpu_ns = 0;
+        if let Err(e) = write_msg(&mut self.stdin, &ToWorker::Run(job)) {
+            return self.crashed(gpu_ns, format!("cannot hand the job to the worker: {e}"));
+        }
+        let mut cancel_sent = false;
+        loop {
+            if !cancel_sent && cancel.load(Ordering::Relaxed) {
+                cancel_sent = true;
+                let _ = write_msg(&mut self.stdin, &ToWorker::Cancel);
+                backstop = backstop.min(Instant::now() + dispatch + CANCEL_SLACK);
+            }
+            if Instant::now() >= backstop {
+                self.kill();
+                return Ran::Crashed {
+                    gpu_ns,
+                    reason: "the worker neither ended the job nor answered in time; it was killed"
+                        .into(),
+                };
+            }
+            match self.inbox.recv_timeout(Duration::from_millis(10)) {
+                Ok(Ok(FromWorker::Log(bytes))) => on_log(&bytes),
+                Ok(Ok(FromWorker::Metered { gpu_ns: g })) => gpu_ns = gpu_ns.max(g),
+                Ok(Ok(FromWorker::Done(report))) => return Ran::Report(report),
+                Ok(Ok(_)) => return self.crashed(gpu_ns, "the worker sent nonsense".into()),
+                Ok(Err(e)) => return self.crashed(gpu_ns, format!("the worker's pipe broke: {e}")),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.exit_status();
+                    return Ran::Crashed {
+                        gpu_ns,
+                        reason: format!("the worker process running the job died ({status})"),
+                    };
+                }
+            }
+        }
+    }
+
+    fn crashed(&mut self, gpu_ns: u64, reason: String) -> Ran {
+        self.kill();
+        Ran::Crashed { gpu_ns, reason }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// How the process ended (killed after a second if it lingers).
+    fn exit_status(&mut self) -> String {
+        let until = Instant::now() + Duration::from_secs(1);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return describe_exit(status),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    self.kill();
+                    return "closed its pipe and was killed".into();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                libc::SIGABRT => " (SIGABRT: abort, e.g. a stack overflow)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGILL => " (SIGILL)",
+                _ => "",
+            };
+            return format!("killed by signal {signal}{name}");
+        }
+    }
+    status.to_string()
+}
+
+/// The node's idle workers, one per free slot. Jobs wait here for a slot;
+/// a worker being restarted rejoins when its device is open.
+pub(crate) struct WorkerPool {
+    idle: Mutex<Vec<Worker>>,
+    returned: Notify,
+    command: WorkerCommand,
+    init: WorkerInit,
+}
+
+impl WorkerPool {
+    /// Starts `slots` workers at once; fails if any cannot open its slot.
+    pub(crate) fn start(
+        command: WorkerCommand,
+        init: WorkerInit,
+        slots: u32,
+    ) -> Result<WorkerPool, WorkerError> {
+        let workers: Vec<Result<Worker, WorkerError>> = std::thread::scope(|s| {
+            let spawned: Vec<_> = (0..slots.max(1))
+                .map(|_| s.spawn(|| Worker::spawn(&command, &init)))
+                .collect();
+            spawned
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(WorkerError::NotReady("spawn thread".into())))
+                })
+                .collect()
+        });
+        let workers = workers.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(WorkerPool {
+            idle: Mutex::new(workers),
+            returned: Notify::new(),
+            command,
+            init,
+        })
+    }
+
+    /// The adapter and limits of the workers' devices.
+    pub(crate) fn describe(&self) -> Option<(AdapterInfo, SlotLimits)> {
+        lock(&self.idle)
+            .first()
+            .map(|w| (w.adapter.clone(), w.limits))
+    }
+
+    /// A free worker, waiting up to `patience` for one.
+    pub(crate) async fn take(&self, patience: Duration) -> Option<Worker> {
+        let until = tokio::time::Instant::now() + patience;
+        loop {
+            let returned = self.returned.notified();
+            if let Some(worker) = lock(&self.idle).pop() {
+                return Some(worker);
+            }
+            if tokio::time::timeout_at(until, returned).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    pub(crate) fn put(&self, worker: Worker) {
+        lock(&self.idle).push(worker);
+        self.returned.notify_one();
+    }
+
+    /// Replaces a worker that is gone: retries (with backoff) until a new
+    /// one opens its slot, then makes it available.
+    pub(crate) fn respawn(self: &Arc<Self>) {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match Worker::spawn(&pool.command, &pool.init) {
+                    Ok(worker) => {
+                        tracing::info!("slot worker restarted");
+                        pool.put(worker);
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cannot restart a slot worker; retrying");
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        });
+    }
+}
