@@ -95,6 +95,31 @@ pub fn run_job(wasm: &[u8], input: &[u8], limits: &JobLimits) -> JobReport {
         .expect("the slot is free")
 }
 
+/// Workgroups of `burn` (one dispatch) that keep lavapipe (or a GPU) busy
+/// for about `seconds`, measured on this slot: doubled until one dispatch
+/// takes 200 ms, then scaled.
+pub fn burn_workgroups(seconds: f64) -> u32 {
+    let mut workgroups = 16u32;
+    loop {
+        let r = run_job(
+            &guest_wasm("misbehave"),
+            format!("burn {workgroups}").as_bytes(),
+            &JobLimits::default(),
+        );
+        assert_eq!(
+            r.outcome,
+            suanli_sandbox::Outcome::Succeeded,
+            "{:?}",
+            r.error
+        );
+        if r.gpu_ns >= 200_000_000 || workgroups >= 32_768 {
+            let per_workgroup = r.gpu_ns.max(1) as f64 / f64::from(workgroups);
+            return (seconds * 1e9 / per_workgroup).clamp(1.0, 65_535.0) as u32;
+        }
+        workgroups *= 2;
+    }
+}
+
 /// The `suanli` binary of this build (`target/<profile>/suanli`), built if
 /// missing; `SUANLI_BIN` names a prebuilt one.
 pub fn suanli_bin() -> PathBuf {

@@ -226,6 +226,15 @@ impl ProcCluster {
         self.nodes[i].process.as_ref().expect("node alive").0.id()
     }
 
+    /// Whether node `i`'s process is still running (it was started and has
+    /// not exited).
+    pub fn node_running(&mut self, i: usize) -> bool {
+        match self.nodes[i].process.as_mut() {
+            Some(p) => matches!(p.0.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
     /// Waits up to `timeout` for node `i` to exit by itself.
     pub fn wait_node(
         &mut self,

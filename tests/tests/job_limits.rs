@@ -7,27 +7,11 @@
 use std::time::Duration;
 
 use suanli_e2e::components::many_memories;
-use suanli_e2e::{guest_wasm, run_job};
+use suanli_e2e::{burn_workgroups, guest_wasm, run_job};
 use suanli_sandbox::{JobLimits, JobReport, MAX_MEMORIES, Outcome};
 
 fn misbehave(deed: &str, limits: &JobLimits) -> JobReport {
     run_job(&guest_wasm("misbehave"), deed.as_bytes(), limits)
-}
-
-/// Workgroups of `burn` (one dispatch) that keep lavapipe (or a GPU) busy
-/// for about `seconds`, measured on this slot: doubled until one dispatch
-/// takes 200 ms, then scaled.
-pub fn burn_workgroups(seconds: f64) -> u32 {
-    let mut workgroups = 16u32;
-    loop {
-        let r = misbehave(&format!("burn {workgroups}"), &JobLimits::default());
-        assert_eq!(r.outcome, Outcome::Succeeded, "{:?}", r.error);
-        if r.gpu_ns >= 200_000_000 || workgroups >= 32_768 {
-            let per_workgroup = r.gpu_ns.max(1) as f64 / f64::from(workgroups);
-            return (seconds * 1e9 / per_workgroup).clamp(1.0, 65_535.0) as u32;
-        }
-        workgroups *= 2;
-    }
 }
 
 fn small_memory() -> JobLimits {

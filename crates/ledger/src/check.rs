@@ -41,7 +41,9 @@ impl Ledger {
         )?);
         v.extend(rows(
             self,
-            "SELECT j.id, COALESCE(SUM(a.outcome IS NULL), 0) AS open FROM jobs j
+            // `a.job IS NOT NULL`: a job with no attempt at all (cancelled
+            // while queued) joins one all-NULL row, which is not an attempt.
+            "SELECT j.id, COALESCE(SUM(a.job IS NOT NULL AND a.outcome IS NULL), 0) AS open FROM jobs j
              LEFT JOIN attempts a ON a.job = j.id GROUP BY j.id
              HAVING (j.state = 'running' AND open != 1) OR (j.state != 'running' AND open != 0)",
             |j, open| {

@@ -1030,3 +1030,12 @@ fn v2_fixture(dir: &tempfile::TempDir, outcome: &str) -> ReceiptSigner {
     }
     signer
 }
+
+#[test]
+fn a_job_cancelled_before_any_attempt_passes_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let job = submit(&mut l, "alice", &spec(3));
+    assert_eq!(l.cancel(job, 1).unwrap(), Some(None));
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+}

@@ -37,6 +37,12 @@ pub struct LimitArgs {
     /// Linear-memory limit of the job.
     #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
     pub max_memory: u64,
+    /// Longest one dispatch may keep the GPU busy; past it the job ends
+    /// `gpu_hang`. With --max-gpu-seconds it bounds the charge:
+    /// min(timeout, GPU budget + this) of GPU time. On a cluster the job
+    /// runs only on nodes that allow it.
+    #[arg(long, value_name = "SECONDS", default_value_t = suanli_proto::DEFAULT_MAX_DISPATCH_NS as f64 / 1e9)]
+    pub max_dispatch_seconds: f64,
 }
 
 impl LimitArgs {
@@ -44,6 +50,14 @@ impl LimitArgs {
         self.max_gpu_seconds
             .map(|s| seconds_to_ns("--max-gpu-seconds", s))
             .transpose()
+    }
+
+    pub fn max_dispatch(&self) -> anyhow::Result<Duration> {
+        let ns = seconds_to_ns("--max-dispatch-seconds", self.max_dispatch_seconds)?;
+        if ns == 0 {
+            bail!("--max-dispatch-seconds must be more than 0");
+        }
+        Ok(Duration::from_nanos(ns))
     }
 
     pub fn timeout(&self) -> anyhow::Result<Duration> {

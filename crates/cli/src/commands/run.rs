@@ -40,6 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_memory_bytes: usize::try_from(args.limits.max_memory).unwrap_or(usize::MAX),
         timeout: args.limits.timeout()?,
         max_gpu_ns: args.limits.max_gpu_ns()?,
+        max_dispatch: args.limits.max_dispatch()?,
         max_log_bytes: args.max_log,
         ..JobLimits::default()
     };

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use suanli_proto::{DEFAULT_MAX_DISPATCH_NS, JobLimits, JobState, Requirements, Role};
+use suanli_proto::{JobLimits, JobState, Requirements, Role};
 
 use super::connect::Connection;
 use super::{LimitArgs, json, read_file, read_input};
@@ -15,12 +15,6 @@ pub struct Args {
     input: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Longest one dispatch may keep the GPU busy; past it the job ends
-    /// `gpu_hang`. With --max-gpu-seconds it bounds the charge:
-    /// min(timeout, GPU budget + this) of GPU time. Runs only on nodes that
-    /// allow it.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_MAX_DISPATCH_NS as f64 / 1e9)]
-    max_dispatch_seconds: f64,
     /// Only run on a node whose GPU offers at least this many bytes (largest buffer).
     #[arg(long, value_name = "BYTES", default_value_t = 0)]
     min_gpu_memory: u64,
@@ -41,8 +35,7 @@ pub struct Args {
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     let module = read_file("job", &args.job)?;
     let input = read_input(args.input.as_deref())?;
-    let max_dispatch_ns =
-        super::seconds_to_ns("--max-dispatch-seconds", args.max_dispatch_seconds)?;
+    let max_dispatch_ns = u64::try_from(args.limits.max_dispatch()?.as_nanos()).unwrap_or(u64::MAX);
     let limits = JobLimits {
         max_gpu_ns: args.limits.max_gpu_ns()?,
         timeout_ns: u64::try_from(args.limits.timeout()?.as_nanos()).unwrap_or(u64::MAX),
