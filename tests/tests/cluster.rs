@@ -583,7 +583,8 @@ async fn a_crashed_job_runs_once_more_elsewhere_then_fails() {
     );
     let error = view.attempts[0].error.as_deref().unwrap();
     assert!(error.len() <= MAX_ERROR_BYTES, "{}", error.len());
-    assert!(error.ends_with("[... 921600 bytes cut]"));
+    let kept = MAX_ERROR_BYTES - 64;
+    assert!(error.ends_with(&format!("[... {} of 921600 bytes cut]", 921_600 - kept)));
     assert!(
         first
             .assignment_within(Duration::from_millis(1500))

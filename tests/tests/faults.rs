@@ -257,7 +257,7 @@ async fn chaos_loses_no_job_and_bills_nothing_twice() {
                 &matmul::reference::encode_input(&p),
                 Requirements::default(),
                 JobLimits::default(),
-                20,
+                suanli_proto::MAX_ATTEMPTS,
             )
             .await
             .unwrap();
@@ -337,6 +337,7 @@ async fn a_node_behind_a_cut_network_is_noticed_within_five_seconds() {
         cluster.dir.path().join("remote"),
     );
     config.max_backoff = Duration::from_millis(500);
+    config.worker = suanli_e2e::worker_command();
     let node = tokio::task::spawn_blocking(move || suanli_node::Node::new(config))
         .await
         .unwrap()

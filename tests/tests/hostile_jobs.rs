@@ -139,12 +139,19 @@ fn attacks(burn_1s: u32) -> Vec<Attack> {
         timeout_ns: 300 * MS,
         ..limits()
     };
-    all.push(misdeed(
+    let mut late = misdeed(
         "kernel past the deadline",
         format!("burn {}", burn_1s * 3 / 2),
-        short.clone(),
+        short,
         Outcome::Timeout,
-    ));
+    );
+    late.check = |view| {
+        // Ended by the sandbox once the kernel was metered, not by the
+        // watchdog (which would have restarted the worker).
+        let error = view.error.as_deref().unwrap_or_default();
+        assert!(error.contains("waiting for the GPU"), "{error}");
+    };
+    all.push(late);
     let hang = JobLimits {
         max_dispatch_ns: 300 * MS,
         ..limits()

@@ -178,8 +178,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts one worker per slot, each opening its own device (slow: most
-    /// of a second per device on lavapipe, in parallel).
+    /// Starts one worker per slot, each opening its own device (in
+    /// parallel; 40–60 ms per worker on lavapipe).
     pub fn new(config: NodeConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;

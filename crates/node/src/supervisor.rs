@@ -88,6 +88,8 @@ impl Worker {
         };
         let mut child = Command::new(&cmd.program)
             .args(&cmd.args)
+            .env_clear()
+            .envs(worker_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -127,7 +129,11 @@ impl Worker {
             }
             Ok(Ok(FromWorker::Failed(reason))) => WorkerError::Failed(reason),
             Ok(Ok(_)) => WorkerError::NotReady("unexpected first message".into()),
-            Ok(Err(e)) => WorkerError::NotReady(e.to_string()),
+            Ok(Err(e)) => WorkerError::NotReady(format!(
+                "{e} (is `{} {}` a suanli slot worker?)",
+                cmd.program.display(),
+                cmd.args.join(" ")
+            )),
             Err(e) => WorkerError::NotReady(e),
         };
         let _ = child.kill();
@@ -209,6 +215,31 @@ impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Environment variables a worker inherits: what GPU drivers, the dynamic
+/// linker and logging read, and the test failpoint switch. Nothing else (a
+/// node's `SUANLI_TOKEN` in particular) reaches the process that runs
+/// strangers' code.
+fn worker_env() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+    const PREFIXES: [&str; 9] = [
+        "VK_", "MESA_", "LP_", "GALLIUM_", "__GL", "__NV", "NVIDIA_", "CUDA_", "WGPU_",
+    ];
+    const NAMES: [&str; 9] = [
+        "PATH",
+        "HOME",
+        "LD_LIBRARY_PATH",
+        "XDG_RUNTIME_DIR",
+        "NODEVICE_SELECT",
+        "DISPLAY",
+        "RUST_LOG",
+        "RUST_BACKTRACE",
+        crate::worker::FAILPOINTS_ENV,
+    ];
+    std::env::vars_os().filter(|(key, _)| {
+        key.to_str()
+            .is_some_and(|k| NAMES.contains(&k) || PREFIXES.iter().any(|p| k.starts_with(p)))
+    })
 }
 
 fn describe_exit(status: std::process::ExitStatus) -> String {

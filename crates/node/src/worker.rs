@@ -256,8 +256,8 @@ fn watchdog(current: Current, out: Out) {
     }
 }
 
-/// `Some(outcome)` once the job should have stopped [`STOP_GRACE`] ago and
-/// is not waiting on the GPU.
+/// `Some(outcome)` once the job should have stopped and has spent
+/// [`STOP_GRACE`] since then outside GPU waits.
 fn overdue(running: &Running) -> Option<Outcome> {
     let now = Instant::now();
     let reason = if running.cancel.load(Ordering::Relaxed) {
@@ -267,8 +267,14 @@ fn overdue(running: &Running) -> Option<Outcome> {
     } else {
         return None;
     };
-    let seen = *lock(&running.stop_seen).get_or_insert(now);
-    (now.duration_since(seen) >= STOP_GRACE && !running.probe.is_in_gpu_call()).then_some(reason)
+    let mut seen = lock(&running.stop_seen);
+    if running.probe.is_in_gpu_call() {
+        // The kernel is metered when it ends; the grace starts after that.
+        *seen = None;
+        return None;
+    }
+    let since = *seen.get_or_insert(now);
+    (now.duration_since(since) >= STOP_GRACE).then_some(reason)
 }
 
 fn stuck_report(running: &Running, outcome: Outcome) -> WorkerReport {

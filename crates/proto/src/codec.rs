@@ -119,7 +119,9 @@ mod tests {
         use crate::{AttemptResult, FromNode, Metering, Outcome, Receipt, Signature};
         let error = crate::bounded_error("é".repeat(4 << 20));
         assert!(error.len() <= crate::MAX_ERROR_BYTES);
-        assert!(error.ends_with(&format!("[... {} bytes cut]", 8 << 20)));
+        let kept = error.find(" [...").unwrap();
+        let cut = (8 << 20) - kept;
+        assert!(error.ends_with(&format!("[... {cut} of {} bytes cut]", 8 << 20)));
         let result = FromNode::Finished(Box::new(AttemptResult {
             receipt: Receipt {
                 job: u64::MAX,

@@ -484,10 +484,15 @@ pub fn bounded_error(text: String) -> String {
     if text.len() <= MAX_ERROR_BYTES {
         return text;
     }
-    let note = format!(" [... {} bytes cut]", text.len());
-    let mut end = MAX_ERROR_BYTES - note.len();
+    // Room for the note: " [... N of M bytes cut]" with two u64s is < 64 bytes.
+    let mut end = MAX_ERROR_BYTES - 64;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}{note}", &text[..end])
+    format!(
+        "{} [... {} of {} bytes cut]",
+        &text[..end],
+        text.len() - end,
+        text.len()
+    )
 }

@@ -95,10 +95,10 @@ impl compute::Host for JobState {
             .collect::<Result<Vec<_>, _>>()?;
         // The budget is a stop signal: once spent, no dispatch starts.
         self.check_budget()?;
-        let result = self
-            .probe
-            .during_gpu_call(|| self.gpu.dispatch(pipeline, &buffers, [x, y, z]));
+        self.probe.enter_gpu_call();
+        let result = self.gpu.dispatch(pipeline, &buffers, [x, y, z]);
         self.probe.metered(self.gpu.gpu_ns(), self.gpu.dispatches());
+        self.probe.leave_gpu_call();
         // The dispatch that crossed the budget was metered; it is charged up
         // to the job's charge cap (budget + dispatch limit).
         if self.max_gpu_ns.is_some_and(|b| self.gpu.gpu_ns() > b) {
@@ -184,9 +184,9 @@ impl compute::HostBuffer for JobState {
         len: u64,
     ) -> HostResult<Vec<u8>> {
         let id = self.table.get(&buffer)?.0;
-        let data = self
-            .probe
-            .during_gpu_call(|| self.gpu.read_buffer(id, offset, len));
+        self.probe.enter_gpu_call();
+        let data = self.gpu.read_buffer(id, offset, len);
+        self.probe.leave_gpu_call();
         to_guest(data)
     }
 

@@ -47,10 +47,14 @@ impl JobProbe {
         self.dispatches.store(dispatches, Ordering::Release);
     }
 
-    pub(crate) fn during_gpu_call<T>(&self, call: impl FnOnce() -> T) -> T {
+    /// Marks a GPU wait. Metering is published (with [`JobProbe::metered`])
+    /// before [`JobProbe::leave_gpu_call`], so a supervisor that sees the job
+    /// outside the GPU also sees the time of the dispatch it just finished.
+    pub(crate) fn enter_gpu_call(&self) {
         self.in_gpu_call.store(true, Ordering::Release);
-        let result = call();
+    }
+
+    pub(crate) fn leave_gpu_call(&self) {
         self.in_gpu_call.store(false, Ordering::Release);
-        result
     }
 }
