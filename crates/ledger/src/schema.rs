@@ -230,6 +230,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;
     CREATE TRIGGER usage_is_append_only_delete BEFORE DELETE ON usage
         BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;",
+    // 4: node identity, per-token node caps, quarantine, drain (issue 11). Reserved.
+    "",
+    // 5: token lifecycle: revocation, last use (issue 11). Reserved.
+    "",
+    // 6: storage quotas and retention (issue 11). Reserved.
+    "",
 ];
 
 /// The outcome names migration 3's CHECK constraints allow, in the order of
