@@ -322,6 +322,10 @@ pub struct FakeNode {
     pub recv: quinn::RecvStream,
     pub node_id: u64,
     pub signer: suanli_proto::ReceiptSigner,
+    /// When each assignment arrived: `finish` waits until the receipt's GPU
+    /// time has passed since then, as for an honest node (the coordinator
+    /// refuses GPU time above the wall time since assignment).
+    pub assigned: std::collections::HashMap<(u64, u32), std::time::Instant>,
 }
 
 /// A plausible GPU for fake nodes.
@@ -357,15 +361,27 @@ impl FakeNode {
         seed: u8,
         caps: suanli_proto::NodeCaps,
     ) -> Result<FakeNode, suanli_net::NetError> {
+        FakeNode::register_with(cluster, token, seed, |info| info.caps = caps).await
+    }
+
+    /// Registers with what it reports about itself changed by `tweak`
+    /// (slots, GPU strings, in-flight claims...).
+    pub async fn register_with(
+        cluster: &TestCluster,
+        token: &str,
+        seed: u8,
+        tweak: impl FnOnce(&mut suanli_proto::NodeInfo),
+    ) -> Result<FakeNode, suanli_net::NetError> {
         let client = cluster.connect(token, suanli_proto::Role::Node).await?;
         let signer = suanli_proto::ReceiptSigner::from_seed(&[seed; 32]);
-        let info = suanli_proto::NodeInfo {
+        let mut info = suanli_proto::NodeInfo {
             gpu: fake_gpu(),
             slots: 1,
-            caps,
+            caps: suanli_proto::NodeCaps::default(),
             public_key: signer.public_key(),
             in_flight: Vec::new(),
         };
+        tweak(&mut info);
         let (send, recv, node_id, _) = client.register(info).await?;
         Ok(FakeNode {
             client,
@@ -373,6 +389,7 @@ impl FakeNode {
             recv,
             node_id,
             signer,
+            assigned: std::collections::HashMap::new(),
         })
     }
 
@@ -400,6 +417,8 @@ impl FakeNode {
             .expect("a frame")
             .expect("the stream is open");
             if let suanli_proto::ToNode::Run(a) = frame {
+                self.assigned
+                    .insert((a.job, a.attempt), std::time::Instant::now());
                 return Some(a);
             }
         }
@@ -438,8 +457,31 @@ impl FakeNode {
         self.finish_with_error(receipt, signature, None).await;
     }
 
-    /// Sends a finished attempt with an error text of the node's choosing.
+    /// Sends a finished attempt at once, whatever GPU time it claims.
+    pub async fn finish_now(
+        &mut self,
+        receipt: suanli_proto::Receipt,
+        signature: suanli_proto::Signature,
+    ) {
+        self.send_finished(receipt, signature, None).await;
+    }
+
+    /// Sends a finished attempt with an error text of the node's choosing,
+    /// once the receipt's GPU time has passed since its assignment.
     pub async fn finish_with_error(
+        &mut self,
+        receipt: suanli_proto::Receipt,
+        signature: suanli_proto::Signature,
+        error: Option<String>,
+    ) {
+        if let Some(at) = self.assigned.get(&(receipt.job, receipt.attempt)) {
+            let used = std::time::Duration::from_nanos(receipt.gpu_ns);
+            tokio::time::sleep(used.saturating_sub(at.elapsed())).await;
+        }
+        self.send_finished(receipt, signature, error).await;
+    }
+
+    async fn send_finished(
         &mut self,
         receipt: suanli_proto::Receipt,
         signature: suanli_proto::Signature,

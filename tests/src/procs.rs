@@ -20,9 +20,15 @@ impl Drop for Running {
 /// A `suanli coordinator` process; returns it and what it printed up to its
 /// `client config:` line.
 pub fn start_coordinator(data: &Path, listen: &str) -> (Running, String) {
+    start_coordinator_with(data, listen, &[])
+}
+
+/// [`start_coordinator`] with more `suanli coordinator` flags (limits).
+pub fn start_coordinator_with(data: &Path, listen: &str, extra: &[String]) -> (Running, String) {
     let mut child = Command::new(suanli_bin())
         .args(["coordinator", "--listen", listen, "--data"])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -122,6 +128,7 @@ pub struct ProcCluster {
     coordinator: Option<Running>,
     nodes: Vec<ProcNode>,
     extras: NodeExtras,
+    coordinator_args: Vec<String>,
 }
 
 impl ProcCluster {
@@ -132,9 +139,22 @@ impl ProcCluster {
 
     /// [`ProcCluster::start`], the nodes started with `extras`.
     pub fn start_with(nodes: usize, slots: u32, extras: NodeExtras) -> ProcCluster {
+        ProcCluster::start_ext(nodes, slots, extras, &[])
+    }
+
+    /// [`ProcCluster::start_with`], the coordinator started (and restarted)
+    /// with `coordinator_args` too.
+    pub fn start_ext(
+        nodes: usize,
+        slots: u32,
+        extras: NodeExtras,
+        coordinator_args: &[&str],
+    ) -> ProcCluster {
+        let coordinator_args: Vec<String> =
+            coordinator_args.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("coordinator");
-        let (coordinator, _) = start_coordinator(&data, "127.0.0.1:0");
+        let (coordinator, _) = start_coordinator_with(&data, "127.0.0.1:0", &coordinator_args);
         let config = data.join("client.toml").to_str().expect("utf-8").to_owned();
         let file = toml_lines(&std::fs::read_to_string(&config).expect("client.toml"));
         let mut cluster = ProcCluster {
@@ -145,6 +165,7 @@ impl ProcCluster {
             coordinator: Some(coordinator),
             nodes: Vec::new(),
             extras,
+            coordinator_args,
             dir,
         };
         for i in 0..nodes {
@@ -182,7 +203,7 @@ impl ProcCluster {
     /// Starts the coordinator again on the same address and data directory.
     pub fn start_coordinator(&mut self) {
         if self.coordinator.is_none() {
-            let (c, _) = start_coordinator(&self.data, &self.address);
+            let (c, _) = start_coordinator_with(&self.data, &self.address, &self.coordinator_args);
             self.coordinator = Some(c);
         }
     }

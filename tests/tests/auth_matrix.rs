@@ -122,6 +122,7 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
             Request::CreateToken {
                 role: Role::Tenant,
                 name: "minted".into(),
+                max_slots: None,
             },
             [Allowed, Forbidden, Forbidden, Forbidden],
         ),
@@ -190,9 +191,42 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
             [NotFound, Forbidden, Forbidden, Forbidden],
         ),
         (
+            "undrain-node (unknown)",
+            Request::UndrainNode("nobody".into()),
+            [NotFound, Forbidden, Forbidden, Forbidden],
+        ),
+        (
+            "restore-node (unknown)",
+            Request::RestoreNode("nobody".into()),
+            [NotFound, Forbidden, Forbidden, Forbidden],
+        ),
+        (
             "check",
             Request::Check,
             [Allowed, Forbidden, Forbidden, Forbidden],
+        ),
+        (
+            "gc",
+            Request::Gc,
+            [Allowed, Forbidden, Forbidden, Forbidden],
+        ),
+        (
+            "set-storage-quota",
+            Request::SetStorageQuota {
+                tenant: "tenant-b".into(),
+                bytes: None,
+            },
+            [Allowed, Forbidden, Forbidden, Forbidden],
+        ),
+        (
+            "list-tokens",
+            Request::ListTokens,
+            [Allowed, Forbidden, Forbidden, Forbidden],
+        ),
+        (
+            "revoke-token (unknown)",
+            Request::RevokeToken("nobody".into()),
+            [NotFound, Forbidden, Forbidden, Forbidden],
         ),
     ];
     let callers = [
@@ -266,6 +300,134 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
             .await
             .is_ok()
     );
+}
+
+/// Issue 11: a node's identity is its token and key together. A receipt
+/// key bound to one node token is refused for another (the reason names the
+/// binding), and a HasBlobs answer for a hash without a grant is "missing"
+/// whether or not some other tenant uploaded it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bound_node_key_is_refused_for_another_token_and_has_blobs_is_no_oracle() {
+    let cluster = TestCluster::start().await;
+    let first = cluster.token(Role::Node, "first").await;
+    let second = cluster.token(Role::Node, "second").await;
+    let key = suanli_proto::ReceiptSigner::from_seed(&[42; 32]).public_key();
+    let info = NodeInfo {
+        gpu: fake_gpu(),
+        slots: 1,
+        caps: suanli_proto::NodeCaps::default(),
+        public_key: key,
+        in_flight: Vec::new(),
+    };
+    let node = cluster.connect(&first, Role::Node).await.unwrap();
+    let _kept = node.register(info.clone()).await.unwrap();
+    let other = cluster.connect(&second, Role::Node).await.unwrap();
+    match other.register(info).await {
+        Err(NetError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::Forbidden);
+            assert!(
+                message.contains(&format!("{} is bound to another node token", key.to_hex())),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("a bound key registered with a second token"),
+        Err(e) => panic!("{e}"),
+    }
+
+    let a = cluster.tenant("tenant-a").await;
+    let b = cluster.tenant("tenant-b").await;
+    let uploaded = a.put_blob(b"tenant a's secret").await.unwrap();
+    let never = suanli_proto::Hash::of(b"nobody uploaded this");
+    let missing = b.missing_blobs(vec![uploaded, never]).await.unwrap();
+    assert_eq!(missing, vec![uploaded, never], "same answer for both");
+    assert_eq!(
+        a.missing_blobs(vec![uploaded, never]).await.unwrap(),
+        vec![never]
+    );
+}
+
+/// Issue 11: `token revoke` closes the token's live connections within a
+/// second, for every role, and every later handshake (so every request
+/// type) is refused with "token revoked"; other tokens are untouched, and
+/// `token list` shows the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoked_tokens_are_cut_off_within_a_second_and_refused_for_every_request() {
+    let cluster = TestCluster::start().await;
+    let admin = &cluster.admin;
+    let tenant = cluster.token(Role::Tenant, "doomed-tenant").await;
+    let node = cluster.token(Role::Node, "doomed-node").await;
+    let keeper = cluster.tenant("keeper").await;
+    let live = [
+        (
+            Role::Tenant,
+            cluster.connect(&tenant, Role::Tenant).await.unwrap(),
+        ),
+        (
+            Role::Tenant,
+            cluster.connect(&tenant, Role::Tenant).await.unwrap(),
+        ),
+        (
+            Role::Node,
+            cluster.connect(&node, Role::Node).await.unwrap(),
+        ),
+    ];
+    // In use before: the list says when, not the secret.
+    let listed = admin.tokens().await.unwrap();
+    let doomed = listed.iter().find(|t| t.name == "doomed-tenant").unwrap();
+    assert!(doomed.last_used_ms.is_some() && doomed.revoked_ms.is_none());
+    for name in ["doomed-tenant", "doomed-node"] {
+        admin.revoke_token(name).await.unwrap();
+    }
+    let revoked_at = std::time::Instant::now();
+    for (role, client) in &live {
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            client.connection().closed(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a {role:?} connection outlived its token by 1 s"));
+        assert!(closed.to_string().contains("token revoked"), "{closed}");
+    }
+    eprintln!("connections closed {:?} after revoke", revoked_at.elapsed());
+    // Every request type on a connection of the revoked token fails.
+    let requests = [
+        Request::ListJobs,
+        Request::HasBlobs(Vec::new()),
+        Request::Usage(UsageQuery::default()),
+        Request::ListPrices,
+        Request::GetBlob(suanli_proto::Hash::of(b"x")),
+    ];
+    for request in &requests {
+        for (role, client) in &live {
+            assert!(
+                client.call(request).await.is_err(),
+                "{} by a revoked {role:?} token",
+                request.kind()
+            );
+        }
+    }
+    // And no new connection gets in, as any role.
+    for token in [&tenant, &node] {
+        for role in [Role::Admin, Role::Tenant, Role::Node] {
+            match cluster.connect(token, role).await {
+                Err(NetError::Refused(reason)) => {
+                    assert!(reason.contains("token revoked"), "{role:?}: {reason}")
+                }
+                Err(e) => panic!("{role:?}: {e}"),
+                Ok(_) => panic!("a revoked token connected as {role:?}"),
+            }
+        }
+    }
+    keeper.jobs().await.expect("other tokens are untouched");
+    let listed = admin.tokens().await.unwrap();
+    for name in ["doomed-tenant", "doomed-node"] {
+        let t = listed.iter().find(|t| t.name == name).unwrap();
+        assert!(t.revoked_ms.is_some(), "{name} listed as live");
+    }
+    match admin.revoke_token("doomed-tenant").await {
+        Err(NetError::Remote { code, .. }) => assert_eq!(code, ErrorCode::NotFound),
+        other => panic!("revoking twice: {other:?}"),
+    }
 }
 
 #[test]

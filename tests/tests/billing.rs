@@ -329,7 +329,7 @@ async fn re_sent_results_are_billed_once_and_forged_receipts_never() {
     let job = submit(b"three").await;
     let a = node.next_assignment().await;
     let liar = suanli_proto::ReceiptSigner::from_seed(&[99; 32]);
-    let receipt = node.receipt(&a, Outcome::Succeeded, 9_000_000_000, None);
+    let receipt = node.receipt(&a, Outcome::Succeeded, 9_000_000, None);
     node.finish(receipt.clone(), liar.sign(&receipt)).await;
     let view = wait_final(&tenant, job).await;
     assert_eq!(view.attempts[0].outcome, Some(Outcome::ProviderFault));

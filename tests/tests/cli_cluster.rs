@@ -226,3 +226,62 @@ fn queued_jobs_survive_a_coordinator_kill_and_nodes_reconnect() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// Issue 11: secrets stay out of argv (`--token-file`, `SUANLI_TOKEN_FILE`),
+/// and `token list` / `token revoke` work from the command line.
+#[test]
+fn tokens_come_from_files_and_are_listed_and_revoked() {
+    let cluster = suanli_e2e::procs::ProcCluster::start(0, 1);
+    let token = cluster.token("tenant", "filed");
+    let file = cluster.dir.path().join("filed.token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let path = file.to_str().unwrap();
+    let [addr, fp] = cluster.conn();
+    let by_flag = suanli(&["--token-file", path, "jobs", "--json"], &[addr, fp]);
+    ok_json(&by_flag);
+    let by_env = suanli(
+        &["jobs", "--json"],
+        &[addr, fp, ("SUANLI_TOKEN_FILE", path)],
+    );
+    ok_json(&by_env);
+    let config = cluster.config.as_str();
+    let listed = ok_json(&suanli(
+        &["--config", config, "token", "list", "--json"],
+        &[],
+    ));
+    let row = |listed: &serde_json::Value| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "filed")
+            .cloned()
+            .unwrap()
+    };
+    let filed = row(&listed);
+    assert_eq!(filed["role"], "tenant");
+    assert!(
+        filed["last_used_ms"].is_u64() && filed["revoked_ms"].is_null(),
+        "{filed}"
+    );
+    assert!(
+        !listed.to_string().contains(&token[3..]),
+        "a secret was listed"
+    );
+    let revoked = suanli(&["--config", config, "token", "revoke", "filed"], &[]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let refused = suanli(&["--token-file", path, "jobs"], &[addr, fp]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("token revoked"), "{stderr}");
+    let listed = ok_json(&suanli(
+        &["--config", config, "token", "list", "--json"],
+        &[],
+    ));
+    assert!(row(&listed)["revoked_ms"].is_u64());
+}

@@ -103,3 +103,114 @@ async fn connections_past_the_limit_are_refused_and_the_rest_served() {
         }
     }
 }
+
+/// Issue 11: one token may not hold every connection. At the limit the
+/// next connection of that token is refused with the reason; another token
+/// still gets in; a freed place is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_per_token_are_limited_and_other_tokens_still_connect() {
+    let cluster = TestCluster::start_with(|c| c.max_connections_per_token = 2).await;
+    let alice = cluster.token(Role::Tenant, "alice").await;
+    let first = cluster.connect(&alice, Role::Tenant).await.unwrap();
+    let _second = cluster.connect(&alice, Role::Tenant).await.unwrap();
+    match cluster.connect(&alice, Role::Tenant).await {
+        Err(NetError::Refused(reason)) => assert!(
+            reason.contains("token alice already holds 2 connections")
+                && reason.contains("--max-connections-per-token"),
+            "{reason}"
+        ),
+        Err(e) => panic!("refused without the reason: {e}"),
+        Ok(_) => panic!("a third connection of one token was accepted"),
+    }
+    let bob = cluster.tenant("bob").await;
+    bob.jobs().await.expect("another token is served");
+    first.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match cluster.connect(&alice, Role::Tenant).await {
+            Ok(c) => {
+                c.jobs().await.unwrap();
+                break;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Issue 11: one source address may not hold every connection, even
+/// before presenting a token. The refusal names the address and the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_per_address_are_limited_with_the_reason() {
+    // The admin's connection of the test cluster is one of the three.
+    let cluster = TestCluster::start_with(|c| c.max_connections_per_address = 3).await;
+    let alice = cluster.token(Role::Tenant, "alice").await;
+    let bob = cluster.token(Role::Tenant, "bob").await;
+    let a = cluster.connect(&alice, Role::Tenant).await.unwrap();
+    let b = cluster.connect(&bob, Role::Tenant).await.unwrap();
+    match cluster.connect(&bob, Role::Tenant).await {
+        Err(NetError::Refused(reason)) => assert!(
+            reason.contains("too many connections from 127.0.0.1")
+                && reason.contains("--max-connections-per-address"),
+            "{reason}"
+        ),
+        Err(e) => panic!("refused without the reason: {e}"),
+        Ok(_) => panic!("a fourth connection from one address was accepted"),
+    }
+    a.jobs().await.unwrap();
+    b.jobs().await.unwrap();
+}
+
+/// Writes `bytes` one at a time, `pause` apart, then finishes the stream.
+async fn drip(send: &mut quinn::SendStream, bytes: &[u8], pause: Duration) {
+    for b in bytes {
+        if send.write_all(std::slice::from_ref(b)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    let _ = send.finish();
+}
+
+/// Issue 11: a request frame must arrive within the request timeout. One
+/// dripped in just under it is served; one dripped slower is cut off with
+/// the reason, and the connection keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_frames_must_arrive_within_the_request_timeout() {
+    let cluster =
+        TestCluster::start_with(|c| c.request_timeout = Duration::from_millis(1500)).await;
+    let alice = cluster.tenant("alice").await;
+    let frame = suanli_proto::encode(&Request::ListJobs).unwrap();
+    // Inside the limit: the whole frame within ~0.5 s.
+    let (mut send, mut recv) = alice.connection().open_bi().await.unwrap();
+    let pause = Duration::from_millis(500) / frame.len() as u32;
+    drip(&mut send, &frame, pause).await;
+    let answer: suanli_proto::Response = suanli_net::frame::expect_frame(&mut recv).await.unwrap();
+    assert!(
+        matches!(answer, suanli_proto::Response::Jobs(_)),
+        "{answer:?}"
+    );
+    // Past it: one byte every 400 ms never completes in 1.5 s.
+    let (mut send, mut recv) = alice.connection().open_bi().await.unwrap();
+    let started = std::time::Instant::now();
+    let dripping = tokio::spawn(async move {
+        drip(&mut send, &frame, Duration::from_millis(400)).await;
+    });
+    let answer: suanli_proto::Response = suanli_net::frame::expect_frame(&mut recv).await.unwrap();
+    let waited = started.elapsed();
+    match answer {
+        suanli_proto::Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::BadRequest);
+            assert!(message.contains("--request-timeout"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(4),
+        "cut off after {waited:?}"
+    );
+    dripping.abort();
+    alice.jobs().await.expect("the connection is still served");
+}

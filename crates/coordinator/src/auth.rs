@@ -2,10 +2,15 @@
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use suanli_ledger::Ledger;
-use suanli_proto::{Request, Role};
+
+use suanli_proto::{ErrorCode, Request, Response, Role};
 
 use crate::CoordinatorError;
+use crate::connections::REVOKED;
+use crate::server::{Peer, blocking};
+use crate::state::Shared;
 
 /// A new random 256-bit secret, shown once. Only its hash is stored.
 pub(crate) fn new_token() -> String {
@@ -37,6 +42,57 @@ pub(crate) fn ensure_admin(ledger: &mut Ledger) -> Result<Option<String>, Coordi
     let token = new_token();
     ledger.add_token(&token_hash(&token), Role::Admin, "admin", now_ms())?;
     Ok(Some(token))
+}
+
+/// Refuses a revoked token, with the reason "token revoked". Runs on a
+/// blocking thread (SQLite).
+pub(crate) fn refuse_revoked(shared: &Shared, token: &[u8; 32]) -> Result<(), String> {
+    match shared.ledger().token_revoked(token) {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(format!(
+            "{REVOKED}: an admin revoked it (suanli token revoke); ask for a new token"
+        )),
+        Err(e) => Err(format!("internal error: {e}")),
+    }
+}
+
+/// Records an accepted handshake as the token's last use (at most once a
+/// minute; see the ledger). Informational: a failure never refuses anyone.
+pub(crate) fn touch(shared: &Shared, token: &[u8; 32], now_ms: u64) {
+    if let Err(e) = shared.ledger().touch_token(token, now_ms) {
+        tracing::warn!(%e, "cannot record a token's last use");
+    }
+}
+
+/// Revokes every token named `name` (admin), then closes their live
+/// connections at once: the ledger first, so a handshake racing the
+/// revocation is refused either by the ledger or by the registry.
+pub(crate) async fn revoke(shared: &Arc<Shared>, peer: &Peer, name: String) -> Response {
+    let revoked = {
+        let (shared, name) = (shared.clone(), name.clone());
+        blocking(move || shared.ledger().revoke_tokens(&name, now_ms())).await
+    };
+    let hashes = match revoked {
+        Ok(Ok(hashes)) => hashes,
+        Ok(Err(e)) => return error_response(ErrorCode::Internal, e.to_string()),
+        Err(e) => return error_response(ErrorCode::Internal, e),
+    };
+    if hashes.is_empty() {
+        return error_response(
+            ErrorCode::NotFound,
+            format!("no live token is named {name} (suanli token list shows them)"),
+        );
+    }
+    let closed = peer.connections.revoke(&hashes);
+    tracing::warn!(%name, tokens = hashes.len(), closed, "token revoked");
+    Response::Ok
+}
+
+fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Why a token of `actual` role cannot be used as `claimed`.
@@ -73,6 +129,12 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         | SetNodeClass { .. }
         | SetCreditLimit { .. }
         | DrainNode(_)
+        | ListTokens
+        | RevokeToken(_)
+        | UndrainNode(_)
+        | RestoreNode(_)
+        | Gc
+        | SetStorageQuota { .. }
         | Check => role == Role::Admin,
         Register(_) => role == Role::Node,
     };
@@ -121,7 +183,8 @@ mod tests {
                 Role::Admin,
                 &Request::CreateToken {
                     role: Role::Tenant,
-                    name: "x".into()
+                    name: "x".into(),
+                    max_slots: None,
                 }
             )
             .is_ok()
@@ -131,7 +194,8 @@ mod tests {
                 Role::Tenant,
                 &Request::CreateToken {
                     role: Role::Tenant,
-                    name: "x".into()
+                    name: "x".into(),
+                    max_slots: None,
                 }
             )
             .is_err()

@@ -46,18 +46,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoordinatorError + '_ {
     }
 }
 
-/// Writes a file only its owner can read (keys, tokens).
+/// Writes a file only its owner can read (keys, tokens), atomically and
+/// durably: a crash mid-write leaves the old file whole, never a truncated
+/// one (which once cost the admin token in `client.toml`).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io_err(path))?;
-    file.write_all(bytes).map_err(io_err(path))
+    suanli_fs::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 impl DataDir {

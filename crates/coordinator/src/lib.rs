@@ -9,11 +9,14 @@
 
 mod auth;
 mod blobs;
+mod connections;
 mod data_dir;
+mod gc;
 mod node_session;
 mod scheduler;
 mod server;
 mod state;
+mod storage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,13 +61,52 @@ pub struct CoordinatorConfig {
     pub max_streams_per_connection: u32,
     /// Concurrent connections. Default 10,000.
     pub max_connections: usize,
+    /// Concurrent connections from one source IP address, counted from the
+    /// QUIC handshake on (before any token is seen). Default 1,024.
+    pub max_connections_per_address: usize,
+    /// Concurrent authenticated connections of one token, so one token
+    /// cannot take every connection and lock nodes out. Default 256.
+    pub max_connections_per_token: usize,
+    /// A request stream must deliver its request frame within this, and an
+    /// upload must bring bytes at least this often; a peer that opens a
+    /// stream and drips bytes is cut off. Default 10 s.
+    pub request_timeout: Duration,
     /// Blob uploads in progress per tenant or node name. Default 8.
     pub max_uploads_per_peer: u32,
     /// Log bytes kept per job. Default 1 MiB.
     pub max_log_bytes: u64,
+    /// Bytes a tenant may store: blobs it uploaded or was granted as
+    /// outputs, plus its jobs' logs, counted in the ledger. An upload or
+    /// log append past it is refused (`QuotaExceeded`). Per-tenant
+    /// overrides: `suanli tenant quota`. Default 10 GiB.
+    pub storage_quota: u64,
+    /// How long finished jobs' blobs (modules, inputs, outputs) and logs are
+    /// kept after the job ended (and uploads no job used, after their
+    /// upload). Ledger rows (jobs, attempts, usage) and receipts are kept
+    /// forever. Default 7 days.
+    pub retention: Duration,
+    /// How often garbage collection runs (it also runs at start and on
+    /// `suanli admin gc`). Default 1 hour.
+    pub gc_interval: Duration,
+    /// An unreferenced blob younger than this is not collected: a node's
+    /// output is uploaded before the result that grants it arrives.
+    /// Default 1 hour.
+    pub orphan_grace: Duration,
     /// After a restart, how long attempts that were running wait for their
     /// node to reconnect and claim them before they end `node_lost`. Default 10 s.
     pub recovery_grace: Duration,
+    /// An attempt not reported by `started + timeout + dispatch limit +
+    /// attempt_grace` (coordinator's clock) ends `provider_fault`, unbilled,
+    /// is cancelled on its node and retried on another node token. The
+    /// grace covers fetching blobs, uploading the output and reporting.
+    /// Default 30 s.
+    pub attempt_grace: Duration,
+    /// A node token with this many `provider_fault` attempts within
+    /// `quarantine_window` is quarantined (no new jobs until `suanli node
+    /// restore`). Default 3.
+    pub quarantine_faults: u32,
+    /// See `quarantine_faults`. Default 1 hour.
+    pub quarantine_window: Duration,
 }
 
 impl CoordinatorConfig {
@@ -76,9 +118,19 @@ impl CoordinatorConfig {
             max_blob_bytes: 256 << 20,
             max_streams_per_connection: 64,
             max_connections: 10_000,
+            max_connections_per_address: 1024,
+            max_connections_per_token: 256,
+            request_timeout: Duration::from_secs(10),
             max_uploads_per_peer: 8,
             max_log_bytes: 1 << 20,
+            storage_quota: 10 << 30,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            gc_interval: Duration::from_secs(3600),
+            orphan_grace: Duration::from_secs(3600),
             recovery_grace: Duration::from_secs(10),
+            attempt_grace: Duration::from_secs(30),
+            quarantine_faults: 3,
+            quarantine_window: Duration::from_secs(3600),
         }
     }
 }
@@ -129,6 +181,9 @@ impl Coordinator {
         let shared = Shared::new(config, ledger, dir, identity.fingerprint())?;
         tokio::spawn(state::recover(shared.clone()));
         tokio::spawn(scheduler::run(shared.clone()));
+        gc::once(shared.clone()).await;
+        tokio::spawn(gc::periodic(shared.clone()));
+        tokio::spawn(scheduler::deadlines(shared.clone()));
         tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         tracing::info!(%addr, "coordinator listening");
         Ok(Coordinator {

@@ -21,6 +21,7 @@ pub(crate) async fn run(
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
 ) -> Result<(), NetError> {
+    let mut info = info;
     if peer.node_id.get().is_some() {
         write_frame(
             &mut send,
@@ -32,7 +33,7 @@ pub(crate) async fn run(
         .await?;
         return Ok(());
     }
-    if let Some(reason) = refuse_caps(&info.caps) {
+    if let Some(reason) = refuse_caps(&info.caps).or_else(|| refuse_info(&info)) {
         tracing::warn!(name = %peer.name, "node refused: {reason}");
         write_frame(
             &mut send,
@@ -45,6 +46,7 @@ pub(crate) async fn run(
         let _ = send.finish();
         return Ok(());
     }
+    info.gpu.max_buffer_size = info.gpu.max_buffer_size.min(MAX_GPU_MEMORY_BYTES);
     let registered = shared
         .ledger()
         .register_node(&peer.token_hash, &peer.name, &info, now_ms());
@@ -52,7 +54,7 @@ pub(crate) async fn run(
         Ok(Registration::Registered(session)) => {
             return serve(shared, peer, info, session, send, recv).await;
         }
-        Ok(Registration::KeyMismatch(reason)) => {
+        Ok(Registration::KeyMismatch(reason) | Registration::KeyTaken(reason)) => {
             tracing::warn!(name = %peer.name, key = %info.public_key.to_hex(), "node refused: {reason}");
             (ErrorCode::Forbidden, reason)
         }
@@ -61,6 +63,86 @@ pub(crate) async fn run(
     write_frame(&mut send, &Response::Error { code, message }).await?;
     let _ = send.finish();
     Ok(())
+}
+
+/// Longest string a node may report about its GPU (name, backend, device
+/// type, driver, each feature).
+pub(crate) const MAX_NODE_STRING_BYTES: usize = 256;
+/// Most GPU features a node may report.
+pub(crate) const MAX_NODE_FEATURES: usize = 256;
+/// Most in-flight attempts a reconnecting node may claim.
+pub(crate) const MAX_IN_FLIGHT_CLAIMS: usize = 10_000;
+/// GPU memory (`max_buffer_size`) a node's claim is clipped to: 1 TiB.
+pub(crate) const MAX_GPU_MEMORY_BYTES: u64 = 1 << 40;
+/// Slack for the coordinator's millisecond clock when checking a receipt's
+/// GPU time against the attempt's wall time since assignment.
+const CLOCK_SLACK_NS: u64 = 2_000_000;
+
+/// Why what a node reports about itself is refused: strings and lists are
+/// stored and shown to admins, so they are bounded; numbers above
+/// `i64::MAX` cannot be stored as sent (clamping would change them).
+fn refuse_info(info: &NodeInfo) -> Option<String> {
+    let g = &info.gpu;
+    let strings = [
+        ("GPU name", &g.name),
+        ("backend", &g.backend),
+        ("device type", &g.device_type),
+        ("driver", &g.driver),
+    ];
+    let features = g.features.iter().map(|f| ("feature", f));
+    if let Some((what, s)) = strings
+        .into_iter()
+        .chain(features)
+        .find(|(_, s)| s.len() > MAX_NODE_STRING_BYTES)
+    {
+        return Some(format!(
+            "the node's {what} is {} bytes; at most {MAX_NODE_STRING_BYTES} are accepted",
+            s.len()
+        ));
+    }
+    if g.features.len() > MAX_NODE_FEATURES {
+        return Some(format!(
+            "the node reports {} GPU features; at most {MAX_NODE_FEATURES} are accepted",
+            g.features.len()
+        ));
+    }
+    if info.in_flight.len() > MAX_IN_FLIGHT_CLAIMS {
+        return Some(format!(
+            "the node claims {} in-flight attempts; at most {MAX_IN_FLIGHT_CLAIMS} are accepted",
+            info.in_flight.len()
+        ));
+    }
+    let c = &info.caps;
+    [
+        ("max_memory_bytes", c.max_memory_bytes),
+        ("max_timeout_ns", c.max_timeout_ns),
+        ("max_dispatch_ns", c.max_dispatch_ns),
+    ]
+    .into_iter()
+    .find(|(_, v)| i64::try_from(*v).is_err())
+    .map(|(what, v)| format!("the node's cap {what} ({v}) is above {}", i64::MAX))
+}
+
+/// Why a receipt's GPU time cannot be true: more than the wall time since
+/// the coordinator assigned the attempt (its own clock), so the node
+/// metered time it cannot have used.
+fn refuse_gpu_time(shared: &Shared, r: &AttemptResult) -> Option<String> {
+    let (job, attempt) = (r.receipt.job, r.receipt.attempt);
+    let started_ms = shared
+        .ledger()
+        .attempt_started_ms(job, attempt)
+        .ok()
+        .flatten()?;
+    let wall_ns = now_ms()
+        .saturating_sub(started_ms)
+        .saturating_mul(1_000_000);
+    (r.receipt.gpu_ns > wall_ns.saturating_add(CLOCK_SLACK_NS)).then(|| {
+        format!(
+            "the receipt's gpu_ns ({}) is more than the {wall_ns} ns since the coordinator \
+             assigned the attempt",
+            r.receipt.gpu_ns
+        )
+    })
 }
 
 /// Why a node's caps are refused: a cap of 0 would accept no job, so it is
@@ -94,11 +176,13 @@ async fn serve(
     let node_id = session.id;
     let _ = peer.node_id.set(node_id);
     let (tx, mut rx) = mpsc::unbounded_channel::<ToNode>();
-    let adopted = adopt(&shared, &info);
+    let adopted = adopt(&shared, &peer.token_hash, &info);
+    let allowed_slots = info.slots.min(session.max_slots);
     shared.nodes().insert(
         node_id,
         LiveNode {
             name: peer.name.clone(),
+            token_hash: peer.token_hash,
             info: info.clone(),
             gpu_class: session.gpu_class.clone(),
             tx,
@@ -106,9 +190,12 @@ async fn serve(
             connected_ms: now_ms(),
             jobs_run: 0,
             draining: false,
+            drained: session.drained,
+            allowed_slots,
+            quarantine: session.quarantine.clone(),
         },
     );
-    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, caps = ?info.caps, adopted = adopted.len(), "node registered");
+    tracing::info!(node_id, name = %peer.name, gpu = %info.gpu.name, class = %session.gpu_class, slots = info.slots, allowed_slots, drained = session.drained, quarantined = session.quarantine.is_some(), caps = ?info.caps, adopted = adopted.len(), "node registered");
     write_frame(&mut send, &Response::Registered { node_id, adopted }).await?;
     shared.wake_scheduler.notify_one();
 
@@ -139,14 +226,15 @@ async fn serve(
     Ok(())
 }
 
-/// The node's in-flight attempts that are still running on its key: they
-/// move to this session (out of an older one not yet noticed dead).
-fn adopt(shared: &Shared, info: &NodeInfo) -> Vec<(u64, u32)> {
+/// The node's in-flight attempts that are still running on its token and
+/// key together: they move to this session (out of an older one not yet
+/// noticed dead). The key alone is public, so it adopts nothing.
+fn adopt(shared: &Shared, token_hash: &[u8; 32], info: &NodeInfo) -> Vec<(u64, u32)> {
     let mut adopted = Vec::new();
-    for &(job, attempt) in info.in_flight.iter().take(10_000) {
+    for &(job, attempt) in info.in_flight.iter().take(MAX_IN_FLIGHT_CLAIMS) {
         let ok = shared
             .ledger()
-            .adoptable(job, attempt, &info.public_key.0)
+            .adoptable(job, attempt, token_hash, &info.public_key.0)
             .unwrap_or(false);
         if ok {
             for node in shared.nodes().values_mut() {
@@ -181,7 +269,16 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
 
 fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
     let (job, attempt) = (r.receipt.job, r.receipt.attempt);
-    let recorded = shared.ledger().finish_attempt(node_id, &r, now_ms());
+    let runs_it = shared
+        .nodes()
+        .get(&node_id)
+        .is_some_and(|n| n.running.contains(&(job, attempt)));
+    let recorded = match refuse_gpu_time(shared, &r).filter(|_| runs_it) {
+        Some(reason) => Ok(Recorded::Rejected(reason)),
+        None => shared.ledger().finish_attempt(node_id, &r, now_ms()),
+    };
+    let mut faulted = matches!(recorded, Ok(Recorded::Ended { .. }))
+        && r.receipt.outcome == suanli_proto::Outcome::ProviderFault;
     let ack = |accepted: bool, reason: Option<&str>| {
         if let Some(node) = shared.nodes().get(&node_id) {
             let _ = node.tx.send(ToNode::Ack {
@@ -227,8 +324,10 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
                 now_ms(),
                 &format!("the node's receipt was rejected: {reason}"),
             );
-            if let Err(e) = ended {
-                tracing::error!(job, %e, "cannot record rejected attempt");
+            match ended {
+                Ok(Recorded::Ended { .. }) => faulted = true,
+                Ok(_) => {}
+                Err(e) => tracing::error!(job, %e, "cannot record rejected attempt"),
             }
         }
         Err(e) => tracing::error!(job, %e, "cannot record result"),
@@ -237,6 +336,9 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
         && node.running.remove(&(job, attempt))
     {
         node.jobs_run += 1;
+    }
+    if faulted {
+        shared.note_fault(node_id);
     }
     shared.notify_job(job);
     shared.wake_scheduler.notify_one();

@@ -1,5 +1,7 @@
 //! Assigns queued jobs to live nodes with a free slot, a GPU that fits and
-//! caps that allow the job's limits; never to a node the job crashed on.
+//! caps that allow the job's limits; never to a node the job crashed on or
+//! missed its deadline on, nor to a drained or quarantined node. Also ends
+//! attempts past their deadline ([`deadlines`]).
 //!
 //! Fairness: tenants take turns. Each round offers every tenant with queued
 //! work one placement, tenants with fewer running jobs first and, among equals,
@@ -134,15 +136,24 @@ fn running_per_tenant(shared: &Shared) -> HashMap<String, u32> {
     out
 }
 
-/// The least busy live node with a free slot whose GPU and caps meet the
-/// job's needs (`NodeCaps::refuses`), other than one it crashed on.
+/// The least busy live node that takes work and has a free slot (of the
+/// slots its token allows) whose GPU and caps meet the job's needs
+/// (`NodeCaps::refuses`), other than one it crashed on or missed its
+/// deadline on.
 fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
     let nodes = shared.nodes();
     nodes
         .iter()
-        .filter(|(_, n)| !n.draining && (n.running.len() as u32) < n.info.slots)
-        .filter(|(_, n)| n.fits(&job.spec) && !job.crashed_on.contains(&n.name))
-        .min_by_key(|(id, n)| (n.running.len() * 1000 / n.info.slots.max(1) as usize, **id))
+        .filter(|(_, n)| n.takes_work() && n.has_free_slot())
+        .filter(|(_, n)| {
+            n.fits(&job.spec)
+                && !job.crashed_on.contains(&n.name)
+                && !job.missed_on.contains(&n.name)
+        })
+        .min_by_key(|(id, n)| {
+            let load = n.running.len() as u64 * 1000 / u64::from(n.allowed_slots.max(1));
+            (load, **id)
+        })
         .map(|(id, _)| *id)
 }
 
@@ -187,4 +198,73 @@ fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::Ledger
     tracing::debug!(job = job.id, attempt, node_id, "job assigned");
     shared.notify_job(job.id);
     Ok(sent)
+}
+
+/// How often running attempts are checked against their deadline.
+const DEADLINE_TICK: Duration = Duration::from_secs(1);
+
+/// Ends attempts no node reported by `started + timeout + dispatch limit +
+/// attempt_grace`: a node that never reports cannot hold a job (and its
+/// tenant's held credit) forever.
+pub(crate) async fn deadlines(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(DEADLINE_TICK).await;
+        let s = shared.clone();
+        if let Err(err) = crate::server::blocking(move || end_overdue(&s)).await {
+            tracing::error!(%err, "deadline pass failed");
+        }
+    }
+}
+
+/// One deadline pass: each overdue attempt ends `provider_fault` (unbilled;
+/// the job is retried on another node token while attempts remain), its
+/// node is told to cancel it, and the fault counts towards quarantine.
+fn end_overdue(shared: &Shared) {
+    let grace = shared.config.attempt_grace;
+    let overdue = match shared
+        .ledger()
+        .overdue_attempts(now_ms(), grace.as_millis() as u64)
+    {
+        Ok(overdue) => overdue,
+        Err(err) => {
+            tracing::error!(%err, "cannot read overdue attempts");
+            return;
+        }
+    };
+    for (job, attempt, session) in overdue {
+        let reason = format!(
+            "{}: started + timeout + dispatch limit + {} s grace passed; the coordinator \
+             ended it and will run the job on another node",
+            suanli_ledger::DEADLINE_MISSED,
+            grace.as_secs_f64()
+        );
+        match shared
+            .ledger()
+            .fault_attempt(job, attempt, now_ms(), &reason)
+        {
+            Ok(suanli_ledger::Recorded::Ended { state }) => {
+                tracing::warn!(
+                    job,
+                    attempt,
+                    node_id = session,
+                    state = state.as_str(),
+                    "attempt missed its deadline"
+                );
+            }
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::error!(job, %err, "cannot end an overdue attempt");
+                continue;
+            }
+        }
+        if let Some(node_id) = shared.runner_of(job, attempt)
+            && let Some(node) = shared.nodes().get_mut(&node_id)
+        {
+            node.running.remove(&(job, attempt));
+            let _ = node.tx.send(ToNode::Cancel { job, attempt });
+        }
+        shared.note_fault(session);
+        shared.notify_job(job);
+    }
+    shared.wake_scheduler.notify_one();
 }

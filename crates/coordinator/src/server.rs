@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use suanli_net::CLOSE_REFUSED;
 use suanli_net::NetError;
-use suanli_net::frame::{expect_frame, read_blob, write_frame};
+use suanli_net::frame::{expect_frame, read_blob_within, read_frame_within, write_frame};
 use suanli_proto::{
     CodecError, ErrorCode, Hello, JobSpec, JobView, MAX_ATTEMPTS, PROTOCOL_VERSION, Request,
     Response, Role, Welcome,
@@ -16,6 +17,7 @@ use suanli_ledger::{Admission, billing};
 use suanli_proto::usage::UsageQuery;
 
 use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
+use crate::connections::{Connections, TokenSlot, refuse};
 use crate::node_session;
 use crate::state::{Event, Shared};
 
@@ -29,30 +31,41 @@ pub(crate) struct Peer {
     pub(crate) token_hash: [u8; 32],
     /// Set once a node registered on this connection.
     pub(crate) node_id: Arc<std::sync::OnceLock<u64>>,
+    /// Every live connection, to close a revoked token's.
+    pub(crate) connections: Arc<Connections>,
 }
 
-/// Connection close codes.
-const CLOSE_REFUSED: u32 = 1;
+/// Connection close code: no `Hello` in time (refusals use `CLOSE_REFUSED`).
 const CLOSE_HANDSHAKE_TIMEOUT: u32 = 2;
 
 pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     let open = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
+    let connections = Connections::new(
+        shared.config.max_connections_per_address,
+        shared.config.max_connections_per_token,
+    );
     while let Some(incoming) = endpoint.accept().await {
         let Ok(permit) = open.clone().try_acquire_owned() else {
             tracing::warn!(remote = %incoming.remote_address(), "connection limit reached; refusing");
             incoming.refuse();
             continue;
         };
-        let shared = shared.clone();
+        let (shared, connections) = (shared.clone(), connections.clone());
         tokio::spawn(async move {
             let remote = incoming.remote_address();
+            // Counted before the TLS handshake finishes, so an address
+            // cannot hold more than its share even unauthenticated.
+            let address = connections.admit_address(remote.ip());
             match incoming.await {
                 Ok(conn) => {
                     shared
                         .stats
                         .connections_accepted
                         .fetch_add(1, Ordering::Relaxed);
-                    serve_connection(conn, shared).await;
+                    match address {
+                        Ok(_slot) => serve_connection(conn, shared, connections).await,
+                        Err(reason) => refuse_over_limit(&conn, &shared, &reason).await,
+                    }
                 }
                 Err(err) => tracing::debug!(%remote, %err, "handshake failed"),
             }
@@ -61,12 +74,30 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) 
     }
 }
 
-async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
+/// Refuses a connection past a connection limit, with the reason for the
+/// peer (the client library reports it as a refusal) and in the log.
+async fn refuse_over_limit(conn: &quinn::Connection, shared: &Shared, reason: &str) {
+    shared
+        .stats
+        .handshakes_refused
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(remote = %conn.remote_address(), %reason, "connection refused");
+    refuse(conn, reason);
+}
+
+async fn serve_connection(
+    conn: quinn::Connection,
+    shared: Arc<Shared>,
+    connections: Arc<Connections>,
+) {
     let remote = conn.remote_address();
-    let hello =
-        tokio::time::timeout(shared.config.handshake_timeout, handshake(&conn, &shared)).await;
-    let peer = match hello {
-        Ok(Ok(peer)) => peer,
+    let hello = tokio::time::timeout(
+        shared.config.handshake_timeout,
+        handshake(&conn, &shared, &connections),
+    )
+    .await;
+    let (peer, _token_slot) = match hello {
+        Ok(Ok(admitted)) => admitted,
         Ok(Err(reason)) => {
             shared
                 .stats
@@ -105,8 +136,14 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
     }
 }
 
-/// Reads `Hello`, checks version, token and role; answers `Welcome`.
-async fn handshake(conn: &quinn::Connection, shared: &Arc<Shared>) -> Result<Peer, String> {
+/// Reads `Hello`, checks version, token, role, revocation and the token's
+/// connection limit; answers `Welcome`. The slot holds the token's place
+/// for the life of the connection.
+async fn handshake(
+    conn: &quinn::Connection,
+    shared: &Arc<Shared>,
+    connections: &Arc<Connections>,
+) -> Result<(Peer, TokenSlot), String> {
     let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
     let hello: Hello = expect_frame(&mut recv)
         .await
@@ -117,8 +154,22 @@ async fn handshake(conn: &quinn::Connection, shared: &Arc<Shared>) -> Result<Pee
             .await
             .unwrap_or_else(Err)
     };
+    let presented = token_hash(&hello.token);
+    let verdict = verdict.and_then(|(role, name)| {
+        let slot = connections.admit_token(presented, &name, conn)?;
+        Ok((role, name, slot))
+    });
+    if verdict.is_ok() {
+        let now = now_ms();
+        if connections.should_touch(presented, now, suanli_ledger::LAST_USED_RESOLUTION_MS) {
+            // At most once a minute per token, so bursts never wait on it;
+            // before the welcome, so a client sees its use listed.
+            let shared = shared.clone();
+            let _ = blocking(move || crate::auth::touch(&shared, &presented, now)).await;
+        }
+    }
     let welcome = match &verdict {
-        Ok((_, name)) => Welcome::Accepted { name: name.clone() },
+        Ok((_, name, _)) => Welcome::Accepted { name: name.clone() },
         Err(reason) => Welcome::Refused {
             reason: reason.clone(),
         },
@@ -127,14 +178,16 @@ async fn handshake(conn: &quinn::Connection, shared: &Arc<Shared>) -> Result<Pee
         .await
         .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    let (role, name) = verdict?;
-    Ok(Peer {
+    let (role, name, slot) = verdict?;
+    let peer = Peer {
         role,
         name,
         conn: conn.clone(),
-        token_hash: token_hash(&hello.token),
+        token_hash: presented,
         node_id: Arc::default(),
-    })
+        connections: connections.clone(),
+    };
+    Ok((peer, slot))
 }
 
 /// The token's role and name. An admin token may also connect as a tenant
@@ -156,12 +209,17 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), String>
             bool::from(subtle::ConstantTimeEq::ct_eq(&stored[..], &presented[..]))
         })
         .map(|(role, name, _)| (role, name));
-    match found {
-        None => Err("token rejected: unknown token".into()),
-        Some((Role::Admin, name)) if hello.role == Role::Tenant => Ok((Role::Admin, name)),
-        Some((role, _)) if role != hello.role => Err(role_mismatch(hello.role, role)),
-        Some(found) => Ok(found),
-    }
+    let Some((role, name)) = found else {
+        return Err("token rejected: unknown token".into());
+    };
+    // Revoked first: whatever role it claims, a revoked token hears why.
+    crate::auth::refuse_revoked(shared, &presented)?;
+    let accepted = match (role, name) {
+        (Role::Admin, name) if hello.role == Role::Tenant => (Role::Admin, name),
+        (role, _) if role != hello.role => return Err(role_mismatch(hello.role, role)),
+        found => found,
+    };
+    Ok(accepted)
 }
 
 fn error(code: ErrorCode, message: impl Into<String>) -> Response {
@@ -181,8 +239,10 @@ async fn serve_request(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) -> Result<(), NetError> {
-    let request: Request = match expect_frame(&mut recv).await {
+    let read = read_frame_within(&mut recv, shared.config.request_timeout).await;
+    let request: Request = match read.and_then(|r| r.ok_or(NetError::ClosedStream)) {
         Ok(r) => r,
+        Err(NetError::Timeout(_)) => return cut_off_slow_request(shared, peer, send, recv).await,
         Err(NetError::Codec(err)) => {
             let code = match err {
                 CodecError::TooLarge(_) => ErrorCode::TooLarge,
@@ -210,6 +270,10 @@ async fn serve_request(
             write_frame(&mut send, &answer).await?;
         }
         Request::GetBlob(hash) => return get_blob(shared, peer, hash, send).await,
+        Request::RevokeToken(name) => {
+            let answer = crate::auth::revoke(shared, peer, name).await;
+            write_frame(&mut send, &answer).await?;
+        }
         Request::Logs { job, follow } => return logs(shared, peer, job, follow, send).await,
         Request::Wait(job) => {
             let answer = wait(shared, peer, job).await;
@@ -226,6 +290,34 @@ async fn serve_request(
             write_frame(&mut send, &answer).await?;
         }
     }
+    let _ = send.finish();
+    Ok(())
+}
+
+/// Stream error code of a request stream cut off for being too slow.
+const STREAM_TIMED_OUT: u32 = 2;
+
+/// Ends a stream whose request frame did not arrive within the request
+/// timeout (a peer dripping bytes holds a task and a buffer only that long),
+/// telling the peer why when it still listens.
+async fn cut_off_slow_request(
+    shared: &Shared,
+    peer: &Peer,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) -> Result<(), NetError> {
+    let limit = shared.config.request_timeout;
+    tracing::info!(name = %peer.name, ?limit, "request frame not received in time; stream cut off");
+    let _ = recv.stop(STREAM_TIMED_OUT.into());
+    let answer = error(
+        ErrorCode::BadRequest,
+        format!(
+            "no complete request frame within {limit:?} (the coordinator's \
+             --request-timeout); stream closed"
+        ),
+    );
+    // Bounded too: a peer that reads nothing must not hold this task.
+    let _ = tokio::time::timeout(limit, write_frame(&mut send, &answer)).await;
     let _ = send.finish();
     Ok(())
 }
@@ -258,14 +350,13 @@ fn handle(
 ) -> Result<Response, suanli_ledger::LedgerError> {
     Ok(match request {
         Request::HasBlobs(hashes) => {
-            let ledger = shared.ledger();
-            let mut missing = Vec::new();
-            for h in hashes {
-                // Per tenant: a tenant learns nothing about other tenants' blobs.
-                if !shared.blobs.has(&h) || !ledger.may_read_blob(&h, &peer.name)? {
-                    missing.push(h);
-                }
-            }
+            // Grants first, in one query; files only for granted hashes: a
+            // tenant learns nothing (not even by timing) of others' blobs.
+            let granted = shared.ledger().granted_blobs(&hashes, &peer.name)?;
+            let missing = hashes
+                .into_iter()
+                .filter(|h| !granted.contains(h) || !shared.blobs.has(h))
+                .collect();
             Response::Missing(missing)
         }
         Request::Submit(spec) => {
@@ -324,7 +415,11 @@ fn handle(
             Response::Jobs(jobs.into_iter().map(|v| shared.with_reason(v)).collect())
         }
         Request::ListNodes => Response::Nodes(shared.node_views()),
-        Request::CreateToken { role, name } => {
+        Request::CreateToken {
+            role,
+            name,
+            max_slots,
+        } => {
             if name.is_empty()
                 || name.len() > 64
                 || !name
@@ -336,10 +431,34 @@ fn handle(
                     "a token name is 1-64 of [A-Za-z0-9._-]",
                 ));
             }
+            let max_slots = match (role, max_slots) {
+                (Role::Node, None) => suanli_proto::DEFAULT_NODE_MAX_SLOTS,
+                (Role::Node, Some(n)) if (1..=suanli_proto::MAX_NODE_SLOTS).contains(&n) => n,
+                (Role::Node, Some(n)) => {
+                    return Ok(error(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "--max-slots {n} is out of range: 1 to {}",
+                            suanli_proto::MAX_NODE_SLOTS
+                        ),
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Ok(error(
+                        ErrorCode::BadRequest,
+                        "--max-slots applies to node tokens only",
+                    ));
+                }
+                (_, None) => suanli_proto::DEFAULT_NODE_MAX_SLOTS,
+            };
             let token = crate::auth::new_token();
-            shared
-                .ledger()
-                .add_token(&token_hash(&token), role, &name, now_ms())?;
+            shared.ledger().add_token_with_slots(
+                &token_hash(&token),
+                role,
+                &name,
+                now_ms(),
+                max_slots,
+            )?;
             tracing::info!(role = role.as_str(), %name, "token created");
             Response::Token { token, role, name }
         }
@@ -383,30 +502,64 @@ fn handle(
             )?),
             Err(refusal) => refusal,
         },
-        Request::DrainNode(name) => {
-            let mut drained = 0;
-            for node in shared.nodes().values_mut() {
-                if node.name == name {
-                    node.draining = true;
-                    drained += 1;
-                }
-            }
-            if drained == 0 {
-                return Ok(error(
-                    ErrorCode::NotFound,
-                    format!("no node named {name} is connected"),
-                ));
-            }
-            tracing::info!(node = %name, sessions = drained, "node drained by the admin");
+        Request::DrainNode(name) => node_flag(shared, &name, NodeFlag::Drain)?,
+        Request::UndrainNode(name) => node_flag(shared, &name, NodeFlag::Undrain)?,
+        Request::RestoreNode(name) => node_flag(shared, &name, NodeFlag::Restore)?,
+        Request::Check => Response::Check(shared.ledger().check()?),
+        Request::Gc => Response::Gc(crate::gc::collect(shared)?),
+        Request::SetStorageQuota { tenant, bytes } => {
+            shared.ledger().set_storage_quota(&tenant, bytes)?;
+            tracing::info!(%tenant, ?bytes, "storage quota set");
             Response::Ok
         }
-        Request::Check => Response::Check(shared.ledger().check()?),
+        Request::ListTokens => Response::Tokens(shared.ledger().tokens()?),
         Request::Register(_)
         | Request::PutBlob { .. }
         | Request::GetBlob(_)
+        | Request::RevokeToken(_)
         | Request::Logs { .. }
         | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
     })
+}
+
+/// An admin's change to the node tokens of a name.
+#[derive(Clone, Copy, Debug)]
+enum NodeFlag {
+    Drain,
+    Undrain,
+    Restore,
+}
+
+/// Drains, undrains or restores the node tokens named `name`: in the ledger
+/// first (so it survives a restart), then on their live sessions.
+fn node_flag(
+    shared: &Shared,
+    name: &str,
+    flag: NodeFlag,
+) -> Result<Response, suanli_ledger::LedgerError> {
+    let tokens = match flag {
+        NodeFlag::Drain => shared.ledger().set_drained(name, true)?,
+        NodeFlag::Undrain => shared.ledger().set_drained(name, false)?,
+        NodeFlag::Restore => shared.ledger().restore_node(name, now_ms())?,
+    };
+    if tokens == 0 {
+        return Ok(error(
+            ErrorCode::NotFound,
+            format!("no node token is named {name}"),
+        ));
+    }
+    let mut sessions = 0;
+    for node in shared.nodes().values_mut().filter(|n| n.name == name) {
+        match flag {
+            NodeFlag::Drain => node.drained = true,
+            NodeFlag::Undrain => node.drained = false,
+            NodeFlag::Restore => node.quarantine = None,
+        }
+        sessions += 1;
+    }
+    tracing::info!(node = %name, ?flag, sessions, "node token changed by the admin");
+    shared.wake_scheduler.notify_one();
+    Ok(Response::Ok)
 }
 
 /// Why a submission's own values are refused, before the ledger sees it.
@@ -484,11 +637,16 @@ async fn put_blob(
             ),
         );
     };
+    if let Some(refusal) = crate::storage::refuse_upload(shared, peer, &hash, size) {
+        let _ = recv.stop(0u32.into());
+        return refusal;
+    }
     let (tmp, mut file) = match shared.blobs.temp() {
         Ok(t) => t,
         Err(e) => return error(ErrorCode::Internal, format!("cannot store blob: {e}")),
     };
-    let received = read_blob(recv, size, &hash, |chunk| {
+    let idle = Some(shared.config.request_timeout);
+    let received = read_blob_within(recv, size, &hash, idle, |chunk| {
         use std::io::Write;
         file.write_all(chunk)
     })
@@ -501,15 +659,7 @@ async fn put_blob(
         let _ = std::fs::remove_file(&tmp);
         return error(ErrorCode::BadRequest, e.to_string());
     }
-    if let Err(e) = shared.blobs.commit(tmp, file, &hash) {
-        return error(ErrorCode::Internal, format!("cannot store blob: {e}"));
-    }
-    if peer.role != Role::Node
-        && let Err(e) = shared.ledger().grant_blob(&hash, &peer.name)
-    {
-        return error(ErrorCode::Internal, e.to_string());
-    }
-    Response::Stored
+    crate::storage::store_upload(shared, peer, tmp, file, &hash, size)
 }
 
 /// Whether `peer` may download `hash`: a tenant its own blobs, an admin all,
@@ -553,15 +703,12 @@ async fn get_blob(
         return Ok(());
     }
     let path = shared.blobs.path(&hash);
-    let bytes = tokio::fs::read(&path).await?;
-    write_frame(
-        &mut send,
-        &Response::Blob {
-            size: bytes.len() as u64,
-        },
-    )
-    .await?;
-    send.write_all(&bytes).await?;
+    let stall = shared.config.request_timeout;
+    if let Err(err) = crate::blobs::send_file(&path, &mut send, stall).await {
+        tracing::info!(name = %peer.name, %hash, %err, "blob download ended early");
+        let _ = send.reset(STREAM_TIMED_OUT.into());
+        return Err(err);
+    }
     let _ = send.finish();
     Ok(())
 }

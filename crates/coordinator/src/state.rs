@@ -38,6 +38,8 @@ pub(crate) struct Counters {
 /// A connected node session.
 pub(crate) struct LiveNode {
     pub(crate) name: String,
+    /// The node token it registered with: with its key, its identity.
+    pub(crate) token_hash: [u8; 32],
     pub(crate) info: NodeInfo,
     /// The price class its attempts are billed in.
     pub(crate) gpu_class: String,
@@ -46,8 +48,14 @@ pub(crate) struct LiveNode {
     pub(crate) running: HashSet<(u64, u32)>,
     pub(crate) connected_ms: u64,
     pub(crate) jobs_run: u64,
-    /// Takes no new jobs (drained by the admin or by the node itself).
+    /// The node said it is draining (it is shutting down).
     pub(crate) draining: bool,
+    /// The admin drained its token (kept in the ledger until `node undrain`).
+    pub(crate) drained: bool,
+    /// Its reported slots clipped to its token's `max_slots`.
+    pub(crate) allowed_slots: u32,
+    /// Why its token is quarantined (kept in the ledger until `node restore`).
+    pub(crate) quarantine: Option<String>,
 }
 
 impl LiveNode {
@@ -62,6 +70,16 @@ impl LiveNode {
 
     pub(crate) fn fits(&self, spec: &JobSpec) -> bool {
         self.refusal(spec).is_none()
+    }
+
+    /// Whether it is given new jobs at all (busy or not).
+    pub(crate) fn takes_work(&self) -> bool {
+        !self.draining && !self.drained && self.quarantine.is_none()
+    }
+
+    /// Whether it has a slot free for another job.
+    pub(crate) fn has_free_slot(&self) -> bool {
+        (self.running.len() as u64) < u64::from(self.allowed_slots)
     }
 }
 
@@ -144,10 +162,12 @@ impl Shared {
             return Some("no node is connected".into());
         }
         let crashed_on = suanli_ledger::crashed_on(view);
+        let missed_on = suanli_ledger::missed_deadline_on(view);
         Some(placement_reason(
             &nodes.values().collect::<Vec<_>>(),
             &view.spec,
             &crashed_on,
+            &missed_on,
         ))
     }
 
@@ -168,8 +188,10 @@ impl Shared {
                 public_key: n.info.public_key,
                 slots: n.info.slots,
                 caps: n.info.caps,
+                allowed_slots: n.allowed_slots,
                 running: n.running.len() as u32,
-                draining: n.draining,
+                draining: n.draining || n.drained,
+                quarantine: n.quarantine.clone(),
                 connected: true,
                 connected_ms: n.connected_ms,
                 jobs_run: n.jobs_run,
@@ -195,6 +217,30 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// After a `provider_fault` of node session `node_id`: quarantines its
+    /// token (ledger and live sessions) once it has too many faults.
+    pub(crate) fn note_fault(&self, node_id: u64) {
+        let c = &self.config;
+        let noted = self.ledger().note_fault(
+            node_id,
+            now_ms(),
+            c.quarantine_window.as_millis() as u64,
+            c.quarantine_faults,
+        );
+        match noted {
+            Ok(Some(q)) => {
+                tracing::warn!(node = %q.name, reason = %q.reason, "node token quarantined");
+                for live in self.nodes().values_mut() {
+                    if live.token_hash == q.token_hash {
+                        live.quarantine = Some(q.reason.clone());
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(node_id, %err, "cannot count a node's fault"),
+        }
     }
 
     /// Counts an upload of `peer` in, unless it has `max` in progress.
@@ -233,6 +279,7 @@ impl Shared {
         let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let room = self.config.max_log_bytes.saturating_sub(offset) as usize;
         let kept = &data[..data.len().min(room)];
+        let kept = &kept[..crate::storage::log_room(self, job, offset, kept.len())];
         if kept.is_empty() {
             return;
         }
@@ -261,8 +308,14 @@ impl Shared {
 /// first requirement no node meets (GPU memory, then each of the job's
 /// limits against the providers' caps, with the most any node offers), else
 /// that no single node meets them all, that the nodes that do are ones it
-/// crashed on or draining, else that they are busy.
-fn placement_reason(nodes: &[&LiveNode], spec: &JobSpec, crashed_on: &[String]) -> String {
+/// crashed on or missed its deadline on, or draining or quarantined, else
+/// that they are busy.
+fn placement_reason(
+    nodes: &[&LiveNode],
+    spec: &JobSpec,
+    crashed_on: &[String],
+    missed_on: &[String],
+) -> String {
     let need = spec.requirements.min_gpu_memory;
     let largest = nodes
         .iter()
@@ -292,10 +345,20 @@ fn placement_reason(nodes: &[&LiveNode], spec: &JobSpec, crashed_on: &[String]) 
             crashed_on.join(" and ")
         );
     }
-    if fitting
-        .iter()
-        .all(|n| n.draining || crashed_on.contains(&n.name))
+    if fitting.iter().all(|n| missed_on.contains(&n.name)) {
+        return format!(
+            "missed its deadline on {}; such a job runs again only on another node token, \
+             and none that fits is connected",
+            missed_on.join(" and ")
+        );
+    }
+    let avoided = |n: &LiveNode| crashed_on.contains(&n.name) || missed_on.contains(&n.name);
+    if fitting.iter().all(|n| n.quarantine.is_some() || avoided(n))
+        && fitting.iter().any(|n| n.quarantine.is_some())
     {
+        return "every connected node that fits it is quarantined (suanli node restore)".into();
+    }
+    if fitting.iter().all(|n| !n.takes_work() || avoided(n)) {
         return "every connected node that fits it is draining".into();
     }
     "waiting for a free slot".into()
@@ -418,6 +481,7 @@ mod tests {
         };
         LiveNode {
             name: name.into(),
+            token_hash: [0; 32],
             info: NodeInfo {
                 gpu,
                 slots: 1,
@@ -431,6 +495,9 @@ mod tests {
             connected_ms: 0,
             jobs_run: 0,
             draining,
+            drained: false,
+            allowed_slots: 1,
+            quarantine: None,
         }
     }
 
@@ -461,7 +528,7 @@ mod tests {
         );
         let reason = |nodes: &[&LiveNode], spec: &JobSpec, crashed: &[&str]| {
             let crashed: Vec<String> = crashed.iter().map(|c| c.to_string()).collect();
-            placement_reason(nodes, spec, &crashed)
+            placement_reason(nodes, spec, &crashed, &[])
         };
         let long = JobLimits {
             timeout_ns: 60 * s,

@@ -172,13 +172,27 @@ impl Ledger {
         Ok(v)
     }
 
-    /// Whether attempt (job, attempt) is still running on a node with `key`:
-    /// a node reconnecting with that key may take it back.
-    pub fn adoptable(&self, job: u64, attempt: u32, key: &[u8; 32]) -> Result<bool> {
+    /// Whether attempt (job, attempt) is still running on a node session of
+    /// this token with this key: a node reconnecting with both may take it
+    /// back. The key alone is public (usage records show it), so another
+    /// token presenting it adopts nothing.
+    pub fn adoptable(
+        &self,
+        job: u64,
+        attempt: u32,
+        token_hash: &[u8; 32],
+        key: &[u8; 32],
+    ) -> Result<bool> {
         Ok(self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM attempts a JOIN nodes n ON n.id = a.node_id
-             WHERE a.job = ?1 AND a.attempt = ?2 AND a.outcome IS NULL AND n.public_key = ?3)",
-            params![crate::i(job), attempt, key.as_slice()],
+             WHERE a.job = ?1 AND a.attempt = ?2 AND a.outcome IS NULL
+               AND n.public_key = ?3 AND n.token_hash = ?4)",
+            params![
+                crate::i(job),
+                attempt,
+                key.as_slice(),
+                token_hash.as_slice()
+            ],
             |r| r.get(0),
         )?)
     }

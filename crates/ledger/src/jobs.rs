@@ -24,6 +24,29 @@ pub struct QueuedJob {
     /// Node token names where an attempt of it ended `crashed`: it never
     /// runs there again (see [`crashed_on`]).
     pub crashed_on: Vec<String>,
+    /// Node token names where an attempt of it missed its deadline: it
+    /// runs elsewhere (see [`missed_deadline_on`]).
+    pub missed_on: Vec<String>,
+}
+
+/// How the error of an attempt the coordinator ended at its deadline
+/// begins (`provider_fault`): the scheduler reads it back from the ledger
+/// to run the job on another node token, across restarts too.
+pub const DEADLINE_MISSED: &str = "no result by the attempt's deadline";
+
+/// The node token names where a job's attempts missed their deadline.
+pub fn missed_deadline_on(view: &JobView) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for a in &view.attempts {
+        let missed = a.outcome == Some(Outcome::ProviderFault)
+            && a.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(DEADLINE_MISSED));
+        if missed && !names.contains(&a.node) {
+            names.push(a.node.clone());
+        }
+    }
+    names
 }
 
 /// What happens to a job after an attempt ends with an outcome.
@@ -449,6 +472,7 @@ impl Ledger {
             if let Some(view) = self.job(u(id))? {
                 out.push(QueuedJob {
                     crashed_on: crashed_on(&view),
+                    missed_on: missed_deadline_on(&view),
                     id: view.id,
                     tenant: view.tenant,
                     attempts: view.attempts.len() as u32,
@@ -559,18 +583,21 @@ impl Ledger {
         let Some(a) = open_attempt(&tx, rec.job, rec.attempt)? else {
             return Ok(Recorded::Unknown);
         };
-        let session_key: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT public_key FROM nodes WHERE id = ?1",
-                params![i(session)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if session_key.as_deref() != Some(a.node_key.as_slice()) {
+        // The session must be the attempt's node by token and key together.
+        let same_node: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM nodes s JOIN nodes n ON n.id = ?2
+             WHERE s.id = ?1 AND s.public_key = n.public_key AND s.token_hash = n.token_hash)",
+            params![i(session), i(a.node_id)],
+            |r| r.get(0),
+        )?;
+        if !same_node {
             return Ok(Recorded::Unknown);
         }
         if a.ended {
             return Ok(Recorded::Duplicate);
+        }
+        if let Some(reason) = beyond_sqlite(r) {
+            return Ok(Recorded::Rejected(reason));
         }
         if rec.node_id != a.node_id || rec.module != a.module || rec.input != a.input {
             return Ok(Recorded::Rejected(format!(
@@ -700,6 +727,36 @@ impl Ledger {
         Ok(Some(running.map(|(a, n)| (a, u(n)))))
     }
 
+    /// When attempt (job, attempt) started on the coordinator's clock.
+    pub fn attempt_started_ms(&self, job: u64, attempt: u32) -> Result<Option<u64>> {
+        let started: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT started_ms FROM attempts WHERE job = ?1 AND attempt = ?2",
+                params![i(job), attempt],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(started.map(u))
+    }
+
+    /// Running attempts past their deadline: started before `now_ms` minus
+    /// the job's timeout, its dispatch limit (a kernel at the timeout is
+    /// waited for) and `grace_ms` (fetching, uploading, reporting). As
+    /// (job, attempt, node session).
+    pub fn overdue_attempts(&self, now_ms: u64, grace_ms: u64) -> Result<Vec<(u64, u32, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.job, a.attempt, a.node_id FROM attempts a JOIN jobs j ON j.id = a.job
+             WHERE a.outcome IS NULL
+               AND a.started_ms + (j.timeout_ns + j.max_dispatch_ns) / 1000000 + ?2 < ?1
+             ORDER BY a.job LIMIT 1000",
+        )?;
+        let rows = stmt.query_map(params![i(now_ms), i(grace_ms)], |r| {
+            Ok((u(r.get(0)?), r.get(1)?, u(r.get(2)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Attempts without an outcome: (job, attempt, node session).
     pub fn open_attempts(&self) -> Result<Vec<(u64, u32, u64)>> {
         let mut stmt = self.conn.prepare_cached(
@@ -708,6 +765,28 @@ impl Ledger {
         let rows = stmt.query_map([], |r| Ok((u(r.get(0)?), r.get(1)?, u(r.get(2)?))))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Why a result holds a number SQLite cannot store (above `i64::MAX`):
+/// clamping it would store a receipt that no longer verifies, so the
+/// result is refused instead.
+fn beyond_sqlite(r: &AttemptResult) -> Option<String> {
+    let rec = &r.receipt;
+    [
+        ("gpu_ns", rec.gpu_ns),
+        ("wall_ns", rec.wall_ns),
+        ("started_ms", rec.started_ms),
+        ("ended_ms", rec.ended_ms),
+        ("output_bytes", r.output_bytes),
+    ]
+    .into_iter()
+    .find(|(_, v)| i64::try_from(*v).is_err())
+    .map(|(name, v)| {
+        format!(
+            "the receipt's {name} ({v}) is above the largest value stored, {}",
+            i64::MAX
+        )
+    })
 }
 
 /// The job's state after a node's result for one of its attempts (already

@@ -12,13 +12,20 @@ pub mod billing;
 mod check;
 mod jobs;
 mod schema;
+mod storage;
+mod tokens;
 mod usage;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use suanli_proto::usage::Price;
-use suanli_proto::{GpuInfo, Hash, NodeCaps, NodeInfo, Role};
+use suanli_proto::{DEFAULT_NODE_MAX_SLOTS, GpuInfo, Hash, NodeCaps, NodeInfo, Role};
 
-pub use jobs::{Admission, QueuedJob, Recorded, Retry, Start, crashed_on, retry};
+pub use jobs::{
+    Admission, DEADLINE_MISSED, QueuedJob, Recorded, Retry, Start, crashed_on, missed_deadline_on,
+    retry,
+};
+pub use storage::{QuotaRefusal, Stored};
+pub use tokens::LAST_USED_RESOLUTION_MS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -34,11 +41,17 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
-/// A registered node session.
+/// A registered node session, with what its token allows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSession {
     pub id: u64,
     pub gpu_class: String,
+    /// The token's slot cap (`suanli token create --max-slots`).
+    pub max_slots: u32,
+    /// Drained by the admin (survives restarts until `node undrain`).
+    pub drained: bool,
+    /// Why the token is quarantined (until `node restore`).
+    pub quarantine: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,10 +59,29 @@ pub enum Registration {
     Registered(NodeSession),
     /// The token is bound to another key: the reason, for the node.
     KeyMismatch(String),
+    /// The key is bound to another node token: the reason, for the node.
+    KeyTaken(String),
 }
+
+/// A node token's quarantine, set by [`Ledger::note_fault`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quarantined {
+    pub token_hash: [u8; 32],
+    pub name: String,
+    pub reason: String,
+}
+
+/// The node token row that registration reads: bound key, slot cap, drain,
+/// quarantine.
+type TokenRow = (Option<Vec<u8>>, u32, bool, Option<String>);
 
 pub struct Ledger {
     conn: Connection,
+}
+
+/// Hex of a key for messages.
+fn hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn i(v: u64) -> i64 {
@@ -88,9 +120,22 @@ impl Ledger {
         name: &str,
         now_ms: u64,
     ) -> Result<()> {
+        self.add_token_with_slots(token_hash, role, name, now_ms, DEFAULT_NODE_MAX_SLOTS)
+    }
+
+    /// A token; for a node token, its nodes get work for at most
+    /// `max_slots` slots, whatever they report.
+    pub fn add_token_with_slots(
+        &mut self,
+        token_hash: &[u8; 32],
+        role: Role,
+        name: &str,
+        now_ms: u64,
+        max_slots: u32,
+    ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO tokens (hash, role, name, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![token_hash.as_slice(), role.as_str(), name, i(now_ms)],
+            "INSERT INTO tokens (hash, role, name, created_ms, max_slots) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![token_hash.as_slice(), role.as_str(), name, i(now_ms), max_slots],
         )?;
         Ok(())
     }
@@ -126,8 +171,10 @@ impl Ledger {
     /// A new node session (every connection is one), with the caps it
     /// announced (what one job may take there). The first session of a
     /// node token binds the node's public key to the token; a later session
-    /// presenting another key is refused, so receipts of that token's nodes
-    /// are always checked against the key it started with.
+    /// presenting another key is refused, and so is any other token
+    /// presenting a bound key (a tenant learns node keys from its usage
+    /// records): a node's identity is its token and key together, checked
+    /// here in one transaction (and by a unique index on the bound key).
     pub fn register_node(
         &mut self,
         token_hash: &[u8; 32],
@@ -137,32 +184,27 @@ impl Ledger {
     ) -> Result<Registration> {
         let gpu = serde_json::to_string(&GpuJson::from(&info.gpu))
             .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let key = info.public_key.0.as_slice();
         let tx = self.conn.transaction()?;
-        let bound: Option<Option<Vec<u8>>> = tx
+        let row: Option<TokenRow> = tx
             .query_row(
-                "SELECT node_key FROM tokens WHERE hash = ?1 AND role = 'node'",
+                "SELECT node_key, max_slots, drained, quarantine FROM tokens
+                 WHERE hash = ?1 AND role = 'node'",
                 params![token_hash.as_slice()],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        match bound {
-            None => return Err(LedgerError::Corrupt("no such node token".into())),
-            Some(None) => {
-                tx.execute(
-                    "UPDATE tokens SET node_key = ?2 WHERE hash = ?1",
-                    params![token_hash.as_slice(), info.public_key.0.as_slice()],
-                )?;
-            }
-            Some(Some(key)) if key != info.public_key.0 => {
-                let bound = key.iter().map(|b| format!("{b:02x}")).collect::<String>();
-                return Ok(Registration::KeyMismatch(format!(
-                    "this node token is bound to receipt key {bound}, but the node presents {}; \
-                     a node token serves one node key (its data directory's node.key): \
-                     restore that key or use a new node token",
-                    info.public_key.to_hex()
-                )));
-            }
-            Some(Some(_)) => {}
+        let Some((bound, max_slots, drained, quarantine)) = row else {
+            return Err(LedgerError::Corrupt("no such node token".into()));
+        };
+        if let Some(refusal) = key_refusal(&tx, token_hash, info, bound.as_deref())? {
+            return Ok(refusal);
+        }
+        if bound.is_none() {
+            tx.execute(
+                "UPDATE tokens SET node_key = ?2 WHERE hash = ?1",
+                params![token_hash.as_slice(), key],
+            )?;
         }
         let gpu_class: String = tx
             .query_row(
@@ -175,23 +217,99 @@ impl Ledger {
         let caps = &info.caps;
         tx.execute(
             "INSERT INTO nodes (name, gpu, slots, connected_ms, gpu_class, public_key,
-                                cap_memory_bytes, cap_timeout_ns, cap_dispatch_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                cap_memory_bytes, cap_timeout_ns, cap_dispatch_ns, token_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 name,
                 gpu,
                 info.slots,
                 i(now_ms),
                 gpu_class,
-                info.public_key.0.as_slice(),
+                key,
                 i(caps.max_memory_bytes),
                 i(caps.max_timeout_ns),
                 i(caps.max_dispatch_ns),
+                token_hash.as_slice(),
             ],
         )?;
         let id = u(tx.last_insert_rowid());
         tx.commit()?;
-        Ok(Registration::Registered(NodeSession { id, gpu_class }))
+        Ok(Registration::Registered(NodeSession {
+            id,
+            gpu_class,
+            max_slots,
+            drained,
+            quarantine,
+        }))
+    }
+
+    /// Drains (or undrains) the node tokens named `name`: their nodes get
+    /// no new jobs, across restarts. Returns how many tokens have the name.
+    pub fn set_drained(&mut self, name: &str, drained: bool) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE tokens SET drained = ?2 WHERE name = ?1 AND role = 'node'",
+            params![name, drained],
+        )?)
+    }
+
+    /// Lifts the quarantine of the node tokens named `name`; faults before
+    /// `now_ms` no longer count. Returns how many tokens have the name.
+    pub fn restore_node(&mut self, name: &str, now_ms: u64) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE tokens SET quarantine = NULL, restored_ms = ?2 WHERE name = ?1 AND role = 'node'",
+            params![name, i(now_ms)],
+        )?)
+    }
+
+    /// After a `provider_fault` on node session `node_id`: quarantines its
+    /// token once `max_faults` of its attempts ended `provider_fault` within
+    /// `window_ms` (and since its last restore). Returns the new quarantine.
+    pub fn note_fault(
+        &mut self,
+        node_id: u64,
+        now_ms: u64,
+        window_ms: u64,
+        max_faults: u32,
+    ) -> Result<Option<Quarantined>> {
+        let tx = self.conn.transaction()?;
+        let token: Option<(Vec<u8>, String, Option<String>, i64)> = tx
+            .query_row(
+                "SELECT t.hash, t.name, t.quarantine, t.restored_ms FROM nodes n
+                 JOIN tokens t ON t.hash = n.token_hash WHERE n.id = ?1",
+                params![i(node_id)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((hash, name, None, restored_ms)) = token else {
+            return Ok(None);
+        };
+        let since = i(now_ms.saturating_sub(window_ms)).max(restored_ms);
+        let faults: u32 = tx.query_row(
+            "SELECT COUNT(*) FROM attempts a JOIN nodes n ON n.id = a.node_id
+             WHERE n.token_hash = ?1 AND a.outcome = 'provider_fault' AND a.ended_ms >= ?2",
+            params![hash, since],
+            |r| r.get(0),
+        )?;
+        if faults < max_faults {
+            return Ok(None);
+        }
+        let reason = format!(
+            "{faults} attempts ended provider_fault within {} s; \
+             `suanli node restore {name}` lifts it",
+            window_ms / 1000
+        );
+        tx.execute(
+            "UPDATE tokens SET quarantine = ?2 WHERE hash = ?1",
+            params![hash, reason],
+        )?;
+        tx.commit()?;
+        let token_hash = <[u8; 32]>::try_from(hash.as_slice())
+            .map_err(|_| LedgerError::Corrupt("token hash is not 32 bytes".into()))?;
+        Ok(Some(Quarantined {
+            token_hash,
+            name,
+            reason,
+        }))
     }
 
     /// Puts the nodes of token name `node` in `class` (or back to their
@@ -329,6 +447,66 @@ impl Ledger {
             |r| r.get(0),
         )?)
     }
+
+    /// Which of `hashes` `tenant` holds a grant on, in one query (`HasBlobs`
+    /// asks this before looking at any file, so its answer and its timing
+    /// for a hash without a grant do not depend on whether the file exists).
+    /// The hashes travel as one blob, 32 bytes each, cut apart in SQL.
+    pub fn granted_blobs(
+        &self,
+        hashes: &[Hash],
+        tenant: &str,
+    ) -> Result<std::collections::HashSet<Hash>> {
+        let packed: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+        let mut stmt = self.conn.prepare_cached(
+            "WITH RECURSIVE k(n) AS (SELECT 0 WHERE ?2 > 0 UNION ALL SELECT n + 1 FROM k WHERE n + 1 < ?2)
+             SELECT g.hash FROM k JOIN blob_grants g
+                 ON g.hash = substr(?1, k.n * 32 + 1, 32) AND g.tenant = ?3",
+        )?;
+        let rows = stmt.query_map(params![packed, hashes.len() as i64, tenant], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
+        let mut out = std::collections::HashSet::new();
+        for row in rows {
+            out.insert(hash_from(row?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Why a node token and key may not register together: the token is bound
+/// to another key, or the key to another token (a key serves one token).
+fn key_refusal(
+    tx: &rusqlite::Transaction<'_>,
+    token_hash: &[u8; 32],
+    info: &NodeInfo,
+    bound: Option<&[u8]>,
+) -> Result<Option<Registration>> {
+    let key = info.public_key.0.as_slice();
+    if let Some(bound) = bound
+        && bound != key
+    {
+        return Ok(Some(Registration::KeyMismatch(format!(
+            "this node token is bound to receipt key {}, but the node presents {}; \
+             a node token serves one node key (its data directory's node.key): \
+             restore that key or use a new node token",
+            hex(bound),
+            info.public_key.to_hex()
+        ))));
+    }
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM tokens WHERE node_key = ?1 AND hash != ?2)",
+        params![key, token_hash.as_slice()],
+        |r| r.get(0),
+    )?;
+    Ok(taken.then(|| {
+        Registration::KeyTaken(format!(
+            "receipt key {} is bound to another node token; a key serves one node token \
+             only, so this node cannot use it: give it its own data directory (a new \
+             node.key)",
+            info.public_key.to_hex()
+        ))
+    }))
 }
 
 /// The GPU as stored (JSON keeps the column readable with the sqlite3 shell).

@@ -230,12 +230,55 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;
     CREATE TRIGGER usage_is_append_only_delete BEFORE DELETE ON usage
         BEGIN SELECT RAISE(ABORT, 'usage rows are append-only'); END;",
-    // 4: node identity, per-token node caps, quarantine, drain (issue 11). Reserved.
-    "",
-    // 5: token lifecycle: revocation, last use (issue 11). Reserved.
-    "",
-    // 6: storage quotas and retention (issue 11). Reserved.
-    "",
+    // 4: node identity, per-token node caps, quarantine, drain (issue 11).
+    // A receipt key binds to one node token (unique index; `before_v4`
+    // names duplicates instead of failing on the index); each node session
+    // records the token it registered with, so attempts belong to token and
+    // key together; a node token's slot cap, admin drain and quarantine live
+    // with the token, so they survive a restart. `restored_ms`: faults
+    // before it no longer count towards quarantine.
+    "ALTER TABLE tokens ADD COLUMN max_slots INTEGER NOT NULL DEFAULT 8;
+    ALTER TABLE tokens ADD COLUMN drained INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tokens ADD COLUMN quarantine TEXT;
+    ALTER TABLE tokens ADD COLUMN restored_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX tokens_by_node_key ON tokens (node_key) WHERE node_key IS NOT NULL;
+    ALTER TABLE nodes ADD COLUMN token_hash BLOB;
+    UPDATE nodes SET token_hash = (SELECT t.hash FROM tokens t
+        WHERE t.role = 'node' AND t.node_key = nodes.public_key);
+    CREATE INDEX nodes_by_token ON nodes (token_hash);",
+    // 5: token lifecycle: revocation, last use (issue 11).
+    "ALTER TABLE tokens ADD COLUMN revoked_ms INTEGER;
+    ALTER TABLE tokens ADD COLUMN last_used_ms INTEGER;
+    CREATE INDEX tokens_by_name ON tokens (name);",
+    // 6: storage quotas and retention (issue 11). `blobs` holds one row per
+    // blob file (written before the file, deleted before the file), so bytes
+    // are counted from the ledger, never by scanning the disk; grants get the
+    // time they were made (existing ones: the time of this migration, so an
+    // upgrade starts their retention now); `job_logs` counts each job's log
+    // bytes against its tenant; `storage_quotas` overrides the default quota.
+    "CREATE TABLE blobs (
+        hash BLOB PRIMARY KEY,
+        size INTEGER NOT NULL,
+        stored_ms INTEGER NOT NULL
+    );
+    ALTER TABLE blob_grants ADD COLUMN granted_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE blob_grants SET granted_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+    CREATE INDEX blob_grants_by_tenant ON blob_grants (tenant, hash);
+    CREATE TABLE job_logs (
+        job INTEGER PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        deleted_ms INTEGER
+    );
+    CREATE INDEX job_logs_kept ON job_logs (tenant) WHERE deleted_ms IS NULL;
+    CREATE TABLE storage_quotas (
+        tenant TEXT PRIMARY KEY,
+        bytes INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_by_module ON jobs (module);
+    CREATE INDEX jobs_by_input ON jobs (input);
+    CREATE INDEX jobs_by_output ON jobs (output) WHERE output IS NOT NULL;
+    CREATE INDEX attempts_by_node ON attempts (node_id);",
 ];
 
 /// The outcome names migration 3's CHECK constraints allow, in the order of
@@ -300,6 +343,31 @@ fn before_v3(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     })
 }
 
+/// Node tokens bound to the same receipt key, which migration 4's unique
+/// index refuses: one of them presented another's key. Which one is the
+/// impostor is the operator's call, so the migration stops and names them.
+fn before_v4(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let mut stmt = tx.prepare(
+        "SELECT group_concat(name, ', ') FROM tokens WHERE node_key IS NOT NULL
+         GROUP BY node_key HAVING COUNT(*) > 1 LIMIT 20",
+    )?;
+    let shared = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if shared.is_empty() {
+        return Ok(());
+    }
+    Err(LedgerError::Migration {
+        version: 4,
+        reason: format!(
+            "node tokens share a receipt key ({}); a key may be bound to one node token \
+             only. Set `node_key = NULL` on the tokens that should not hold it \
+             (sqlite3 ledger.db), then start again; the database was left unchanged",
+            shared.join("; ")
+        ),
+    })
+}
+
 /// Brings the database to the newest version, one transaction per step.
 /// Foreign keys are off while migrating (rebuilding a table drops the one
 /// others refer to) and checked before each step commits.
@@ -314,6 +382,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         let tx = conn.transaction()?;
         if version + 1 == 3 {
             before_v3(&tx)?;
+        }
+        if version + 1 == 4 {
+            before_v4(&tx)?;
         }
         tx.execute_batch(sql)?;
         let dangling: Option<String> = tx

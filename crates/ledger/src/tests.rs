@@ -48,7 +48,7 @@ fn add_node(l: &mut Ledger, name: &str, adapter: &str, seed: u8) -> (u64, Receip
     };
     match l.register_node(&token, name, &info, 0).unwrap() {
         Registration::Registered(s) => (s.id, signer),
-        Registration::KeyMismatch(m) => panic!("{m}"),
+        Registration::KeyMismatch(m) | Registration::KeyTaken(m) => panic!("{m}"),
     }
 }
 
@@ -211,6 +211,133 @@ fn a_node_token_keeps_the_key_it_first_registered() {
     }
     // The same key registers again (a reconnect is a new session).
     add_node(&mut l, "prov", "Test GPU", 1);
+}
+
+/// Issue 11: a key is bound to one node token only; a second token
+/// presenting it is refused, and it cannot end the first token's attempts.
+#[test]
+fn a_bound_key_serves_one_node_token_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (victim, signer) = add_node(&mut l, "victim", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, victim);
+    l.add_token(&[7; 32], Role::Node, "thief", 0).unwrap();
+    let info = NodeInfo {
+        gpu: gpu("Test GPU"),
+        slots: 1,
+        caps: NodeCaps::default(),
+        public_key: signer.public_key(),
+        in_flight: vec![(job, 1)],
+    };
+    match l.register_node(&[7; 32], "thief", &info, 0).unwrap() {
+        Registration::KeyTaken(m) => assert!(m.contains("bound to another node token"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !l.adoptable(job, 1, &[7; 32], &signer.public_key().0)
+            .unwrap()
+    );
+    // Even a session that got in before the binding rule (same key, other
+    // token) cannot end the attempt: results go by token and key.
+    l.conn
+        .execute(
+            "INSERT INTO nodes (name, gpu, slots, connected_ms, public_key, token_hash)
+             SELECT 'thief', gpu, 1, 0, public_key, ?1 FROM nodes WHERE id = ?2",
+            params![[7u8; 32].as_slice(), victim as i64],
+        )
+        .unwrap();
+    let thief = l.conn.last_insert_rowid() as u64;
+    let r = result(&signer, job, 1, victim, Outcome::ProviderFault, 0);
+    assert_eq!(l.finish_attempt(thief, &r, 5).unwrap(), Recorded::Unknown);
+    assert_eq!(l.open_attempts().unwrap(), vec![(job, 1, victim)]);
+}
+
+/// Issue 11: a number above `i64::MAX` is refused, not clamped (a clamped
+/// receipt would no longer verify).
+#[test]
+fn a_receipt_with_a_value_beyond_i64_is_refused_not_clamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, node);
+    let mut r = result(&signer, job, 1, node, Outcome::JobError, 5);
+    r.receipt.wall_ns = u64::MAX;
+    r.signature = signer.sign(&r.receipt);
+    match l.finish_attempt(node, &r, 5).unwrap() {
+        Recorded::Rejected(m) => assert!(m.contains("wall_ns"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(l.open_attempts().unwrap().len(), 1, "nothing recorded");
+}
+
+/// Issue 11: the slot cap, drain and quarantine live with the token.
+#[test]
+fn drain_quarantine_and_slot_caps_live_with_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.add_token_with_slots(&[3; 32], Role::Node, "prov", 0, 2)
+        .unwrap();
+    let (node, _) = add_node(&mut l, "prov", "Test GPU", 3);
+    assert_eq!(l.set_drained("prov", true).unwrap(), 1);
+    assert_eq!(l.set_drained("nobody", true).unwrap(), 0);
+    for at in [10, 20, 30] {
+        let job = submit(&mut l, "alice", &spec(3));
+        start(&mut l, job, node);
+        l.fault_attempt(job, 1, at, "missed").unwrap();
+    }
+    let q = l.note_fault(node, 31, 10, 3).unwrap();
+    assert_eq!(q, None, "two of the faults are outside the window");
+    let q = l
+        .note_fault(node, 31, 60_000, 3)
+        .unwrap()
+        .expect("quarantined");
+    assert_eq!((q.token_hash, q.name.as_str()), ([3; 32], "prov"));
+    assert!(
+        q.reason.contains("3 attempts ended provider_fault"),
+        "{}",
+        q.reason
+    );
+    drop(l);
+    let mut l = open(&dir);
+    let (_, signer) = add_node(&mut l, "prov", "Test GPU", 3);
+    let info = NodeInfo {
+        gpu: gpu("Test GPU"),
+        slots: 64,
+        caps: NodeCaps::default(),
+        public_key: signer.public_key(),
+        in_flight: Vec::new(),
+    };
+    let Registration::Registered(s) = l.register_node(&[3; 32], "prov", &info, 40).unwrap() else {
+        panic!("registered")
+    };
+    assert_eq!((s.max_slots, s.drained), (2, true));
+    assert!(s.quarantine.is_some());
+    assert_eq!(l.restore_node("prov", 50).unwrap(), 1);
+    assert_eq!(l.set_drained("prov", false).unwrap(), 1);
+    let Registration::Registered(s) = l.register_node(&[3; 32], "prov", &info, 60).unwrap() else {
+        panic!("registered")
+    };
+    assert_eq!((s.drained, s.quarantine), (false, None));
+    // Faults before the restore no longer count.
+    assert_eq!(l.note_fault(s.id, 61, 60_000, 3).unwrap(), None);
+}
+
+#[test]
+fn an_attempt_is_overdue_after_timeout_plus_dispatch_limit_plus_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (node, _) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, node); // at 1 ms
+    let s = spec(3);
+    let due = 1 + (s.limits.timeout_ns + s.limits.max_dispatch_ns) / 1_000_000 + 500;
+    assert_eq!(l.overdue_attempts(due, 500).unwrap(), vec![]);
+    assert_eq!(
+        l.overdue_attempts(due + 1, 500).unwrap(),
+        vec![(job, 1, node)]
+    );
 }
 
 #[test]
@@ -572,9 +699,14 @@ fn the_check_passes_on_a_consistent_ledger_and_names_each_violation() {
     let running = submit(&mut l, "bob", &spec(3));
     start(&mut l, running, node);
     assert_eq!(l.check().unwrap(), Vec::<String>::new());
-    assert!(l.adoptable(running, 1, &signer.public_key().0).unwrap());
-    assert!(!l.adoptable(running, 1, &[0; 32]).unwrap());
-    assert!(!l.adoptable(lost, 1, &signer.public_key().0).unwrap());
+    let key = signer.public_key().0;
+    assert!(l.adoptable(running, 1, &[1; 32], &key).unwrap());
+    assert!(!l.adoptable(running, 1, &[1; 32], &[0; 32]).unwrap());
+    assert!(
+        !l.adoptable(running, 1, &[9; 32], &key).unwrap(),
+        "the key alone adopts nothing"
+    );
+    assert!(!l.adoptable(lost, 1, &[1; 32], &key).unwrap());
 
     // A job both queued and running.
     l.conn
@@ -911,8 +1043,9 @@ fn a_version_2_ledger_migrates_with_its_rows_and_passes_the_check() {
             .execute("UPDATE attempts SET metering = 'none' WHERE job = 1", [])
             .is_err()
     );
-    // New attempts run on after the migration.
-    let (node, s) = add_node(&mut l, "n1", "Test GPU", 1);
+    // New attempts run on after the migration (on another node: the
+    // fixture's token holds key 1, and a key serves one token).
+    let (node, s) = add_node(&mut l, "n2", "Test GPU", 2);
     start(&mut l, 3, node);
     l.finish_attempt(node, &result(&s, 3, 1, node, Outcome::Succeeded, 7), 9)
         .unwrap();
@@ -1039,4 +1172,37 @@ fn a_job_cancelled_before_any_attempt_passes_the_check() {
     let job = submit(&mut l, "alice", &spec(3));
     assert_eq!(l.cancel(job, 1).unwrap(), Some(None));
     assert_eq!(l.check().unwrap(), Vec::<String>::new());
+}
+
+/// Issue 11: a ledger where two node tokens hold the same receipt key (the
+/// takeover schema 4 closes) is not migrated; the tokens are named.
+#[test]
+fn a_ledger_with_a_key_bound_to_two_tokens_is_not_migrated_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &crate::schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tokens (hash, role, name, created_ms, node_key)
+                 VALUES (x'01', 'node', 'victim', 0, x'aa'), (x'02', 'node', 'thief', 1, x'aa');",
+        )
+        .unwrap();
+    }
+    match Ledger::open(&path) {
+        Err(LedgerError::Migration { version, reason }) => {
+            assert_eq!(version, 4);
+            assert!(reason.contains("victim, thief"), "{reason}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("migrated"),
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3, "left unchanged");
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 use suanli_proto::usage::{Price, UsageQuery, UsageRecord, UsageReport};
 use suanli_proto::{
     ErrorCode, Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION,
-    Request, Requirements, Response, Role, Welcome,
+    Request, Requirements, Response, Role, TokenView, Welcome,
 };
 
 use crate::frame::{expect_frame, read_blob, write_frame};
@@ -58,29 +58,22 @@ impl Client {
     ) -> Result<Client, NetError> {
         let pinned = tls::parse_fingerprint(fingerprint)?;
         let config = tls::client_config(pinned)?;
-        let handshake = async {
-            let conn = endpoint
-                .connect_with(config, address, tls::SERVER_NAME)?
-                .await?;
-            let (mut send, mut recv) = conn.open_bi().await?;
-            write_frame(
-                &mut send,
-                &Hello {
-                    version: PROTOCOL_VERSION,
-                    role,
-                    token: token.to_owned(),
-                },
+        let connecting = async {
+            Ok::<_, NetError>(
+                endpoint
+                    .connect_with(config, address, tls::SERVER_NAME)?
+                    .await?,
             )
-            .await?;
-            send.finish()?;
-            match expect_frame::<Welcome>(&mut recv).await? {
-                Welcome::Accepted { name } => Ok((conn, name)),
-                Welcome::Refused { reason } => Err(NetError::Refused(reason)),
-            }
         };
-        let (conn, name) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
             .await
             .map_err(|_| NetError::Timeout("handshake with the coordinator"))??;
+        let name = match tokio::time::timeout(HANDSHAKE_TIMEOUT, hello(&conn, token, role)).await {
+            Ok(Ok(name)) => name,
+            // A coordinator over a connection limit closes with its reason.
+            Ok(Err(e)) => return Err(refusal(&conn).unwrap_or(e)),
+            Err(_) => return Err(NetError::Timeout("handshake with the coordinator")),
+        };
         Ok(Client {
             endpoint,
             conn,
@@ -289,12 +282,38 @@ impl Client {
         }
     }
 
+    /// Every token, without secrets (admin).
+    pub async fn tokens(&self) -> Result<Vec<TokenView>, NetError> {
+        match self.call(&Request::ListTokens).await? {
+            Response::Tokens(t) => Ok(t),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revokes every token named `name` (admin): their connections close
+    /// within a second and later handshakes are refused.
+    pub async fn revoke_token(&self, name: &str) -> Result<(), NetError> {
+        self.ok(&Request::RevokeToken(name.to_owned())).await
+    }
+
     /// Creates a token (admin only); the secret is shown only now.
     pub async fn create_token(&self, role: Role, name: &str) -> Result<String, NetError> {
+        self.create_token_with(role, name, None).await
+    }
+
+    /// Creates a token; a node token's nodes get work for at most
+    /// `max_slots` slots (the coordinator's default when `None`).
+    pub async fn create_token_with(
+        &self,
+        role: Role,
+        name: &str,
+        max_slots: Option<u32>,
+    ) -> Result<String, NetError> {
         match self
             .call(&Request::CreateToken {
                 role,
                 name: name.to_owned(),
+                max_slots,
             })
             .await?
         {
@@ -316,6 +335,16 @@ impl Client {
     /// Stops assigning jobs to the live nodes of a node token name (admin).
     pub async fn drain_node(&self, node: &str) -> Result<(), NetError> {
         self.ok(&Request::DrainNode(node.to_owned())).await
+    }
+
+    /// Lifts an admin's drain of a node token name (admin).
+    pub async fn undrain_node(&self, node: &str) -> Result<(), NetError> {
+        self.ok(&Request::UndrainNode(node.to_owned())).await
+    }
+
+    /// Lifts the quarantine of a node token name (admin).
+    pub async fn restore_node(&self, node: &str) -> Result<(), NetError> {
+        self.ok(&Request::RestoreNode(node.to_owned())).await
     }
 
     /// The ledger's invariant violations (admin); empty when consistent.
@@ -404,6 +433,40 @@ impl Client {
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
         self.endpoint.wait_idle().await;
+    }
+}
+
+/// The close code a coordinator uses when it refuses a connection (bad
+/// token, a connection limit); the close reason says why.
+pub const CLOSE_REFUSED: u32 = 1;
+
+/// Presents `token` for `role`; the token's name once accepted.
+async fn hello(conn: &quinn::Connection, token: &str, role: Role) -> Result<String, NetError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        role,
+        token: token.to_owned(),
+    };
+    write_frame(&mut send, &hello).await?;
+    send.finish()?;
+    match expect_frame::<Welcome>(&mut recv).await? {
+        Welcome::Accepted { name } => Ok(name),
+        Welcome::Refused { reason } => Err(NetError::Refused(reason)),
+    }
+}
+
+/// The coordinator's reason, when it closed `conn` as a refusal.
+fn refusal(conn: &quinn::Connection) -> Option<NetError> {
+    match conn.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(CLOSE_REFUSED) =>
+        {
+            Some(NetError::Refused(
+                String::from_utf8_lossy(&close.reason).into_owned(),
+            ))
+        }
+        _ => None,
     }
 }
 

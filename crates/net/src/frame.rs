@@ -1,5 +1,7 @@
 //! Frames and raw blob bodies on QUIC streams.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use suanli_proto::{FRAME_HEADER_BYTES, Hash, decode, encode, frame_len};
@@ -8,6 +10,9 @@ use crate::NetError;
 
 /// Bytes read from a stream at once while moving a blob.
 const CHUNK: usize = 64 * 1024;
+
+/// What [`read_frame`] allocates for a payload before any of it arrived.
+pub const INITIAL_FRAME_BUFFER: usize = 16 * 1024;
 
 pub async fn write_frame<T: Serialize>(
     send: &mut quinn::SendStream,
@@ -19,7 +24,10 @@ pub async fn write_frame<T: Serialize>(
 
 /// The next frame, or `None` when the peer finished the stream cleanly
 /// between frames. A header announcing more than the maximum frame size is an
-/// error before anything is allocated.
+/// error before anything is allocated, and the payload buffer grows only as
+/// bytes arrive (it starts at [`INITIAL_FRAME_BUFFER`]): a peer announcing
+/// 1 MiB and sending nothing costs that much less than 1 MiB, so memory
+/// follows what peers actually send, not what they promise.
 pub async fn read_frame<T: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
 ) -> Result<Option<T>, NetError> {
@@ -30,9 +38,26 @@ pub async fn read_frame<T: DeserializeOwned>(
         Err(e) => return Err(e.into()),
     }
     let len = frame_len(header)?;
-    let mut payload = vec![0u8; len];
-    recv.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity(len.min(INITIAL_FRAME_BUFFER));
+    while payload.len() < len {
+        match recv.read_chunk(len - payload.len(), true).await? {
+            Some(chunk) => payload.extend_from_slice(&chunk.bytes),
+            None => return Err(NetError::ClosedStream),
+        }
+    }
     Ok(Some(decode(&payload)?))
+}
+
+/// [`read_frame`] that must complete within `limit`, measured from the
+/// first byte wanted: a peer that opens a stream and drips a frame slowly
+/// holds a task and a buffer only this long.
+pub async fn read_frame_within<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    limit: Duration,
+) -> Result<Option<T>, NetError> {
+    tokio::time::timeout(limit, read_frame(recv))
+        .await
+        .map_err(|_| NetError::Timeout("the request frame did not arrive in time"))?
 }
 
 /// Like [`read_frame`], but the end of the stream is an error.
@@ -48,6 +73,19 @@ pub async fn read_blob(
     recv: &mut quinn::RecvStream,
     size: u64,
     hash: &Hash,
+    sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), NetError> {
+    read_blob_within(recv, size, hash, None, sink).await
+}
+
+/// [`read_blob`] where, with `idle` set, every read must bring some bytes
+/// within `idle`: a peer that stalls an upload is cut off, while a slow but
+/// steady one is not (uploads in progress are also capped per peer).
+pub async fn read_blob_within(
+    recv: &mut quinn::RecvStream,
+    size: u64,
+    hash: &Hash,
+    idle: Option<Duration>,
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), NetError> {
     let mut hasher = blake3_hasher();
@@ -55,10 +93,19 @@ pub async fn read_blob(
     let mut buf = vec![0u8; CHUNK];
     while left > 0 {
         let want = left.min(CHUNK as u64) as usize;
-        recv.read_exact(&mut buf[..want]).await?;
-        hasher.update(&buf[..want]);
-        sink(&buf[..want])?;
-        left -= want as u64;
+        let read = recv.read(&mut buf[..want]);
+        let got = match idle {
+            Some(limit) => tokio::time::timeout(limit, read)
+                .await
+                .map_err(|_| NetError::Timeout("the blob body stalled"))??,
+            None => read.await?,
+        };
+        let Some(n) = got else {
+            return Err(NetError::ClosedStream);
+        };
+        hasher.update(&buf[..n]);
+        sink(&buf[..n])?;
+        left -= n as u64;
     }
     let got = Hash(*hasher.finalize().as_bytes());
     if &got != hash {

@@ -12,7 +12,7 @@ mod error;
 pub mod frame;
 pub mod tls;
 
-pub use client::{BLOB_LIMIT, Client};
+pub use client::{BLOB_LIMIT, CLOSE_REFUSED, Client};
 pub use error::NetError;
 
 use std::time::Duration;
@@ -21,6 +21,12 @@ use std::time::Duration;
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// Idle timeout: a peer silent this long is dead (a dead node is noticed within it).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The coordinator's QUIC receive window and send buffer per connection:
+/// what one connection's streams together may have in flight each way.
+/// quinn's defaults (an unlimited receive window, 10 MB of send buffer) let
+/// a peer that sends without waiting for answers, or never reads, grow the
+/// coordinator's memory by the connection; this bounds it.
+pub const SERVER_WINDOW: u32 = 8 << 20;
 
 /// Transport settings: the idle timeout makes a vanished peer visible within
 /// [`IDLE_TIMEOUT`] on both sides. Only the coordinator sends keep-alives

@@ -83,7 +83,10 @@ pub fn server_config(
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(crate::transport_config(max_bidi_streams, true)));
+    let mut transport = crate::transport_config(max_bidi_streams, true);
+    transport.receive_window(crate::SERVER_WINDOW.into());
+    transport.send_window(u64::from(crate::SERVER_WINDOW));
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 

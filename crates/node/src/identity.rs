@@ -2,7 +2,6 @@
 //! first start (mode 0600) and kept, because the coordinator binds the first
 //! key a node token presents to that token.
 
-use std::io::Write;
 use std::path::Path;
 
 use suanli_proto::ReceiptSigner;
@@ -24,15 +23,8 @@ pub(crate) fn load_or_create(data_dir: &Path) -> std::io::Result<ReceiptSigner> 
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let seed: [u8; 32] = rand::random();
-            let tmp = data_dir.join(format!("{FILE}.tmp"));
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp)?;
-            file.write_all(&seed)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            // Durable before use: the coordinator binds this key for good.
+            suanli_fs::write_atomic(&path, &seed)?;
             Ok(ReceiptSigner::from_seed(&seed))
         }
         Err(e) => Err(e),

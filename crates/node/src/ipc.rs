@@ -25,6 +25,8 @@ pub(crate) struct WorkerInit {
     pub(crate) adapter: Option<String>,
     /// Compiled components, shared by the node's workers.
     pub(crate) cache_dir: PathBuf,
+    /// Bytes of compiled components kept there (`NodeConfig::component_cache_bytes`).
+    pub(crate) cache_max_bytes: u64,
     pub(crate) max_gpu_memory: Option<u64>,
 }
 

@@ -63,6 +63,13 @@ pub struct NodeConfig {
     pub caps: NodeCaps,
     /// How to start a slot worker (default: `suanli worker` from this executable).
     pub worker: WorkerCommand,
+    /// Bytes of fetched modules and inputs kept in `DATA/blobs`; past it the
+    /// least recently used are deleted. Default 10 GiB.
+    pub blob_cache_bytes: u64,
+    /// Bytes of compiled components kept in `DATA/compiled` (shared by the
+    /// slot workers); past it the least recently used are deleted.
+    /// Default 4 GiB.
+    pub component_cache_bytes: u64,
 }
 
 impl NodeConfig {
@@ -83,6 +90,8 @@ impl NodeConfig {
             max_gpu_memory: None,
             caps: NodeCaps::default(),
             worker: WorkerCommand::current_exe(),
+            blob_cache_bytes: 10 << 30,
+            component_cache_bytes: 4 << 30,
         }
     }
 }
@@ -115,7 +124,7 @@ pub(crate) struct Runtime {
     /// One worker process per slot.
     pub(crate) workers: Arc<WorkerPool>,
     pub(crate) info: NodeInfo,
-    pub(crate) blobs: blob_cache::BlobCache,
+    pub(crate) blobs: Arc<blob_cache::BlobCache>,
     /// Signs every attempt's receipt.
     pub(crate) signer: ReceiptSigner,
     pub(crate) outbox: outbox::Outbox,
@@ -188,6 +197,7 @@ impl Node {
         let init = ipc::WorkerInit {
             adapter: config.adapter.clone(),
             cache_dir: config.data_dir.join("compiled"),
+            cache_max_bytes: config.component_cache_bytes,
             max_gpu_memory: config.max_gpu_memory,
         };
         let workers = WorkerPool::start(config.worker.clone(), init, config.slots)?;
@@ -220,8 +230,10 @@ impl Node {
             public_key: signer.public_key(),
             in_flight: Vec::new(),
         };
-        let blobs = blob_cache::BlobCache::new(config.data_dir.join("blobs"))
-            .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+        let blobs =
+            blob_cache::BlobCache::new(config.data_dir.join("blobs"), config.blob_cache_bytes)
+                .map(Arc::new)
+                .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
         let outbox = outbox::Outbox::new(config.data_dir.join("outbox"))
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
         Ok(Node {

@@ -2,7 +2,6 @@
 //! result and the output, on disk in `DATA/outbox`, so they survive lost
 //! connections and node restarts and are re-sent until acknowledged.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use suanli_proto::AttemptResult;
@@ -11,12 +10,9 @@ pub(crate) struct Outbox {
     dir: PathBuf,
 }
 
+/// Temp file, fsync, rename, directory fsync: a result on disk is whole.
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    suanli_fs::write_atomic(path, bytes)
 }
 
 fn invalid(e: impl std::fmt::Display) -> std::io::Error {

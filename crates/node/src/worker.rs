@@ -117,6 +117,7 @@ fn open_slot(init: &WorkerInit) -> Result<(Slot, Sandbox, Quotas), String> {
     let slot = gpu.new_slot().map_err(|e| e.to_string())?;
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(init.cache_dir.clone()),
+        cache_max_bytes: init.cache_max_bytes,
         ..SandboxConfig::default()
     })
     .map_err(|e| e.to_string())?;

@@ -256,6 +256,12 @@ pub struct NodeInfo {
     pub in_flight: Vec<(u64, u32)>,
 }
 
+/// Slots a node token's nodes are given work for unless its token says
+/// otherwise (`suanli token create --role node --max-slots`).
+pub const DEFAULT_NODE_MAX_SLOTS: u32 = 8;
+/// The most `--max-slots` a node token may be given.
+pub const MAX_NODE_SLOTS: u32 = 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeView {
     pub id: u64,
@@ -267,9 +273,14 @@ pub struct NodeView {
     pub public_key: PublicKey,
     pub slots: u32,
     pub caps: NodeCaps,
+    /// The slots it is given work for: its reported `slots` clipped to its
+    /// token's `max_slots` (`suanli token create --max-slots`).
+    pub allowed_slots: u32,
     pub running: u32,
     /// Takes no new jobs (drained by the admin or by the node itself).
     pub draining: bool,
+    /// Why its token is quarantined (no new jobs until `suanli node restore`).
+    pub quarantine: Option<String>,
     pub connected: bool,
     pub connected_ms: u64,
     pub jobs_run: u64,
@@ -302,6 +313,9 @@ pub enum Request {
     CreateToken {
         role: Role,
         name: String,
+        /// Node tokens: the most slots its nodes are given work for (default
+        /// [`DEFAULT_NODE_MAX_SLOTS`], at most [`MAX_NODE_SLOTS`]).
+        max_slots: Option<u32>,
     },
     /// A node's control stream: answer `Registered`, then [`ToNode`] frames
     /// flow down and [`FromNode`] frames flow up the same stream.
@@ -337,8 +351,28 @@ pub enum Request {
     /// Assign no new jobs to the live nodes of this node token name; running
     /// ones finish (admin).
     DrainNode(String),
+    /// Lifts an admin's drain of this node token name (admin).
+    UndrainNode(String),
+    /// Lifts the quarantine of this node token name (admin).
+    RestoreNode(String),
     /// Check the ledger's invariants (admin; answer `Check`).
     Check,
+    /// Collect garbage now: expire blobs and logs past retention, delete
+    /// unreferenced blobs, prune old node sessions (admin; answer `Gc`).
+    Gc,
+    /// A tenant's storage quota in bytes (blobs granted to it and its job
+    /// logs), or back to the coordinator's default with `None` (admin).
+    SetStorageQuota {
+        tenant: String,
+        bytes: Option<u64>,
+    },
+    /// Every token's name, role, creation, last use and revocation (admin;
+    /// answer `Tokens`). Secrets are never shown again.
+    ListTokens,
+    /// Revokes every token of this name (admin; answer `Ok`): its live
+    /// connections are closed within a second and it is refused at every
+    /// later handshake with the reason "token revoked".
+    RevokeToken(String),
 }
 
 impl Request {
@@ -364,7 +398,13 @@ impl Request {
             Request::Usage(_) => "usage",
             Request::UsageRecords { .. } => "usage-records",
             Request::DrainNode(_) => "drain-node",
+            Request::UndrainNode(_) => "undrain-node",
+            Request::RestoreNode(_) => "restore-node",
             Request::Check => "check",
+            Request::Gc => "gc",
+            Request::SetStorageQuota { .. } => "set-storage-quota",
+            Request::ListTokens => "list-tokens",
+            Request::RevokeToken(_) => "revoke-token",
         }
     }
 }
@@ -381,6 +421,9 @@ pub enum ErrorCode {
     CreditLimit,
     /// A per-peer limit on work in progress (e.g. uploads); retry later.
     Overloaded,
+    /// The tenant's storage quota (its blobs and job logs) does not hold
+    /// this upload; the message gives used, this upload and the quota.
+    QuotaExceeded,
     Internal,
 }
 
@@ -420,6 +463,21 @@ pub enum Response {
     Prices(Vec<Price>),
     Usage(UsageReport),
     UsageRecords(Vec<UsageRecord>),
+    /// What one garbage collection deleted.
+    Gc(GcReport),
+    Tokens(Vec<TokenView>),
+}
+
+/// A token as `suanli token list` shows it: never its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub name: String,
+    pub role: Role,
+    pub created_ms: u64,
+    /// The last accepted handshake, to the minute (recorded at most once a
+    /// minute so that handshakes do not each cost an fsync).
+    pub last_used_ms: Option<u64>,
+    pub revoked_ms: Option<u64>,
 }
 
 /// Coordinator → node, on the node's control stream.
@@ -495,4 +553,21 @@ pub fn bounded_error(text: String) -> String {
         text.len() - end,
         text.len()
     )
+}
+
+/// What one garbage collection deleted (`suanli admin gc`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Tenants' grants of blobs past retention that were withdrawn.
+    pub grants_expired: u64,
+    /// Blob files deleted (unreferenced rows, or files no row knows).
+    pub blobs_deleted: u64,
+    /// Their bytes.
+    pub blob_bytes_deleted: u64,
+    /// Job logs of jobs finished before the retention deleted.
+    pub logs_deleted: u64,
+    /// Their bytes.
+    pub log_bytes_deleted: u64,
+    /// Disconnected node-session rows no attempt refers to, pruned.
+    pub node_sessions_pruned: u64,
 }

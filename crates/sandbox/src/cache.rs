@@ -26,18 +26,26 @@ pub(crate) struct ComponentCache {
     memory: Mutex<HashMap<blake3::Hash, Component>>,
     max_entries: usize,
     dir: Option<PathBuf>,
+    /// Bytes of `.cwasm` files kept in `dir` (least recently used go first).
+    max_disk_bytes: u64,
     /// Ties disk entries to this wasmtime version and configuration.
     engine_tag: String,
 }
 
 impl ComponentCache {
-    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>, max_entries: usize) -> ComponentCache {
+    pub(crate) fn new(
+        engine: &Engine,
+        dir: Option<PathBuf>,
+        max_disk_bytes: u64,
+        max_entries: usize,
+    ) -> ComponentCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         ComponentCache {
             memory: Mutex::new(HashMap::new()),
             max_entries,
             dir,
+            max_disk_bytes,
             engine_tag: format!("{:016x}", hasher.finish()),
         }
     }
@@ -64,19 +72,25 @@ impl ComponentCache {
             // compatibility hash.
             match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(c) => {
+                    touch(path);
                     self.remember(hash, &c);
                     return Ok((c, CacheHit::Disk));
                 }
+                // Another worker evicted it meanwhile: a miss.
+                Err(_) if !path.exists() => {}
                 Err(err) => {
                     tracing::warn!(path = %path.display(), %err, "ignoring unusable cache entry")
                 }
             }
         }
         let component = Component::new(engine, wasm)?;
-        if let Some(path) = &path
-            && let Err(err) = store(path, &component)
-        {
-            tracing::warn!(path = %path.display(), %err, "cannot write compiled component to cache");
+        if let Some(path) = &path {
+            match store(path, &component) {
+                Ok(()) => evict(path.parent().unwrap_or(path), self.max_disk_bytes),
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), %err, "cannot write compiled component to cache")
+                }
+            }
         }
         self.remember(hash, &component);
         Ok((component, CacheHit::Miss))
@@ -106,9 +120,7 @@ fn store(path: &Path, component: &Component) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    suanli_fs::write_atomic(path, &bytes)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -120,4 +132,103 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+/// Upload temporaries (dot files) older than this were left by a worker
+/// that died while writing; eviction deletes them.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Marks a disk entry used (its modification time is the recency eviction
+/// reads); failing only makes it look older.
+fn touch(path: &Path) {
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Deletes the least recently used `.cwasm` files in `dir` until they take
+/// at most `max_bytes`. Several workers share the directory and may evict
+/// at once: a file already gone is skipped, and a worker whose entry
+/// vanished before it opened it compiles again (a miss). A file deleted
+/// while another process maps it stays readable to that process.
+pub(crate) fn evict(dir: &Path, max_bytes: u64) {
+    let now = std::time::SystemTime::now();
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        if name.starts_with('.') {
+            if now
+                .duration_since(modified)
+                .is_ok_and(|age| age > STALE_TEMP)
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        } else if name.ends_with(".cwasm") {
+            entries.push((modified, entry.path(), meta.len()));
+        }
+    }
+    let mut total: u64 = entries.iter().map(|(_, _, len)| len).sum();
+    entries.sort_by_key(|(modified, _, _)| *modified);
+    for (_, path, len) in entries {
+        if total <= max_bytes {
+            break;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => total -= len,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => total -= len,
+            Err(err) => tracing::warn!(path = %path.display(), %err, "cannot evict a cache entry"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cwasm_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+
+    #[test]
+    fn eviction_keeps_the_most_recently_used_entries_under_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(1000);
+        for i in 0..10u64 {
+            let path = dir.path().join(format!("{i}-tag.cwasm"));
+            std::fs::write(&path, vec![0u8; 1000]).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_modified(base + std::time::Duration::from_secs(i))
+                .unwrap();
+        }
+        // Entry 0 is the oldest on disk, but was just used.
+        touch(&dir.path().join("0-tag.cwasm"));
+        std::fs::write(dir.path().join("notes.txt"), vec![0u8; 5000]).unwrap();
+        evict(dir.path(), 3500);
+        assert!(cwasm_bytes(dir.path()) <= 3500);
+        for kept in ["0", "9", "8"] {
+            assert!(
+                dir.path().join(format!("{kept}-tag.cwasm")).exists(),
+                "{kept} evicted"
+            );
+        }
+        assert!(!dir.path().join("1-tag.cwasm").exists());
+        // Files that are not entries are not ours to delete.
+        assert!(dir.path().join("notes.txt").exists());
+        // Two evictions at once (workers sharing the directory) agree.
+        std::thread::scope(|s| {
+            s.spawn(|| evict(dir.path(), 1000));
+            s.spawn(|| evict(dir.path(), 1000));
+        });
+        assert!(cwasm_bytes(dir.path()) <= 1000);
+        assert!(dir.path().join("0-tag.cwasm").exists());
+    }
 }

@@ -48,6 +48,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct SandboxConfig {
     /// Directory for compiled components; `None` keeps them in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of compiled components kept in `cache_dir`; past it the least
+    /// recently used are deleted. Several processes may share the
+    /// directory (a node's slot workers): each evicts after it writes, and
+    /// a file another deleted is a cache miss. Default 4 GiB.
+    pub cache_max_bytes: u64,
     /// Compiled components kept in memory. Default 64.
     pub max_cached_components: usize,
     /// How long a job waits for its slot's device to finish an earlier job's
@@ -59,6 +64,7 @@ impl Default for SandboxConfig {
     fn default() -> SandboxConfig {
         SandboxConfig {
             cache_dir: None,
+            cache_max_bytes: 4 << 30,
             max_cached_components: 64,
             idle_wait: Duration::from_secs(120),
         }
@@ -198,7 +204,12 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         bindings::Job::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
-        let cache = ComponentCache::new(&engine, config.cache_dir, config.max_cached_components);
+        let cache = ComponentCache::new(
+            &engine,
+            config.cache_dir,
+            config.cache_max_bytes,
+            config.max_cached_components,
+        );
         let ticker = EpochTicker::start(engine.clone(), EPOCH_TICK);
         Ok(Sandbox {
             idle_wait: config.idle_wait,

@@ -17,10 +17,22 @@ pub enum AdminCommand {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
     },
+    /// Collect garbage now: delete finished jobs' blobs and logs past the
+    /// coordinator's retention, blobs nothing refers to, and old node
+    /// sessions no attempt names; print what was deleted. The coordinator
+    /// also does this every --gc-interval.
+    Gc {
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(cmd: AdminCommand, conn: Connection) -> anyhow::Result<ExitCode> {
-    let AdminCommand::Check { data } = cmd;
+    let data = match cmd {
+        AdminCommand::Check { data } => data,
+        AdminCommand::Gc { json } => return gc(conn, json).await,
+    };
     let violations = match data {
         Some(dir) => {
             let path = dir.join("ledger.db");
@@ -40,4 +52,79 @@ pub async fn run(cmd: AdminCommand, conn: Connection) -> anyhow::Result<ExitCode
     }
     eprintln!("{} violations", violations.len());
     Ok(ExitCode::FAILURE)
+}
+
+async fn gc(conn: Connection, json: bool) -> anyhow::Result<ExitCode> {
+    let client = conn.connect(Role::Admin).await?;
+    let r = match client.call(&suanli_proto::Request::Gc).await? {
+        suanli_proto::Response::Gc(r) => r,
+        suanli_proto::Response::Error { code, message } => {
+            anyhow::bail!("garbage collection refused ({code:?}): {message}")
+        }
+        other => anyhow::bail!("unexpected answer to gc: {other:?}"),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "grants_expired": r.grants_expired,
+                "blobs_deleted": r.blobs_deleted,
+                "blob_bytes_deleted": r.blob_bytes_deleted,
+                "logs_deleted": r.logs_deleted,
+                "log_bytes_deleted": r.log_bytes_deleted,
+                "node_sessions_pruned": r.node_sessions_pruned,
+            })
+        );
+    } else {
+        println!(
+            "deleted {} blobs ({} bytes) and {} logs ({} bytes); expired {} grants; \
+             pruned {} node sessions",
+            r.blobs_deleted,
+            r.blob_bytes_deleted,
+            r.logs_deleted,
+            r.log_bytes_deleted,
+            r.grants_expired,
+            r.node_sessions_pruned
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A duration flag: a number with a unit, `ms`, `s`, `m`, `h` or `d`
+/// (`7d`, `90s`, `500ms`), or plain seconds.
+pub fn parse_duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("{flag}: {text:?} is not a duration (e.g. 7d, 12h, 30m, 90s)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        other => anyhow::bail!("{flag}: unknown unit {other:?} (use ms, s, m, h or d)"),
+    };
+    Ok(std::time::Duration::from_nanos(super::seconds_to_ns(
+        flag, seconds,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_take_units() {
+        let d = |t| super::parse_duration("--x", t).unwrap().as_millis();
+        assert_eq!(d("7d"), 7 * 86_400_000);
+        assert_eq!(d("1h"), 3_600_000);
+        assert_eq!(d("1.5s"), 1500);
+        assert_eq!(d("250ms"), 250);
+        assert_eq!(d("2"), 2000);
+        assert!(super::parse_duration("--x", "1w").is_err());
+        assert!(super::parse_duration("--x", "soon").is_err());
+    }
 }

@@ -34,6 +34,9 @@ pub enum PriceCommand {
 pub enum TenantCommand {
     /// Set a tenant's credit limit in micro-units, or `none` (admin).
     Limit { tenant: String, micros: String },
+    /// Set a tenant's storage quota in bytes (its blobs and job logs), or
+    /// `default` for the coordinator's --storage-quota (admin).
+    Quota { tenant: String, bytes: String },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -124,7 +127,10 @@ pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCo
 }
 
 pub async fn tenant(cmd: TenantCommand, conn: Connection) -> anyhow::Result<ExitCode> {
-    let TenantCommand::Limit { tenant, micros: m } = cmd;
+    let (tenant, m) = match cmd {
+        TenantCommand::Limit { tenant, micros } => (tenant, micros),
+        TenantCommand::Quota { tenant, bytes } => return storage_quota(conn, tenant, bytes).await,
+    };
     let limit = match m.as_str() {
         "none" => None,
         n => Some(
@@ -137,6 +143,37 @@ pub async fn tenant(cmd: TenantCommand, conn: Connection) -> anyhow::Result<Exit
     match limit {
         Some(l) => eprintln!("{tenant}: credit limit {}", micros(l)),
         None => eprintln!("{tenant}: no credit limit"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn storage_quota(
+    conn: Connection,
+    tenant: String,
+    bytes: String,
+) -> anyhow::Result<ExitCode> {
+    let quota = match bytes.as_str() {
+        "default" => None,
+        n => Some(
+            n.parse::<u64>()
+                .with_context(|| format!("the quota is bytes or `default`, not {n:?}"))?,
+        ),
+    };
+    let client = conn.connect(Role::Admin).await?;
+    let request = suanli_proto::Request::SetStorageQuota {
+        tenant: tenant.clone(),
+        bytes: quota,
+    };
+    match client.call(&request).await? {
+        suanli_proto::Response::Ok => {}
+        suanli_proto::Response::Error { code, message } => {
+            bail!("storage quota refused ({code:?}): {message}")
+        }
+        other => bail!("unexpected answer: {other:?}"),
+    }
+    match quota {
+        Some(b) => eprintln!("{tenant}: storage quota {b} bytes"),
+        None => eprintln!("{tenant}: the coordinator's default storage quota"),
     }
     Ok(ExitCode::SUCCESS)
 }

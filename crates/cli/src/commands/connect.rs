@@ -17,9 +17,14 @@ pub struct Connection {
     /// Coordinator address, HOST:PORT.
     #[arg(long, global = true, env = "SUANLI_COORDINATOR", value_name = "ADDR")]
     pub coordinator: Option<String>,
-    /// Token to present.
+    /// Token to present. Prefer --token-file or SUANLI_TOKEN: anything in
+    /// argv is visible to every user of the machine (`ps`).
     #[arg(long, global = true, env = "SUANLI_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the token (surrounding whitespace ignored; keep it
+    /// mode 0600). Takes precedence over --token and SUANLI_TOKEN.
+    #[arg(long, global = true, env = "SUANLI_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
     /// SHA-256 fingerprint of the coordinator's certificate.
     #[arg(long, global = true, env = "SUANLI_FINGERPRINT")]
     pub fingerprint: Option<String>,
@@ -72,8 +77,32 @@ impl Connection {
                 file.as_ref().map(|f| &f.fingerprint),
                 "fingerprint",
             )?,
-            token: pick(&self.token, file.as_ref().map(|f| &f.token), "token")?,
+            token: pick(&self.token()?, file.as_ref().map(|f| &f.token), "token")?,
         })
+    }
+
+    /// The token from --token-file, else --token (or SUANLI_TOKEN).
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.token_file else {
+            return Ok(self.token.clone());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            bail!("--token-file {} is empty", path.display());
+        }
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                eprintln!(
+                    "warning: {} is readable by other users; chmod 600 it",
+                    path.display()
+                );
+            }
+        }
+        Ok(Some(token.to_owned()))
     }
 
     /// Connects as `role` (an admin token also passes as a tenant).

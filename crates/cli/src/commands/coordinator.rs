@@ -23,9 +23,50 @@ pub struct Args {
     /// Blob uploads in progress per tenant (or node).
     #[arg(long, default_value_t = 8)]
     max_uploads_per_peer: u32,
+    /// Bytes each tenant may store (blobs it uploaded or got as outputs,
+    /// plus its jobs' logs); uploads and log appends past it are refused.
+    /// Per tenant: `suanli tenant quota`.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
+    storage_quota: u64,
+    /// How long finished jobs' blobs and logs are kept (e.g. 7d, 12h, 30m,
+    /// 90s); jobs, attempts, usage and receipts are kept forever.
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    retention: String,
+    /// How often garbage collection runs (also at start and on `suanli
+    /// admin gc`).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    gc_interval: String,
+    /// How long a blob nothing refers to is kept after its upload (a node's
+    /// output waits for the result that grants it).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    orphan_grace: String,
     /// Seconds a connection has to present its token.
     #[arg(long, default_value_t = 5.0)]
     handshake_timeout: f64,
+    /// Concurrent connections from one IP address (counted before the token
+    /// is seen); more are refused with the reason.
+    #[arg(long, default_value_t = 1024)]
+    max_connections_per_address: usize,
+    /// Concurrent connections of one token, so that one token cannot take
+    /// every connection; more are refused with the reason.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_token: usize,
+    /// Seconds a request stream has to deliver its request, and the longest
+    /// an upload or a download may stall; slower peers are cut off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    request_timeout: f64,
+    /// Seconds past an attempt's timeout plus dispatch limit before the
+    /// coordinator ends an unreported attempt `provider_fault` and runs the
+    /// job on another node.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    attempt_grace: f64,
+    /// `provider_fault` attempts within --quarantine-window that quarantine
+    /// a node token (no new jobs until `suanli node restore`).
+    #[arg(long, default_value_t = 3)]
+    quarantine_faults: u32,
+    /// Seconds over which --quarantine-faults are counted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
+    quarantine_window: f64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -34,6 +75,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.max_streams_per_connection = args.max_streams_per_connection;
     config.max_blob_bytes = args.max_blob_bytes;
     config.max_uploads_per_peer = args.max_uploads_per_peer;
+    config.storage_quota = args.storage_quota;
+    config.retention = super::admin::parse_duration("--retention", &args.retention)?;
+    config.gc_interval = super::admin::parse_duration("--gc-interval", &args.gc_interval)?;
+    anyhow::ensure!(
+        !config.gc_interval.is_zero(),
+        "--gc-interval must be more than 0"
+    );
+    config.orphan_grace = super::admin::parse_duration("--orphan-grace", &args.orphan_grace)?;
+    config.max_connections_per_address = args.max_connections_per_address;
+    config.max_connections_per_token = args.max_connections_per_token;
+    let request_ns = super::seconds_to_ns("--request-timeout", args.request_timeout)?;
+    if request_ns == 0 {
+        anyhow::bail!("--request-timeout must be more than 0");
+    }
+    config.request_timeout = std::time::Duration::from_nanos(request_ns);
+    config.attempt_grace = std::time::Duration::from_nanos(super::seconds_to_ns(
+        "--attempt-grace",
+        args.attempt_grace,
+    )?);
+    if args.quarantine_faults == 0 {
+        anyhow::bail!("--quarantine-faults must be at least 1");
+    }
+    config.quarantine_faults = args.quarantine_faults;
+    config.quarantine_window = std::time::Duration::from_nanos(super::seconds_to_ns(
+        "--quarantine-window",
+        args.quarantine_window,
+    )?);
     config.handshake_timeout = std::time::Duration::from_nanos(super::seconds_to_ns(
         "--handshake-timeout",
         args.handshake_timeout,

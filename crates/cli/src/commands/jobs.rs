@@ -127,7 +127,7 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
     } else {
         for n in &nodes {
             println!(
-                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy, {} jobs run{}\n        caps per job: {} bytes of memory, {} timeout, {} per dispatch",
+                "{:>6}  {:<12} {} ({}, {}), class {}, {} bytes max buffer, {}/{} slots busy ({} reported), {} jobs run{}{}\n        caps per job: {} bytes of memory, {} timeout, {} per dispatch",
                 n.id,
                 n.name,
                 n.gpu.name,
@@ -136,9 +136,14 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
                 n.gpu_class,
                 n.gpu.max_buffer_size,
                 n.running,
+                n.allowed_slots,
                 n.slots,
                 n.jobs_run,
                 if n.draining { ", draining" } else { "" },
+                n.quarantine
+                    .as_deref()
+                    .map(|q| format!(", quarantined: {q}"))
+                    .unwrap_or_default(),
                 n.caps.max_memory_bytes,
                 json::secs(n.caps.max_timeout_ns),
                 json::secs(n.caps.max_dispatch_ns),

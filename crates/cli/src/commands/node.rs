@@ -19,8 +19,13 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum NodeCommand {
     /// Assign no new jobs to a provider's nodes (node token name); running
-    /// jobs finish (admin).
+    /// jobs finish. Kept across coordinator restarts until `undrain` (admin).
     Drain { node: String },
+    /// Lift `drain` of a provider's nodes (admin).
+    Undrain { node: String },
+    /// Lift the quarantine of a provider's nodes, set after repeated
+    /// `provider_fault`s (admin).
+    Restore { node: String },
 }
 
 #[derive(clap::Args)]
@@ -47,6 +52,14 @@ struct RunArgs {
     /// attempt ends `gpu_hang` and the slot's worker is restarted.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     max_dispatch_seconds: f64,
+    /// Bytes of fetched modules and inputs kept in DATA/blobs; the least
+    /// recently used are deleted past it.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
+    blob_cache_bytes: u64,
+    /// Bytes of compiled components kept in DATA/compiled (shared by the
+    /// slot workers); the least recently used are deleted past it.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    component_cache_bytes: u64,
 }
 
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
@@ -55,6 +68,20 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
             let client = conn.connect(Role::Admin).await?;
             client.drain_node(&node).await?;
             eprintln!("{node}: draining (no new jobs; running jobs finish)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(NodeCommand::Undrain { node }) => {
+            let client = conn.connect(Role::Admin).await?;
+            client.undrain_node(&node).await?;
+            eprintln!("{node}: takes jobs again (drain lifted)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(NodeCommand::Restore { node }) => {
+            let client = conn.connect(Role::Admin).await?;
+            client.restore_node(&node).await?;
+            eprintln!(
+                "{node}: takes jobs again (quarantine lifted; earlier faults no longer count)"
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => serve(args.run, conn).await,
@@ -70,6 +97,8 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     config.slots = args.slots;
     config.adapter = args.adapter;
     config.max_gpu_memory = args.max_gpu_memory;
+    config.blob_cache_bytes = args.blob_cache_bytes;
+    config.component_cache_bytes = args.component_cache_bytes;
     config.caps = NodeCaps {
         max_memory_bytes: args.max_job_memory,
         max_timeout_ns: seconds_to_ns("--max-job-timeout", args.max_job_timeout)?,
