@@ -22,8 +22,9 @@ use crate::{Link, NodeConfig, Runtime, lock};
 
 /// Unacknowledged results are re-sent this often while connected.
 const RESEND: Duration = Duration::from_secs(5);
-/// How long an assignment waits for a slot (a worker being restarted).
-const SLOT_PATIENCE: Duration = Duration::from_secs(120);
+/// How long an assignment waits for a slot (a worker being restarted takes
+/// 40–60 ms on lavapipe); below the coordinator's default attempt grace.
+const SLOT_PATIENCE: Duration = Duration::from_secs(20);
 /// Largest output a job may return (the sandbox's default limit).
 const MAX_OUTPUT_BYTES: usize = 256 << 20;
 

@@ -22,8 +22,10 @@ use crate::lock;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Past the job's timeout and dispatch limit, how long the node waits for a
 /// worker that neither reports nor dies (compilation of the job happens
-/// before its clock starts) before killing it.
-const BACKSTOP_SLACK: Duration = Duration::from_secs(60);
+/// before its clock starts) before killing it. Below the coordinator's
+/// default attempt grace (30 s), so the node's `crashed` report arrives
+/// before the coordinator gives the attempt up as `provider_fault`.
+const BACKSTOP_SLACK: Duration = Duration::from_secs(20);
 /// After a cancel, how long beyond the dispatch limit the worker has.
 const CANCEL_SLACK: Duration = Duration::from_secs(2);
 /// Frames from a worker buffered before it blocks on its pipe.
