@@ -11,6 +11,21 @@ use crate::workspace_root;
 /// A `job` component whose core module defines `count` memories of `pages`
 /// 64 KiB pages each (multi-memory); `run` itself is `unreachable`.
 pub fn many_memories(count: u32, pages: u64) -> Vec<u8> {
+    let memory = MemoryType {
+        minimum: pages,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    };
+    as_job_component(&job_core_module(&vec![memory; count as usize]))
+}
+
+/// A core module with the exports a `job` component needs: `run` with the
+/// canonical ABI's signature for `func(list<u8>) -> result<list<u8>,
+/// string>`, `cabi_realloc` (both `unreachable`) and `memories`, the first
+/// exported as `memory`.
+pub fn job_core_module(memories: &[MemoryType]) -> Vec<u8> {
     let mut module = Module::new();
     let mut types = TypeSection::new();
     types
@@ -25,17 +40,11 @@ pub fn many_memories(count: u32, pages: u64) -> Vec<u8> {
     funcs.function(0);
     funcs.function(1);
     module.section(&funcs);
-    let mut memories = MemorySection::new();
-    for _ in 0..count {
-        memories.memory(MemoryType {
-            minimum: pages,
-            maximum: None,
-            memory64: false,
-            shared: false,
-            page_size_log2: None,
-        });
+    let mut section = MemorySection::new();
+    for memory in memories {
+        section.memory(*memory);
     }
-    module.section(&memories);
+    module.section(&section);
     let mut exports = ExportSection::new();
     exports.export("run", ExportKind::Func, 0);
     exports.export("cabi_realloc", ExportKind::Func, 1);
@@ -49,7 +58,7 @@ pub fn many_memories(count: u32, pages: u64) -> Vec<u8> {
         code.function(&f);
     }
     module.section(&code);
-    as_job_component(&module.finish())
+    module.finish()
 }
 
 /// A core module with the job's exports (`run`, `cabi_realloc`, `memory`),

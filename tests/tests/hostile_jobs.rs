@@ -485,3 +485,34 @@ async fn sigterm_ends_within_the_running_jobs_deadline(cluster: &mut ProcCluster
         assert_eq!(view.attempts[0].outcome, Some(Outcome::Timeout));
     }
 }
+
+/// An output larger than the coordinator's blob limit cannot be delivered:
+/// the node reports the attempt `job_error` (signed again, without output)
+/// instead of re-sending it forever, and the node takes the next job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_output_over_the_blob_limit_ends_the_job_instead_of_looping() {
+    let cluster = suanli_e2e::TestCluster::start_with(|c| c.max_blob_bytes = 200 << 10).await;
+    cluster.add_node("node-a", 1, None).await;
+    let tenant = cluster.tenant("alice").await;
+    let too_big = misdeed(
+        "output",
+        format!("output {}", 300 << 10),
+        limits(),
+        Outcome::JobError,
+    );
+    let id = submit(&tenant, &too_big).await;
+    let view = tokio::time::timeout(Duration::from_secs(30), tenant.wait(id))
+        .await
+        .expect("the job ends")
+        .expect("final");
+    assert_eq!(view.state, JobState::Failed);
+    assert_eq!(view.attempts.len(), 1);
+    assert_eq!(view.attempts[0].outcome, Some(Outcome::JobError));
+    let error = view.error.unwrap_or_default();
+    assert!(error.contains("refused by the coordinator"), "{error}");
+    // The same node goes on: a small output comes through.
+    let fits = misdeed("output", "output 1000".into(), limits(), Outcome::Succeeded);
+    let (view, output) = tenant.result(submit(&tenant, &fits).await).await.unwrap();
+    assert_eq!(view.state, JobState::Succeeded);
+    assert_eq!(output, vec![7u8; 1000]);
+}

@@ -1,8 +1,8 @@
 //! The sandbox's limits under attack, on the real sandbox and GPU: memories
 //! counted together, instance/memory counts, the GPU budget as a stop
 //! signal, a kernel still running at the deadline metered, a kernel past the
-//! dispatch limit ending `gpu_hang`, read-back staging within the quota, and
-//! error text bounded.
+//! dispatch limit ending `gpu_hang`, read-back staging within the quota,
+//! error text bounded, and staging of buffer writes within the quota.
 
 use std::time::Duration;
 
@@ -143,4 +143,34 @@ fn a_huge_error_is_cut_to_the_limit_with_a_note() {
     );
     let small = misbehave("bigerr 100", &JobLimits::default());
     assert_eq!(small.error.unwrap(), "e".repeat(100));
+}
+
+/// Peak resident memory of this process (Linux), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb << 10)
+}
+
+#[test]
+fn buffer_writes_never_submitted_keep_host_memory_within_the_quota() {
+    let mut limits = JobLimits::default();
+    limits.gpu.max_buffer_bytes = 64 << 20;
+    // 128 writes of 16 MiB and no dispatch: 2 GiB of staging memory if
+    // nothing submits it.
+    for deed in ["writes 16 128", "churn 16 128"] {
+        let before = peak_rss();
+        let r = misbehave(deed, &limits);
+        assert_eq!(r.outcome, Outcome::Succeeded, "{deed}: {:?}", r.error);
+        assert_eq!(r.output, [7u8; 16], "{deed}");
+        let grew = peak_rss().saturating_sub(before);
+        assert!(
+            grew < 768 << 20,
+            "{deed}: the process's peak memory grew by {} MiB with a 64 MiB GPU quota",
+            grew >> 20
+        );
+    }
 }

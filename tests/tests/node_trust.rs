@@ -460,3 +460,101 @@ async fn a_drain_survives_a_coordinator_restart_until_undrained() {
     assert_eq!(nodes(&cluster)[0]["draining"], false);
     cluster.admin_check();
 }
+
+/// A token's slot cap holds across its sessions: a node token that opens
+/// several connections and registers on each (same key) must not get its
+/// `--max-slots` once per session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tokens_slot_cap_holds_across_its_sessions() {
+    let cluster = TestCluster::start().await;
+    let tenant = cluster.tenant("alice").await;
+    let token = cluster
+        .admin
+        .create_token_with(Role::Node, "greedy", Some(2))
+        .await
+        .unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(
+            FakeNode::register_with(&cluster, &token, 9, |i| i.slots = 2)
+                .await
+                .unwrap(),
+        );
+    }
+    for n in 0..6u8 {
+        tenant
+            .submit(b"m", &[n], Requirements::default(), JobLimits::default(), 1)
+            .await
+            .unwrap();
+    }
+    let mut assigned = 0;
+    for node in &mut sessions {
+        while node
+            .assignment_within(Duration::from_millis(1500))
+            .await
+            .is_some()
+        {
+            assigned += 1;
+        }
+    }
+    assert_eq!(assigned, 2, "a token allowed two slots ran {assigned} jobs");
+}
+
+/// A node that sends results and never reads its control stream is held
+/// back by flow control: the coordinator stops reading it once a bounded
+/// number of acks wait, instead of queueing an ack per result without
+/// bound (before, each result queued one in an unbounded channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_never_reads_its_acks_is_held_back() {
+    let cluster = TestCluster::start().await;
+    let token = cluster.token(Role::Node, "flood").await;
+    let mut node = FakeNode::register(&cluster, &token, 11).await.unwrap();
+    let a = suanli_proto::Assignment {
+        job: 0,
+        attempt: 1,
+        spec: suanli_proto::JobSpec {
+            module: suanli_proto::Hash([1; 32]),
+            input: suanli_proto::Hash([2; 32]),
+            requirements: Requirements::default(),
+            limits: JobLimits::default(),
+            max_attempts: 1,
+        },
+    };
+    // Batches of results for attempts nobody ran, each answered by an ack.
+    const BATCH: u64 = 1000;
+    const BATCHES: u64 = 200;
+    let mut blocked_after = None;
+    // Signed once: unknown attempts are refused before any signature check.
+    let signature = node
+        .signer
+        .sign(&node.receipt(&a, Outcome::Succeeded, 0, None));
+    for b in 0..BATCHES {
+        let mut bytes = Vec::new();
+        for n in 0..BATCH {
+            let mut receipt = node.receipt(&a, Outcome::Succeeded, 0, None);
+            receipt.job = 1_000_000 + b * BATCH + n;
+            let message = FromNode::Finished(Box::new(suanli_proto::AttemptResult {
+                receipt,
+                signature,
+                error: None,
+                output_bytes: 0,
+            }));
+            bytes.extend(suanli_proto::encode(&message).unwrap());
+        }
+        let sent = tokio::time::timeout(Duration::from_secs(5), node.send.write_all(&bytes)).await;
+        if sent.is_err() {
+            blocked_after = Some(b * BATCH);
+            break;
+        }
+    }
+    let blocked_after = blocked_after.unwrap_or_else(|| {
+        panic!(
+            "the coordinator read {} results from a node that reads nothing",
+            BATCH * BATCHES
+        )
+    });
+    eprintln!("held back after about {blocked_after} results");
+    // The coordinator still serves others.
+    let tenant = cluster.tenant("alice").await;
+    tenant.jobs().await.unwrap();
+}

@@ -6,13 +6,10 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Unstructured;
 use rand::{Rng, SeedableRng};
-use suanli_e2e::components::try_job_component;
+use suanli_e2e::components::{job_core_module, try_job_component};
 use suanli_e2e::{guest_wasm, run_job};
 use suanli_sandbox::{JobLimits, Outcome};
-use wasm_encoder::{
-    CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemorySection,
-    MemoryType, Module, TypeSection, ValType,
-};
+use wasm_encoder::MemoryType;
 
 const SEED: u64 = 0x5a11;
 
@@ -24,47 +21,16 @@ fn limits() -> JobLimits {
     }
 }
 
-/// The exports a core module needs to become a `job` component: `run` with
-/// the canonical ABI's signature for `func(list<u8>) -> result<list<u8>,
-/// string>`, `cabi_realloc` and a memory. wasm-smith fills in random bodies.
+/// The exports a core module needs to become a `job` component; wasm-smith
+/// fills in random bodies.
 fn job_exports_template() -> Vec<u8> {
-    let mut module = Module::new();
-    let mut types = TypeSection::new();
-    types
-        .ty()
-        .function([ValType::I32, ValType::I32], [ValType::I32]);
-    types.ty().function(
-        [ValType::I32, ValType::I32, ValType::I32, ValType::I32],
-        [ValType::I32],
-    );
-    module.section(&types);
-    let mut funcs = FunctionSection::new();
-    funcs.function(0);
-    funcs.function(1);
-    module.section(&funcs);
-    let mut memories = MemorySection::new();
-    memories.memory(MemoryType {
+    job_core_module(&[MemoryType {
         minimum: 1,
         maximum: Some(64),
         memory64: false,
         shared: false,
         page_size_log2: None,
-    });
-    module.section(&memories);
-    let mut exports = ExportSection::new();
-    exports.export("run", ExportKind::Func, 0);
-    exports.export("cabi_realloc", ExportKind::Func, 1);
-    exports.export("memory", ExportKind::Memory, 0);
-    module.section(&exports);
-    let mut code = CodeSection::new();
-    for _ in 0..2 {
-        let mut f = Function::new([]);
-        f.instruction(&Instruction::Unreachable);
-        f.instruction(&Instruction::End);
-        code.function(&f);
-    }
-    module.section(&code);
-    module.finish()
+    }])
 }
 
 fn random_module(rng: &mut rand::rngs::StdRng, exports: Option<Vec<u8>>) -> Option<Vec<u8>> {

@@ -214,3 +214,112 @@ async fn request_frames_must_arrive_within_the_request_timeout() {
     dripping.abort();
     alice.jobs().await.expect("the connection is still served");
 }
+
+/// A tenant that asks for a job's log on many streams and reads none holds
+/// the coordinator only as long as `--request-timeout` per chunk: the log is
+/// sent from the file in 64 KiB chunks and a stream whose peer stops
+/// reading is cut off (before, each stream held the whole log, up to
+/// 1 MiB, in memory for ever: 64 streams × every connection of a token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_log_download_that_is_never_read_is_cut_off() {
+    use suanli_proto::{FromNode, JobLimits, Requirements};
+    let cluster = TestCluster::start_with(|c| c.request_timeout = Duration::from_secs(2)).await;
+    let token = cluster.token(Role::Tenant, "alice").await;
+    let alice = cluster.connect(&token, Role::Tenant).await.unwrap();
+    let node_token = cluster.token(Role::Node, "n").await;
+    let mut node = suanli_e2e::FakeNode::register(&cluster, &node_token, 5)
+        .await
+        .unwrap();
+    let job = alice
+        .submit(b"m", b"i", Requirements::default(), JobLimits::default(), 1)
+        .await
+        .unwrap();
+    let a = node.next_assignment().await;
+    assert_eq!(a.job, job);
+    for n in 0..16u8 {
+        let log = FromNode::Log {
+            job,
+            attempt: a.attempt,
+            data: vec![b'a' + n; 64 << 10],
+        };
+        suanli_net::frame::write_frame(&mut node.send, &log)
+            .await
+            .unwrap();
+    }
+    let mut len = 0;
+    for _ in 0..100 {
+        len = 0;
+        alice.logs(job, false, |c| len += c.len()).await.unwrap();
+        if len == 1 << 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(len, 1 << 20, "the whole log arrived");
+
+    // A hostile client: it grants 4 KiB of window per stream, so the
+    // coordinator's writes block at once (an honest client's 1.25 MB stream
+    // window would take a whole 1 MiB log into its own buffers).
+    let reader = tiny_window_connection(&cluster, &token).await;
+    let mut streams = Vec::new();
+    for _ in 0..32 {
+        let (mut send, recv) = reader.open_bi().await.unwrap();
+        suanli_net::frame::write_frame(&mut send, &Request::Logs { job, follow: false })
+            .await
+            .unwrap();
+        send.finish().unwrap();
+        streams.push((send, recv));
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut cut = 0;
+    for (_send, mut recv) in streams {
+        let whole = async {
+            loop {
+                match suanli_net::frame::read_frame::<suanli_proto::Response>(&mut recv).await {
+                    Ok(Some(suanli_proto::Response::LogEnd)) => return true,
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return false,
+                }
+            }
+        };
+        if !tokio::time::timeout(Duration::from_secs(10), whole)
+            .await
+            .unwrap_or(false)
+        {
+            cut += 1;
+        }
+    }
+    assert!(cut > 0, "every unread log stream was still held open");
+    // Others are served meanwhile.
+    alice.status(job).await.unwrap();
+}
+
+/// A tenant connection (handshake done by hand) that advertises a 4 KiB
+/// receive window per stream.
+async fn tiny_window_connection(cluster: &TestCluster, token: &str) -> quinn::Connection {
+    use suanli_net::tls;
+    let pinned = tls::parse_fingerprint(cluster.coordinator.fingerprint()).unwrap();
+    let mut config = tls::client_config(pinned).unwrap();
+    let mut transport = suanli_net::transport_config(64, false);
+    transport.stream_receive_window(4096u32.into());
+    config.transport_config(std::sync::Arc::new(transport));
+    let endpoint = suanli_net::Client::endpoint(cluster.coordinator.addr()).unwrap();
+    let conn = endpoint
+        .connect_with(config, cluster.coordinator.addr(), tls::SERVER_NAME)
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let hello = suanli_proto::Hello {
+        version: suanli_proto::PROTOCOL_VERSION,
+        role: Role::Tenant,
+        token: token.to_owned(),
+    };
+    suanli_net::frame::write_frame(&mut send, &hello)
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let welcome: suanli_proto::Welcome = suanli_net::frame::expect_frame(&mut recv).await.unwrap();
+    assert!(matches!(welcome, suanli_proto::Welcome::Accepted { .. }));
+    conn
+}

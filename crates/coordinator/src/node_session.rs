@@ -74,6 +74,10 @@ pub(crate) const MAX_NODE_FEATURES: usize = 256;
 pub(crate) const MAX_IN_FLIGHT_CLAIMS: usize = 10_000;
 /// GPU memory (`max_buffer_size`) a node's claim is clipped to: 1 TiB.
 pub(crate) const MAX_GPU_MEMORY_BYTES: u64 = 1 << 40;
+/// Acks queued for a node before the coordinator stops reading its control
+/// stream: a node that sends results and never reads its acks is held back
+/// by QUIC flow control instead of growing the coordinator's queue.
+const MAX_QUEUED_ACKS: usize = 64;
 /// Slack for the coordinator's millisecond clock when checking a receipt's
 /// GPU time against the attempt's wall time since assignment.
 const CLOCK_SLACK_NS: u64 = 2_000_000;
@@ -192,6 +196,7 @@ async fn serve(
             draining: false,
             drained: session.drained,
             allowed_slots,
+            token_max_slots: session.max_slots,
             quarantine: session.quarantine.clone(),
         },
     );
@@ -199,8 +204,17 @@ async fn serve(
     write_frame(&mut send, &Response::Registered { node_id, adopted }).await?;
     shared.wake_scheduler.notify_one();
 
+    // Acks go through a bounded queue filled by this loop only: before,
+    // every result sent an ack into the unbounded queue, so a node sending
+    // results without reading grew the coordinator's memory without bound.
+    let (ack_tx, mut ack_rx) = mpsc::channel::<ToNode>(MAX_QUEUED_ACKS);
     let writer = tokio::spawn(async move {
-        while let Some(message) = rx.recv().await {
+        loop {
+            let message = tokio::select! {
+                m = rx.recv() => m,
+                m = ack_rx.recv() => m,
+            };
+            let Some(message) = message else { break };
             if write_frame(&mut send, &message).await.is_err() {
                 break;
             }
@@ -211,8 +225,13 @@ async fn serve(
             frame = read_frame::<FromNode>(&mut recv) => match frame {
                 Ok(Some(message)) => {
                     let shared = shared.clone();
-                    if let Err(e) = crate::server::blocking(move || handle(&shared, node_id, message)).await {
-                        tracing::error!(node_id, %e, "cannot handle a node message");
+                    match crate::server::blocking(move || handle(&shared, node_id, message)).await {
+                        Ok(Some(ack)) => {
+                            // Waits while the node does not read its acks.
+                            let _ = ack_tx.send(ack).await;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(node_id, %e, "cannot handle a node message"),
                     }
                 }
                 Ok(None) => break "the node closed its control stream".to_owned(),
@@ -246,7 +265,8 @@ fn adopt(shared: &Shared, token_hash: &[u8; 32], info: &NodeInfo) -> Vec<(u64, u
     adopted
 }
 
-fn handle(shared: &Shared, node_id: u64, message: FromNode) {
+/// Handles one message from a node; returns the ack to send it, if any.
+fn handle(shared: &Shared, node_id: u64, message: FromNode) -> Option<ToNode> {
     match message {
         FromNode::Log { job, attempt, data } => {
             let runs_it = shared
@@ -256,6 +276,7 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
             if runs_it {
                 shared.append_log(job, &data);
             }
+            None
         }
         FromNode::Finished(result) => finished(shared, node_id, *result),
         FromNode::Draining => {
@@ -263,11 +284,13 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) {
                 tracing::info!(node_id, name = %node.name, "node is draining");
                 node.draining = true;
             }
+            None
         }
     }
 }
 
-fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
+/// Records a node's result; returns the ack for the node.
+fn finished(shared: &Shared, node_id: u64, r: AttemptResult) -> Option<ToNode> {
     let (job, attempt) = (r.receipt.job, r.receipt.attempt);
     let runs_it = shared
         .nodes()
@@ -280,19 +303,17 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
     let mut faulted = matches!(recorded, Ok(Recorded::Ended { .. }))
         && r.receipt.outcome == suanli_proto::Outcome::ProviderFault;
     let ack = |accepted: bool, reason: Option<&str>| {
-        if let Some(node) = shared.nodes().get(&node_id) {
-            let _ = node.tx.send(ToNode::Ack {
-                job,
-                attempt,
-                accepted,
-                reason: reason.map(str::to_owned),
-            });
-        }
+        Some(ToNode::Ack {
+            job,
+            attempt,
+            accepted,
+            reason: reason.map(str::to_owned),
+        })
     };
-    match &recorded {
+    let answer = match &recorded {
         Ok(Recorded::Ended { state }) => {
             tracing::info!(job, attempt, node_id, outcome = %r.receipt.outcome, gpu_ns = r.receipt.gpu_ns, state = state.as_str(), "attempt finished");
-            ack(true, None);
+            ack(true, None)
         }
         Ok(Recorded::Duplicate) => {
             tracing::info!(
@@ -303,7 +324,7 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
             ack(
                 true,
                 Some("the attempt had already ended; this result was not recorded"),
-            );
+            )
         }
         Ok(Recorded::Unknown) => {
             tracing::warn!(
@@ -312,10 +333,10 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
                 node_id,
                 "result for an attempt this node does not run; ignored"
             );
-            ack(false, Some("no such attempt of this node"));
+            ack(false, Some("no such attempt of this node"))
         }
         Ok(Recorded::Rejected(reason)) => {
-            ack(false, Some(reason));
+            let answer = ack(false, Some(reason));
             // Nothing of it is recorded or billed; the job is retried elsewhere.
             tracing::warn!(job, attempt, node_id, %reason, "receipt rejected");
             let ended = shared.ledger().fault_attempt(
@@ -329,9 +350,13 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
                 Ok(_) => {}
                 Err(e) => tracing::error!(job, %e, "cannot record rejected attempt"),
             }
+            answer
         }
-        Err(e) => tracing::error!(job, %e, "cannot record result"),
-    }
+        Err(e) => {
+            tracing::error!(job, %e, "cannot record result");
+            None
+        }
+    };
     if let Some(node) = shared.nodes().get_mut(&node_id)
         && node.running.remove(&(job, attempt))
     {
@@ -342,6 +367,7 @@ fn finished(shared: &Shared, node_id: u64, r: AttemptResult) {
     }
     shared.notify_job(job);
     shared.wake_scheduler.notify_one();
+    answer
 }
 
 fn disconnect(shared: &Shared, node_id: u64, reason: &str) {

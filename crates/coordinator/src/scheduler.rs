@@ -17,7 +17,7 @@ use suanli_ledger::{QueuedJob, Start};
 use suanli_proto::{Assignment, ToNode};
 
 use crate::auth::now_ms;
-use crate::state::Shared;
+use crate::state::{LiveNode, Shared};
 
 /// Queued jobs per tenant considered in one pass.
 const PER_TENANT: u32 = 32;
@@ -142,9 +142,18 @@ fn running_per_tenant(shared: &Shared) -> HashMap<String, u32> {
 /// deadline on.
 fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
     let nodes = shared.nodes();
+    // A token's cap counts the jobs of all its live sessions together: one
+    // token may register on many connections, each clipped on its own.
+    let mut per_token: HashMap<[u8; 32], u64> = HashMap::new();
+    for n in nodes.values() {
+        *per_token.entry(n.token_hash).or_default() += n.running.len() as u64;
+    }
+    let token_has_room = |n: &LiveNode| {
+        per_token.get(&n.token_hash).copied().unwrap_or(0) < u64::from(n.token_max_slots)
+    };
     nodes
         .iter()
-        .filter(|(_, n)| n.takes_work() && n.has_free_slot())
+        .filter(|(_, n)| n.takes_work() && n.has_free_slot() && token_has_room(n))
         .filter(|(_, n)| {
             n.fits(&job.spec)
                 && !job.crashed_on.contains(&n.name)

@@ -362,7 +362,9 @@ fn handle(
         Request::Submit(spec) => {
             let mut ledger = shared.ledger();
             for (what, h) in [("module", &spec.module), ("input", &spec.input)] {
-                if !shared.blobs.has(h) || !ledger.may_read_blob(h, &peer.name)? {
+                // Grant first, file second (as `HasBlobs`): the answer's
+                // timing must not tell whether another tenant's blob exists.
+                if !ledger.may_read_blob(h, &peer.name)? || !shared.blobs.has(h) {
                     return Ok(error(
                         ErrorCode::BadRequest,
                         format!("upload the {what} blob {h} before submitting"),
@@ -755,51 +757,69 @@ async fn logs(
             return Ok(());
         }
     }
+    // Sent from the file in chunks of at most `LOG_CHUNK`, each taken by
+    // the peer within the request timeout: a follower that never reads
+    // holds one chunk for that long, not the whole log (up to 1 MiB) for
+    // ever; and no frame outgrows the frame limit.
+    let stall = shared.config.request_timeout;
     let mut sent = 0u64;
-    let log = shared.read_log(job);
-    for chunk in log.chunks(64 * 1024) {
-        write_frame(&mut send, &Response::Log(chunk.to_vec())).await?;
-    }
-    sent += log.len() as u64;
+    send_log_from(shared, job, &mut sent, &mut send, stall).await?;
     if follow {
         loop {
             let finished =
                 matches!(visible_job(shared, peer, job), Ok(Some(v)) if v.state.is_final());
             if finished {
-                // Whatever arrived since the first read.
-                let log = shared.read_log(job);
-                if (log.len() as u64) > sent {
-                    write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec())).await?;
-                }
+                // Whatever arrived since the last read.
+                send_log_from(shared, job, &mut sent, &mut send, stall).await?;
                 break;
             }
             match tokio::time::timeout(std::time::Duration::from_secs(1), events.recv()).await {
-                Ok(Ok(Event::Log {
-                    job: j,
-                    offset,
-                    data,
-                })) if j == job => {
-                    let end = offset + data.len() as u64;
-                    if end > sent {
-                        let skip = sent.saturating_sub(offset) as usize;
-                        write_frame(&mut send, &Response::Log(data[skip..].to_vec())).await?;
-                        sent = end;
-                    }
+                Ok(Ok(Event::Log { job: j, .. })) if j == job => {
+                    send_log_from(shared, job, &mut sent, &mut send, stall).await?;
                 }
+                Ok(Ok(Event::Job(j))) if j != job => {}
                 Ok(Ok(_)) | Err(_) | Ok(Err(RecvError::Lagged(_))) => {
                     // Quiet or lagging: catch up from the file.
-                    let log = shared.read_log(job);
-                    if (log.len() as u64) > sent {
-                        write_frame(&mut send, &Response::Log(log[sent as usize..].to_vec()))
-                            .await?;
-                        sent = log.len() as u64;
-                    }
+                    send_log_from(shared, job, &mut sent, &mut send, stall).await?;
                 }
                 Ok(Err(RecvError::Closed)) => break,
             }
         }
     }
-    write_frame(&mut send, &Response::LogEnd).await?;
+    timed_write(&mut send, &Response::LogEnd, stall).await?;
     let _ = send.finish();
     Ok(())
+}
+
+/// Log bytes read from the file and sent at a time.
+const LOG_CHUNK: usize = 64 * 1024;
+
+/// [`write_frame`] that the peer must take within `stall`.
+async fn timed_write(
+    send: &mut quinn::SendStream,
+    message: &Response,
+    stall: std::time::Duration,
+) -> Result<(), NetError> {
+    tokio::time::timeout(stall, write_frame(send, message))
+        .await
+        .map_err(|_| NetError::Timeout("the peer stopped reading the log"))?
+}
+
+/// Sends `job`'s log from byte `sent` to its current end, chunk by chunk,
+/// advancing `sent`.
+async fn send_log_from(
+    shared: &Shared,
+    job: u64,
+    sent: &mut u64,
+    send: &mut quinn::SendStream,
+    stall: std::time::Duration,
+) -> Result<(), NetError> {
+    loop {
+        let chunk = shared.read_log_chunk(job, *sent, LOG_CHUNK);
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        *sent += chunk.len() as u64;
+        timed_write(send, &Response::Log(chunk), stall).await?;
+    }
 }

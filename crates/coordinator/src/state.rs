@@ -20,11 +20,9 @@ use crate::{CoordinatorConfig, CoordinatorError};
 #[derive(Clone, Debug)]
 pub(crate) enum Event {
     Job(u64),
-    /// Log bytes of a job, with their offset in the job's log.
+    /// A job's log grew (followers read the new bytes from its file).
     Log {
         job: u64,
-        offset: u64,
-        data: Arc<Vec<u8>>,
     },
 }
 
@@ -54,6 +52,9 @@ pub(crate) struct LiveNode {
     pub(crate) drained: bool,
     /// Its reported slots clipped to its token's `max_slots`.
     pub(crate) allowed_slots: u32,
+    /// Its token's `max_slots`: the most jobs all live sessions of the
+    /// token run together (a token may hold several connections).
+    pub(crate) token_max_slots: u32,
     /// Why its token is quarantined (kept in the ledger until `node restore`).
     pub(crate) quarantine: Option<String>,
 }
@@ -283,24 +284,34 @@ impl Shared {
         if kept.is_empty() {
             return;
         }
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(kept));
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        // Tenants' data: owner-only whatever the umask (as `suanli-fs`).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, suanli_fs::PRIVATE_MODE);
+        let written = options.open(&path).and_then(|mut f| f.write_all(kept));
         if let Err(err) = written {
             tracing::warn!(job, %err, "cannot append to job log");
             return;
         }
-        let _ = self.events.send(Event::Log {
-            job,
-            offset,
-            data: Arc::new(kept.to_vec()),
-        });
+        let _ = self.events.send(Event::Log { job });
     }
 
-    pub(crate) fn read_log(&self, job: u64) -> Vec<u8> {
-        std::fs::read(self.log_path(job)).unwrap_or_default()
+    /// At most `max` bytes of `job`'s log from byte `offset` (empty at its
+    /// end, or when there is no log).
+    pub(crate) fn read_log_chunk(&self, job: u64, offset: u64, max: usize) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(self.log_path(job)) else {
+            return Vec::new();
+        };
+        let mut chunk = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| file.take(max as u64).read_to_end(&mut chunk));
+        if read.is_err() {
+            chunk.clear();
+        }
+        chunk
     }
 }
 
@@ -497,6 +508,7 @@ mod tests {
             draining,
             drained: false,
             allowed_slots: 1,
+            token_max_slots: 1,
             quarantine: None,
         }
     }

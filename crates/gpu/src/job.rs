@@ -79,6 +79,10 @@ pub struct JobGpu {
     shaders: HashMap<u32, wgpu::ShaderModule>,
     pipelines: HashMap<u32, wgpu::ComputePipeline>,
     buffer_bytes: u64,
+    /// Host staging memory wgpu holds for writes not yet submitted (and
+    /// written buffers dropped since): wgpu keeps it until the next
+    /// submission, so it is flushed before it passes the buffer quota.
+    unsubmitted_bytes: u64,
     gpu_ns: u64,
     dispatches: u64,
     deadline: Option<Instant>,
@@ -102,6 +106,7 @@ impl JobGpu {
             shaders: HashMap::new(),
             pipelines: HashMap::new(),
             buffer_bytes: 0,
+            unsubmitted_bytes: 0,
             gpu_ns: 0,
             dispatches: 0,
             deadline: None,
@@ -253,14 +258,33 @@ impl JobGpu {
     }
 
     pub fn write_buffer(&mut self, id: BufferId, offset: u64, data: &[u8]) -> Result<(), GpuError> {
-        let buffer = self.check_range(id, offset, data.len() as u64)?;
+        self.check_range(id, offset, data.len() as u64)?;
         if data.is_empty() {
             return Ok(());
         }
+        // Each write copies `data` into a staging buffer that wgpu keeps
+        // until the next submission; a job that only writes would grow it
+        // without bound. Submit what is pending before it passes the quota.
+        let len = data.len() as u64;
+        if self.unsubmitted_bytes.saturating_add(len) > self.quotas.max_buffer_bytes {
+            self.flush_writes()?;
+        }
+        let buffer = self.buffer(id)?;
         let queue = &self.slot.inner.queue;
         scoped(self.device(), ErrorKind::Validation, || {
             queue.write_buffer(buffer, offset, data)
-        })
+        })?;
+        self.unsubmitted_bytes = self.unsubmitted_bytes.saturating_add(len);
+        Ok(())
+    }
+
+    /// Submits pending buffer writes and waits for them, which frees their
+    /// staging memory (and buffers dropped since).
+    fn flush_writes(&mut self) -> Result<(), GpuError> {
+        let submission = self.slot.inner.queue.submit([]);
+        self.wait_for(Some(submission))?;
+        self.unsubmitted_bytes = 0;
+        Ok(())
     }
 
     pub fn read_buffer(
@@ -303,6 +327,7 @@ impl JobGpu {
             staging.destroy();
             return Err(e);
         }
+        self.unsubmitted_bytes = 0;
         let data = self.map_and_read(&staging);
         staging.destroy();
         data
@@ -381,6 +406,11 @@ impl JobGpu {
             )
         })?;
         self.buffer_bytes -= buffer.size();
+        if self.unsubmitted_bytes > 0 {
+            // A buffer written since the last submission lives on in wgpu
+            // until then.
+            self.unsubmitted_bytes = self.unsubmitted_bytes.saturating_add(buffer.size());
+        }
         buffer.destroy();
         Ok(())
     }
@@ -564,6 +594,7 @@ impl JobGpu {
             }
             return Err(e);
         }
+        self.unsubmitted_bytes = 0;
         let wall = started.elapsed();
         let gpu_ns = match timer {
             Some(t) => self.read_timestamps(t)?,

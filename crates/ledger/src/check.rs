@@ -43,9 +43,13 @@ impl Ledger {
             self,
             // `a.job IS NOT NULL`: a job with no attempt at all (cancelled
             // while queued) joins one all-NULL row, which is not an attempt.
+            // A running job cancelled keeps its attempt open until its node
+            // reports or the attempt's deadline passes.
             "SELECT j.id, COALESCE(SUM(a.job IS NOT NULL AND a.outcome IS NULL), 0) AS open FROM jobs j
              LEFT JOIN attempts a ON a.job = j.id GROUP BY j.id
-             HAVING (j.state = 'running' AND open != 1) OR (j.state != 'running' AND open != 0)",
+             HAVING (j.state = 'running' AND open != 1)
+                 OR (j.state = 'cancelled' AND open > 1)
+                 OR (j.state NOT IN ('running', 'cancelled') AND open != 0)",
             |j, open| {
                 format!("job {j} has {open} running attempts, which its state does not allow")
             },

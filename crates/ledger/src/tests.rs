@@ -1206,3 +1206,18 @@ fn a_ledger_with_a_key_bound_to_two_tokens_is_not_migrated_and_names_them() {
         .unwrap();
     assert_eq!(version, 3, "left unchanged");
 }
+
+/// A running job cancelled by its tenant keeps its attempt open until the
+/// node reports (or the attempt's deadline passes): that is consistent, and
+/// `admin check` must not report it (a silent node would otherwise make the
+/// check fail until the deadline, up to the job's timeout plus grace).
+#[test]
+fn a_running_job_cancelled_before_its_node_reports_passes_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (node, _signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    let job = submit(&mut l, "alice", &spec(3));
+    start(&mut l, job, node);
+    assert!(l.cancel(job, 2).unwrap().unwrap().is_some());
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+}

@@ -11,8 +11,8 @@ use std::time::Duration;
 use suanli_net::frame::{read_frame, write_frame};
 use suanli_net::{Client, NetError};
 use suanli_proto::{
-    Assignment, AttemptResult, FromNode, Hash, JobLimits, MAX_LOG_CHUNK_BYTES, Metering, NodeCaps,
-    Outcome, Receipt, Role, ToNode, bounded_error,
+    Assignment, AttemptResult, ErrorCode, FromNode, Hash, JobLimits, MAX_LOG_CHUNK_BYTES, Metering,
+    NodeCaps, Outcome, Receipt, Role, ToNode, bounded_error,
 };
 use tokio::sync::mpsc;
 
@@ -147,13 +147,56 @@ async fn deliver(rt: &Runtime, key: (u64, u32)) {
             return;
         }
     };
-    if result.receipt.output.is_some()
-        && let Err(err) = link.client.put_blob(&output).await
-    {
-        tracing::warn!(job = key.0, attempt = key.1, %err, "cannot upload the output; will retry");
-        return;
-    }
+    let result = match upload_output(rt, &link, result, &output).await {
+        Some(result) => result,
+        None => return,
+    };
     let _ = link.up.send(FromNode::Finished(Box::new(result)));
+}
+
+/// Uploads the result's output, if any. `None`: try again later (the
+/// connection failed). An output the coordinator refuses for good (larger
+/// than its blob limit) would be re-sent forever: the result is re-signed as
+/// `job_error` without output instead, and kept so in the outbox.
+async fn upload_output(
+    rt: &Runtime,
+    link: &Link,
+    result: AttemptResult,
+    output: &[u8],
+) -> Option<AttemptResult> {
+    if result.receipt.output.is_none() {
+        return Some(result);
+    }
+    let key = (result.receipt.job, result.receipt.attempt);
+    match link.client.put_blob(output).await {
+        Ok(_) => Some(result),
+        Err(NetError::Remote {
+            code: ErrorCode::TooLarge,
+            message,
+        }) => {
+            tracing::warn!(job = key.0, attempt = key.1, %message, "output refused for good; reporting job_error");
+            let mut receipt = result.receipt;
+            receipt.output = None;
+            receipt.outcome = Outcome::JobError;
+            let refused = AttemptResult {
+                signature: rt.signer.sign(&receipt),
+                receipt,
+                error: Some(bounded_error(format!(
+                    "the job's output of {} bytes was refused by the coordinator: {message}",
+                    output.len()
+                ))),
+                output_bytes: 0,
+            };
+            if let Err(err) = rt.outbox.put(&refused, &[]) {
+                tracing::error!(job = key.0, attempt = key.1, %err, "cannot keep the result on disk");
+            }
+            Some(refused)
+        }
+        Err(err) => {
+            tracing::warn!(job = key.0, attempt = key.1, %err, "cannot upload the output; will retry");
+            None
+        }
+    }
 }
 
 async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<AtomicBool>) {
@@ -289,14 +332,12 @@ async fn execute(
             report
         }
         Ran::Report(report) => {
-            drop(worker);
-            rt.workers.respawn();
+            rt.workers.replace(worker);
             report
         }
         Ran::Crashed { gpu_ns, reason } => {
             tracing::warn!(job = id, attempt, %reason, "slot worker crashed");
-            drop(worker);
-            rt.workers.respawn();
+            rt.workers.replace(worker);
             crate::ipc::WorkerReport {
                 outcome: Outcome::Crashed,
                 error: Some(reason),

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use suanli_gpu::{AdapterInfo, SlotLimits};
+use suanli_proto::MAX_LOG_CHUNK_BYTES;
 use tokio::sync::Notify;
 
 use crate::ipc::{FromWorker, IpcError, RunJob, ToWorker, WorkerInit, WorkerReport};
@@ -146,6 +147,13 @@ impl Worker {
     /// Runs one job to its end. Never hangs: a worker that stops talking is
     /// killed at the backstop.
     pub(crate) fn run(&mut self, job: RunJob, cancel: &AtomicBool, on_log: &dyn Fn(&[u8])) -> Ran {
+        let mut log = LogRelay::new(on_log);
+        let ran = self.relay(job, cancel, &mut log);
+        log.flush();
+        ran
+    }
+
+    fn relay(&mut self, job: RunJob, cancel: &AtomicBool, log: &mut LogRelay) -> Ran {
         let limits = &job.limits;
         let dispatch = Duration::from_nanos(limits.max_dispatch_ns);
         let mut backstop =
@@ -169,8 +177,9 @@ impl Worker {
                         .into(),
                 };
             }
+            log.tick();
             match self.inbox.recv_timeout(Duration::from_millis(10)) {
-                Ok(Ok(FromWorker::Log(bytes))) => on_log(&bytes),
+                Ok(Ok(FromWorker::Log(bytes))) => log.push(&bytes),
                 Ok(Ok(FromWorker::Metered { gpu_ns: g })) => gpu_ns = gpu_ns.max(g),
                 Ok(Ok(FromWorker::Done(report))) => return Ran::Report(report),
                 Ok(Ok(_)) => return self.crashed(gpu_ns, "the worker sent nonsense".into()),
@@ -210,6 +219,62 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// A job's log on its way from its worker to the coordinator: gathered
+/// into chunks of up to [`MAX_LOG_CHUNK_BYTES`] (a job writing one byte at a
+/// time would otherwise cost the coordinator a log append, with its ledger
+/// lookup, per byte), sent at least every [`LOG_FLUSH`], and cut at the
+/// worker's log limit whatever a worker sends.
+struct LogRelay<'a> {
+    on_log: &'a dyn Fn(&[u8]),
+    pending: Vec<u8>,
+    since: Option<Instant>,
+    /// Bytes taken so far (sent or pending).
+    taken: usize,
+    limit: usize,
+}
+
+/// Longest a log byte waits in the node before it is sent on.
+const LOG_FLUSH: Duration = Duration::from_millis(20);
+
+impl<'a> LogRelay<'a> {
+    fn new(on_log: &'a dyn Fn(&[u8])) -> LogRelay<'a> {
+        LogRelay {
+            on_log,
+            pending: Vec::new(),
+            since: None,
+            taken: 0,
+            limit: suanli_sandbox::JobLimits::default().max_log_bytes,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let kept = &bytes[..bytes.len().min(self.limit.saturating_sub(self.taken))];
+        if kept.is_empty() {
+            return;
+        }
+        self.taken += kept.len();
+        self.since.get_or_insert_with(Instant::now);
+        self.pending.extend_from_slice(kept);
+        if self.pending.len() >= MAX_LOG_CHUNK_BYTES {
+            self.flush();
+        }
+    }
+
+    fn tick(&mut self) {
+        if self.since.is_some_and(|t| t.elapsed() >= LOG_FLUSH) {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            (self.on_log)(&self.pending);
+            self.pending.clear();
+        }
+        self.since = None;
     }
 }
 
@@ -326,11 +391,16 @@ impl WorkerPool {
         self.returned.notify_one();
     }
 
-    /// Replaces a worker that is gone: retries (with backoff) until a new
-    /// one opens its slot, then makes it available.
-    pub(crate) fn respawn(self: &Arc<Self>) {
+    /// Replaces a worker that died or must not run another job: kills and
+    /// reaps it, then retries (with backoff) until a new one opens its
+    /// slot, and makes that one available. All of it on a blocking thread:
+    /// reaping waits for the old process to exit (its GPU context torn
+    /// down, or longer if it is stuck in a driver call), which must not
+    /// stall the node's session.
+    pub(crate) fn replace(self: &Arc<Self>, old: Worker) {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
+            drop(old);
             let mut pause = Duration::from_millis(100);
             loop {
                 match Worker::spawn(&pool.command, &pool.init) {
@@ -347,5 +417,42 @@ impl WorkerPool {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[test]
+    fn a_log_written_byte_by_byte_reaches_the_coordinator_in_few_chunks_within_the_limit() {
+        let chunks = RefCell::new(Vec::<usize>::new());
+        let on_log = |bytes: &[u8]| chunks.borrow_mut().push(bytes.len());
+        let mut relay = LogRelay::new(&on_log);
+        // A job printing one byte at a time, two million times (a
+        // subverted worker would not stop at the job's log limit).
+        for _ in 0..2_000_000 {
+            relay.push(b"x");
+            relay.tick();
+        }
+        relay.flush();
+        let chunks = chunks.into_inner();
+        let total: usize = chunks.iter().sum();
+        assert_eq!(total, suanli_sandbox::JobLimits::default().max_log_bytes);
+        assert!(
+            chunks.len() <= 64,
+            "{} log messages for {total} bytes",
+            chunks.len()
+        );
+        // A short line is not held back.
+        let seen = RefCell::new(0);
+        let on_log = |bytes: &[u8]| *seen.borrow_mut() += bytes.len();
+        let mut relay = LogRelay::new(&on_log);
+        relay.push(b"hello\n");
+        std::thread::sleep(LOG_FLUSH);
+        relay.tick();
+        assert_eq!(*seen.borrow(), 6);
     }
 }

@@ -241,18 +241,22 @@ fn log_sink(out: Out) -> suanli_sandbox::LogSink {
 fn watchdog(current: Current, out: Out) {
     loop {
         std::thread::sleep(WATCH_TICK);
-        let Some(running) = lock(&current).clone() else {
+        // Held while reporting: the job thread clears `current` before it
+        // sends its `Done`, so nothing about a job follows its `Done` (a
+        // late `Metered` would be read by the node as the next job's).
+        let now = lock(&current);
+        let Some(running) = now.as_ref() else {
             continue;
         };
         let gpu_ns = running.probe.gpu_ns();
         if running.metered.swap(gpu_ns, Ordering::Relaxed) != gpu_ns {
             send(&out, &FromWorker::Metered { gpu_ns });
         }
-        if let Some(outcome) = overdue(&running)
+        if let Some(outcome) = overdue(running)
             && !running.reported.swap(true, Ordering::AcqRel)
         {
             tracing::warn!(outcome = %outcome, "job stuck outside wasm and the GPU; restarting the worker");
-            send(&out, &FromWorker::Done(stuck_report(&running, outcome)));
+            send(&out, &FromWorker::Done(stuck_report(running, outcome)));
         }
     }
 }

@@ -124,6 +124,25 @@ fn run(input: &[u8]) -> Result<Vec<u8>> {
             println!("suanli-failpoint:abort");
             Err(Error::msg("failpoints are off: the worker did not crash"))
         }
+        "writes" | "churn" => {
+            // Writes `mib` MiB into a buffer `count` times and never
+            // dispatches (`churn`: a fresh buffer each time, dropped after
+            // its write): host staging memory the job never submits.
+            let (mib, count) = arg.split_once(' ').ok_or_else(|| Error::msg("MIB COUNT"))?;
+            let mib: u64 = mib.parse().map_err(Error::msg)?;
+            let count: usize = count.parse().map_err(Error::msg)?;
+            let data = vec![7u8; (mib << 20) as usize];
+            let kept = Buffer::from_bytes(&data)?;
+            for _ in 0..count {
+                if deed == "churn" {
+                    Buffer::new(mib << 20)?.write_bytes(0, &data)?;
+                } else {
+                    kept.write_bytes(0, &data)?;
+                }
+            }
+            Ok(kept.read_range(0, 16)?)
+        }
+        "output" => Ok(vec![7u8; arg.parse().map_err(Error::msg)?]),
         "bigerr" => {
             let bytes: usize = arg.parse().map_err(Error::msg)?;
             Err(Error::msg("e".repeat(bytes)))
