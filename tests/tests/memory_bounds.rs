@@ -60,10 +60,18 @@ async fn drip_frame(conn: quinn::Connection) -> Option<Response> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
+    // The coordinator answers, then stops the stream: the next drip fails,
+    // possibly before the answer was read (under load), so keep reading it.
+    let answer = suanli_net::frame::expect_frame::<Response>(&mut recv);
+    tokio::pin!(answer);
     tokio::select! {
-        answer = suanli_net::frame::expect_frame::<Response>(&mut recv) => answer.ok(),
-        () = dripping => None,
+        answer = &mut answer => return answer.ok(),
+        () = dripping => {}
     }
+    tokio::time::timeout(Duration::from_secs(10), answer)
+        .await
+        .ok()?
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

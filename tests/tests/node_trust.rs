@@ -558,3 +558,94 @@ async fn a_node_that_never_reads_its_acks_is_held_back() {
     let tenant = cluster.tenant("alice").await;
     tenant.jobs().await.unwrap();
 }
+
+/// A colluding node cannot hand its job's tenant another tenant's blob by
+/// naming its hash as the job's output: a result may name only a blob that
+/// node uploaded on its connection. The attempt ends `provider_fault` and
+/// the tenant gets no grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_result_may_name_as_output_only_a_blob_its_node_uploaded() {
+    let cluster = TestCluster::start().await;
+    let alice = cluster.tenant("alice").await;
+    let mallory = cluster.tenant("mallory").await;
+    let secret = alice.put_blob(b"alice's secret").await.unwrap();
+    let token = cluster.token(Role::Node, "colluder").await;
+    let mut node = FakeNode::register(&cluster, &token, 7).await.unwrap();
+    let job = mallory
+        .submit(b"m", b"i", Requirements::default(), JobLimits::default(), 1)
+        .await
+        .unwrap();
+    let a = node.next_assignment().await;
+    let receipt = node.receipt(&a, Outcome::Succeeded, 1_000, Some(secret));
+    let signature = node.signer.sign(&receipt);
+    node.finish(receipt, signature).await;
+    let view = wait_final(&mallory, job).await;
+    assert_eq!(view.attempts[0].outcome, Some(Outcome::ProviderFault));
+    let error = view.attempts[0].error.clone().unwrap_or_default();
+    assert!(error.contains("did not upload"), "{error}");
+    assert!(view.output.is_none());
+    assert!(
+        mallory.get_blob(secret).await.is_err(),
+        "mallory got the blob"
+    );
+    // The same node, uploading its output first, is believed.
+    let job = mallory
+        .submit(
+            b"m",
+            b"i2",
+            Requirements::default(),
+            JobLimits::default(),
+            1,
+        )
+        .await
+        .unwrap();
+    let a = node.next_assignment().await;
+    let output = node.client.put_blob(b"honest output").await.unwrap();
+    let receipt = node.receipt(&a, Outcome::Succeeded, 1_000, Some(output));
+    let signature = node.signer.sign(&receipt);
+    node.finish(receipt, signature).await;
+    let view = wait_final(&mallory, job).await;
+    assert_eq!(view.state, JobState::Succeeded);
+    assert_eq!(mallory.get_blob(output).await.unwrap(), b"honest output");
+}
+
+/// A hostile node that leaves 64 KiB error texts on many jobs does not
+/// break its tenant's job listing (the errors are shortened there and the
+/// listing fits one frame); `status` still has the whole text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_node_errors_do_not_break_the_job_listing() {
+    let cluster = TestCluster::start().await;
+    let tenant = cluster.tenant("alice").await;
+    let token = cluster.token(Role::Node, "verbose").await;
+    let mut node = FakeNode::register(&cluster, &token, 9).await.unwrap();
+    let mut jobs = Vec::new();
+    for n in 0..20u32 {
+        let input = n.to_le_bytes();
+        let job = tenant
+            .submit(
+                b"m",
+                &input,
+                Requirements::default(),
+                JobLimits::default(),
+                1,
+            )
+            .await
+            .unwrap();
+        let a = node.next_assignment().await;
+        let receipt = node.receipt(&a, Outcome::JobError, 1_000, None);
+        let signature = node.signer.sign(&receipt);
+        let error = Some("x".repeat(suanli_proto::MAX_ERROR_BYTES));
+        node.finish_with_error(receipt, signature, error).await;
+        jobs.push(job);
+    }
+    for &job in &jobs {
+        wait_final(&tenant, job).await;
+    }
+    let listed = tenant.jobs().await.expect("the listing fits a frame");
+    assert_eq!(listed.len(), 20);
+    for view in &listed {
+        assert!(view.error.as_deref().unwrap_or_default().len() <= 256);
+    }
+    let full = tenant.status(jobs[0]).await.unwrap();
+    assert!(full.error.unwrap().len() > 60_000);
+}

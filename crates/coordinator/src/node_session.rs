@@ -2,7 +2,7 @@
 //! When the stream or the connection ends, the node's running attempts are
 //! lost (`node_lost`, billed nothing) and their jobs go back to the queue.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use suanli_ledger::{NodeSession, Recorded, Registration};
 use suanli_net::NetError;
@@ -11,7 +11,7 @@ use suanli_proto::{AttemptResult, ErrorCode, FromNode, NodeCaps, NodeInfo, Respo
 use tokio::sync::mpsc;
 
 use crate::auth::now_ms;
-use crate::server::Peer;
+use crate::server::{Peer, RecentUploads};
 use crate::state::{LiveNode, Shared};
 
 pub(crate) async fn run(
@@ -127,6 +127,23 @@ fn refuse_info(info: &NodeInfo) -> Option<String> {
     .map(|(what, v)| format!("the node's cap {what} ({v}) is above {}", i64::MAX))
 }
 
+/// Why a result's output cannot be the node's: it names a blob this
+/// connection did not upload. Otherwise a node could grant its job's tenant
+/// any blob whose hash it knows (and keep it from garbage collection).
+fn refuse_output(uploaded: &Mutex<RecentUploads>, r: &AttemptResult) -> Option<String> {
+    let output = r.receipt.output?;
+    let known = uploaded
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&output);
+    (!known).then(|| {
+        format!(
+            "the result names output {} which the node did not upload on this connection",
+            output.to_hex()
+        )
+    })
+}
+
 /// Why a receipt's GPU time cannot be true: more than the wall time since
 /// the coordinator assigned the attempt (its own clock), so the node
 /// metered time it cannot have used.
@@ -225,7 +242,8 @@ async fn serve(
             frame = read_frame::<FromNode>(&mut recv) => match frame {
                 Ok(Some(message)) => {
                     let shared = shared.clone();
-                    match crate::server::blocking(move || handle(&shared, node_id, message)).await {
+                    let uploaded = peer.uploaded.clone();
+                    match crate::server::blocking(move || handle(&shared, node_id, &uploaded, message)).await {
                         Ok(Some(ack)) => {
                             // Waits while the node does not read its acks.
                             let _ = ack_tx.send(ack).await;
@@ -266,7 +284,12 @@ fn adopt(shared: &Shared, token_hash: &[u8; 32], info: &NodeInfo) -> Vec<(u64, u
 }
 
 /// Handles one message from a node; returns the ack to send it, if any.
-fn handle(shared: &Shared, node_id: u64, message: FromNode) -> Option<ToNode> {
+fn handle(
+    shared: &Shared,
+    node_id: u64,
+    uploaded: &Mutex<RecentUploads>,
+    message: FromNode,
+) -> Option<ToNode> {
     match message {
         FromNode::Log { job, attempt, data } => {
             let runs_it = shared
@@ -278,7 +301,7 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) -> Option<ToNode> {
             }
             None
         }
-        FromNode::Finished(result) => finished(shared, node_id, *result),
+        FromNode::Finished(result) => finished(shared, node_id, uploaded, *result),
         FromNode::Draining => {
             if let Some(node) = shared.nodes().get_mut(&node_id) {
                 tracing::info!(node_id, name = %node.name, "node is draining");
@@ -290,13 +313,19 @@ fn handle(shared: &Shared, node_id: u64, message: FromNode) -> Option<ToNode> {
 }
 
 /// Records a node's result; returns the ack for the node.
-fn finished(shared: &Shared, node_id: u64, r: AttemptResult) -> Option<ToNode> {
+fn finished(
+    shared: &Shared,
+    node_id: u64,
+    uploaded: &Mutex<RecentUploads>,
+    r: AttemptResult,
+) -> Option<ToNode> {
     let (job, attempt) = (r.receipt.job, r.receipt.attempt);
     let runs_it = shared
         .nodes()
         .get(&node_id)
         .is_some_and(|n| n.running.contains(&(job, attempt)));
-    let recorded = match refuse_gpu_time(shared, &r).filter(|_| runs_it) {
+    let refusal = refuse_gpu_time(shared, &r).or_else(|| refuse_output(uploaded, &r));
+    let recorded = match refusal.filter(|_| runs_it) {
         Some(reason) => Ok(Recorded::Rejected(reason)),
         None => shared.ledger().finish_attempt(node_id, &r, now_ms()),
     };

@@ -33,6 +33,38 @@ pub(crate) struct Peer {
     pub(crate) node_id: Arc<std::sync::OnceLock<u64>>,
     /// Every live connection, to close a revoked token's.
     pub(crate) connections: Arc<Connections>,
+    /// Blobs this connection uploaded (nodes: a result may name as its
+    /// output only a blob its node proved it holds by uploading it).
+    pub(crate) uploaded: Arc<std::sync::Mutex<RecentUploads>>,
+}
+
+/// How many uploads per connection a node's results may refer to. A node
+/// uploads an output just before sending the result that names it.
+pub(crate) const MAX_REMEMBERED_UPLOADS: usize = 1024;
+
+/// The last [`MAX_REMEMBERED_UPLOADS`] blobs a connection uploaded.
+#[derive(Default)]
+pub(crate) struct RecentUploads {
+    order: std::collections::VecDeque<suanli_proto::Hash>,
+    set: std::collections::HashSet<suanli_proto::Hash>,
+}
+
+impl RecentUploads {
+    pub(crate) fn record(&mut self, hash: suanli_proto::Hash) {
+        if !self.set.insert(hash) {
+            return;
+        }
+        self.order.push_back(hash);
+        if self.order.len() > MAX_REMEMBERED_UPLOADS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+    }
+
+    pub(crate) fn contains(&self, hash: &suanli_proto::Hash) -> bool {
+        self.set.contains(hash)
+    }
 }
 
 /// Connection close code: no `Hello` in time (refusals use `CLOSE_REFUSED`).
@@ -186,6 +218,7 @@ async fn handshake(
         token_hash: presented,
         node_id: Arc::default(),
         connections: connections.clone(),
+        uploaded: Arc::default(),
     };
     Ok((peer, slot))
 }
@@ -414,7 +447,9 @@ fn handle(
         Request::ListJobs => {
             let tenant = (peer.role != Role::Admin).then_some(peer.name.as_str());
             let jobs = shared.ledger().jobs(tenant, 1000)?;
-            Response::Jobs(jobs.into_iter().map(|v| shared.with_reason(v)).collect())
+            Response::Jobs(listing(
+                jobs.into_iter().map(|v| shared.with_reason(v)).collect(),
+            ))
         }
         Request::ListNodes => Response::Nodes(shared.node_views()),
         Request::CreateToken {
@@ -661,7 +696,40 @@ async fn put_blob(
         let _ = std::fs::remove_file(&tmp);
         return error(ErrorCode::BadRequest, e.to_string());
     }
-    crate::storage::store_upload(shared, peer, tmp, file, &hash, size)
+    let stored = crate::storage::store_upload(shared, peer, tmp, file, &hash, size);
+    if matches!(stored, Response::Stored) {
+        peer.uploaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(hash);
+    }
+    stored
+}
+
+/// Longest error text per job or attempt in a job listing (`status` has
+/// the whole text, up to 64 KiB).
+const LISTED_ERROR_BYTES: usize = 256;
+
+/// Jobs for a listing: error texts shortened, and only as many jobs (newest
+/// first, as the ledger lists them) as fit one frame, whatever texts and
+/// attempts a hostile node left on them.
+fn listing(jobs: Vec<suanli_proto::JobView>) -> Vec<suanli_proto::JobView> {
+    let shorten = |e: Option<String>| e.map(|e| suanli_proto::cut_text(e, LISTED_ERROR_BYTES));
+    let budget = suanli_proto::MAX_FRAME_BYTES - (16 << 10);
+    let mut used = 0;
+    let mut out = Vec::with_capacity(jobs.len());
+    for mut job in jobs {
+        job.error = shorten(job.error.take());
+        for a in &mut job.attempts {
+            a.error = shorten(a.error.take());
+        }
+        used += suanli_proto::encode(&job).map_or(budget, |f| f.len());
+        if used > budget {
+            break;
+        }
+        out.push(job);
+    }
+    out
 }
 
 /// Whether `peer` may download `hash`: a tenant its own blobs, an admin all,

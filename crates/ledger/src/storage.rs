@@ -61,11 +61,16 @@ fn referenced(hash: &str) -> String {
     )
 }
 
-/// Bytes `tenant` stores now: blobs granted to it (those with a row) and
-/// the log bytes of its jobs not yet released.
+/// What one blob counts against a quota at the least: a file system block
+/// and its ledger rows, whatever its size, so a billion 1-byte blobs (inodes,
+/// ledger rows) cost as much as 4 TB of data.
+pub const MIN_BLOB_CHARGE: u64 = 4096;
+
+/// Bytes `tenant` stores now: blobs granted to it (those with a row, each at
+/// least [`MIN_BLOB_CHARGE`]) and the log bytes of its jobs not yet released.
 fn used(conn: &Connection, tenant: &str) -> Result<u64> {
     let (blobs, logs): (i64, i64) = conn.query_row(
-        "SELECT COALESCE((SELECT SUM(b.size) FROM blob_grants g JOIN blobs b ON b.hash = g.hash
+        "SELECT COALESCE((SELECT SUM(MAX(b.size, 4096)) FROM blob_grants g JOIN blobs b ON b.hash = g.hash
                           WHERE g.tenant = ?1), 0),
                 COALESCE((SELECT SUM(bytes) FROM job_logs
                           WHERE tenant = ?1 AND deleted_ms IS NULL), 0)",
@@ -150,7 +155,7 @@ impl Ledger {
         if has_grant(&self.conn, hash, tenant)? {
             return Ok(None);
         }
-        over_quota(&self.conn, tenant, size, default_quota)
+        over_quota(&self.conn, tenant, size.max(MIN_BLOB_CHARGE), default_quota)
     }
 
     /// Records a verified blob before its file is moved into place (so a
@@ -170,7 +175,7 @@ impl Ledger {
         let tx = self.conn.transaction()?;
         if let Some(t) = tenant
             && !has_grant(&tx, hash, t)?
-            && let Some(refusal) = over_quota(&tx, t, size, default_quota)?
+            && let Some(refusal) = over_quota(&tx, t, size.max(MIN_BLOB_CHARGE), default_quota)?
         {
             return Ok(Stored::OverQuota(refusal));
         }

@@ -539,11 +539,17 @@ pub const MAX_LOG_CHUNK_BYTES: usize = 64 << 10;
 /// `text` cut to at most [`MAX_ERROR_BYTES`] bytes on a character boundary,
 /// with a note saying how much was cut.
 pub fn bounded_error(text: String) -> String {
-    if text.len() <= MAX_ERROR_BYTES {
+    cut_text(text, MAX_ERROR_BYTES)
+}
+
+/// `text` cut to at most `max` bytes (at least 128) on a character
+/// boundary, ending with a note `[... N of M bytes cut]`.
+pub fn cut_text(text: String, max: usize) -> String {
+    if text.len() <= max {
         return text;
     }
     // Room for the note: " [... N of M bytes cut]" with two u64s is < 64 bytes.
-    let mut end = MAX_ERROR_BYTES - 64;
+    let mut end = max.max(128) - 64;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

@@ -31,46 +31,70 @@ fn an_upload_past_the_quota_is_refused_with_the_numbers_and_another_tenant_is_no
     let mut l = open(&dir);
     let (a, b) = (Hash::of(b"a"), Hash::of(b"b"));
     assert_eq!(
-        l.record_blob(&a, 600, Some("alice"), 1000, 1).unwrap(),
+        l.record_blob(&a, 6000, Some("alice"), 10_000, 1).unwrap(),
         Stored::Stored
     );
-    let refused = l.record_blob(&b, 600, Some("alice"), 1000, 2).unwrap();
+    let refused = l.record_blob(&b, 6000, Some("alice"), 10_000, 2).unwrap();
     let Stored::OverQuota(r) = refused else {
         panic!("{refused:?}")
     };
-    assert_eq!((r.used, r.adding, r.quota), (600, 600, 1000));
-    assert!(r.to_string().contains("stores 600 bytes"), "{r}");
-    assert_eq!(l.upload_refusal("alice", &b, 600, 1000).unwrap(), Some(r));
+    assert_eq!((r.used, r.adding, r.quota), (6000, 6000, 10_000));
+    assert!(r.to_string().contains("stores 6000 bytes"), "{r}");
+    assert_eq!(
+        l.upload_refusal("alice", &b, 6000, 10_000).unwrap(),
+        Some(r)
+    );
     // Nothing was recorded for the refused upload.
     assert!(!l.has_blob_row(&b).unwrap());
     // Re-uploading a blob alice holds adds nothing; bob has his own quota.
-    assert_eq!(l.upload_refusal("alice", &a, 600, 1000).unwrap(), None);
+    assert_eq!(l.upload_refusal("alice", &a, 6000, 10_000).unwrap(), None);
     assert_eq!(
-        l.record_blob(&b, 600, Some("bob"), 1000, 3).unwrap(),
+        l.record_blob(&b, 6000, Some("bob"), 10_000, 3).unwrap(),
         Stored::Stored
     );
     // A blob two tenants hold counts in full for each.
     assert_eq!(
-        l.record_blob(&a, 600, Some("bob"), GIB, 4).unwrap(),
+        l.record_blob(&a, 6000, Some("bob"), GIB, 4).unwrap(),
         Stored::Stored
     );
-    assert_eq!(l.storage_used("bob").unwrap(), 1200);
+    assert_eq!(l.storage_used("bob").unwrap(), 12_000);
     // A node's upload (an output) is refused nobody and counts for nobody
     // until it is granted.
     assert_eq!(
-        l.record_blob(&Hash::of(b"o"), 5000, None, 1, 5).unwrap(),
+        l.record_blob(&Hash::of(b"o"), 50_000, None, 1, 5).unwrap(),
         Stored::Stored
     );
-    assert_eq!(l.storage_used("alice").unwrap(), 600);
+    assert_eq!(l.storage_used("alice").unwrap(), 6000);
     // An operator's quota overrides the default.
-    l.set_storage_quota("alice", Some(2000)).unwrap();
-    assert_eq!(l.storage_quota("alice", 1000).unwrap(), 2000);
+    l.set_storage_quota("alice", Some(20_000)).unwrap();
+    assert_eq!(l.storage_quota("alice", 10_000).unwrap(), 20_000);
     assert_eq!(
-        l.record_blob(&b, 600, Some("alice"), 1000, 6).unwrap(),
+        l.record_blob(&b, 6000, Some("alice"), 10_000, 6).unwrap(),
         Stored::Stored
     );
     l.set_storage_quota("alice", None).unwrap();
-    assert_eq!(l.storage_quota("alice", 1000).unwrap(), 1000);
+    assert_eq!(l.storage_quota("alice", 10_000).unwrap(), 10_000);
+}
+
+#[test]
+fn tiny_blobs_count_at_least_a_block_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    for (n, now) in [(b"1", 1), (b"2", 2)] {
+        assert_eq!(
+            l.record_blob(&Hash::of(n), 1, Some("carol"), 10_000, now)
+                .unwrap(),
+            Stored::Stored
+        );
+    }
+    assert_eq!(l.storage_used("carol").unwrap(), 2 * MIN_BLOB_CHARGE);
+    let refused = l
+        .record_blob(&Hash::of(b"3"), 1, Some("carol"), 10_000, 3)
+        .unwrap();
+    let Stored::OverQuota(r) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!((r.used, r.adding), (8192, MIN_BLOB_CHARGE));
 }
 
 #[test]
@@ -78,17 +102,18 @@ fn log_bytes_count_against_the_jobs_tenant_until_released() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = open(&dir);
     let (m, i) = (Hash::of(b"m"), Hash::of(b"i"));
-    l.record_blob(&m, 100, Some("alice"), 1000, 1).unwrap();
-    l.record_blob(&i, 100, Some("alice"), 1000, 1).unwrap();
+    // 100-byte blobs count MIN_BLOB_CHARGE (4096) each: 8192 together.
+    l.record_blob(&m, 100, Some("alice"), 20_000, 1).unwrap();
+    l.record_blob(&i, 100, Some("alice"), 20_000, 1).unwrap();
     let job = submit(&mut l, "alice", m, i, 1);
-    assert_eq!(l.reserve_log(job, 500, 1000).unwrap(), Stored::Stored);
-    assert_eq!(l.log_reserved(job).unwrap(), 500);
-    assert_eq!(l.storage_used("alice").unwrap(), 700);
-    let Stored::OverQuota(r) = l.reserve_log(job, 900, 1000).unwrap() else {
+    assert_eq!(l.reserve_log(job, 5000, 20_000).unwrap(), Stored::Stored);
+    assert_eq!(l.log_reserved(job).unwrap(), 5000);
+    assert_eq!(l.storage_used("alice").unwrap(), 13_192);
+    let Stored::OverQuota(r) = l.reserve_log(job, 15_000, 20_000).unwrap() else {
         panic!("a log past the quota was counted")
     };
-    assert_eq!((r.used, r.adding, r.quota), (700, 400, 1000));
-    assert_eq!(l.log_reserved(job).unwrap(), 500);
+    assert_eq!((r.used, r.adding, r.quota), (13_192, 10_000, 20_000));
+    assert_eq!(l.log_reserved(job).unwrap(), 5000);
     // Not expired while the job is live; released once it finished before the cutoff.
     assert!(!l.log_expired(job, 10).unwrap());
     l.cancel(job, 5).unwrap();
@@ -97,7 +122,7 @@ fn log_bytes_count_against_the_jobs_tenant_until_released() {
     assert_eq!(l.expired_logs(6, 10).unwrap(), vec![job]);
     l.release_log(job, 7).unwrap();
     assert!(l.expired_logs(6, 10).unwrap().is_empty());
-    assert_eq!(l.storage_used("alice").unwrap(), 200);
+    assert_eq!(l.storage_used("alice").unwrap(), 8192);
 }
 
 #[test]
@@ -151,7 +176,7 @@ fn a_file_without_a_row_is_adopted_when_referenced() {
     assert!(l.blob_referenced(&h).unwrap());
     l.adopt_blob(&h, 42, 1).unwrap();
     assert!(l.has_blob_row(&h).unwrap());
-    assert_eq!(l.storage_used("alice").unwrap(), 42);
+    assert_eq!(l.storage_used("alice").unwrap(), MIN_BLOB_CHARGE);
 }
 
 #[test]
