@@ -79,7 +79,11 @@ async fn connections_past_the_limit_are_refused_and_the_rest_served() {
     let cluster = TestCluster::start_with(|c| c.max_connections = 3).await;
     let token = cluster.token(Role::Tenant, "alice").await;
     let first = cluster.connect(&token, Role::Tenant).await.unwrap();
+    assert_eq!(cluster.coordinator.stats().address_retries, 0);
+    // Past half the permits, a newcomer first proves its address (a QUIC
+    // Retry, which the client answers by itself) and is then served.
     let second = cluster.connect(&token, Role::Tenant).await.unwrap();
+    assert!(cluster.coordinator.stats().address_retries >= 1);
     match cluster.connect(&token, Role::Tenant).await {
         Err(e) => assert!(e.to_string().contains("refused"), "{e}"),
         Ok(_) => panic!("a fourth connection was accepted"),

@@ -54,8 +54,13 @@ impl BlobStore {
         file.flush()?;
         file.sync_all()?;
         let dest = self.path(hash);
-        if let Some(parent) = dest.parent() {
+        if let Some(parent) = dest.parent()
+            && !parent.exists()
+        {
+            // A new shard directory must itself survive a crash, or the
+            // blob in it is lost while its ledger row stays.
             std::fs::create_dir_all(parent)?;
+            suanli_fs::sync_dir(&self.dir)?;
         }
         suanli_fs::rename_durable(&tmp, &dest)
     }

@@ -142,6 +142,9 @@ pub struct Stats {
     pub blob_bytes_received: u64,
     pub connections_accepted: u64,
     pub handshakes_refused: u64,
+    /// Connections asked to prove their source address (QUIC Retry) because
+    /// more than half the connection permits were taken.
+    pub address_retries: u64,
 }
 
 /// A running coordinator. Dropping it does not stop it; call [`Coordinator::shutdown`].
@@ -210,6 +213,7 @@ impl Coordinator {
             blob_bytes_received: s.blob_bytes_received.load(Ordering::Relaxed),
             connections_accepted: s.connections_accepted.load(Ordering::Relaxed),
             handshakes_refused: s.handshakes_refused.load(Ordering::Relaxed),
+            address_retries: s.address_retries.load(Ordering::Relaxed),
         }
     }
 

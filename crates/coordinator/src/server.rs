@@ -77,6 +77,19 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) 
         shared.config.max_connections_per_token,
     );
     while let Some(incoming) = endpoint.accept().await {
+        // Under load, a connection must first prove it owns its source
+        // address (a QUIC Retry round trip): spoofed Initials from forged
+        // addresses then cannot take the connection permits or a per-address
+        // share of someone else's.
+        let taken = shared.config.max_connections - open.available_permits();
+        let busy = taken * 2 > shared.config.max_connections;
+        if busy && !incoming.remote_address_validated() && incoming.may_retry() {
+            shared.stats.address_retries.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = incoming.retry() {
+                tracing::debug!(%e, "cannot send a retry");
+            }
+            continue;
+        }
         let Ok(permit) = open.clone().try_acquire_owned() else {
             tracing::warn!(remote = %incoming.remote_address(), "connection limit reached; refusing");
             incoming.refuse();

@@ -31,6 +31,7 @@ pub(crate) struct Counters {
     pub(crate) blob_bytes_received: AtomicU64,
     pub(crate) connections_accepted: AtomicU64,
     pub(crate) handshakes_refused: AtomicU64,
+    pub(crate) address_retries: AtomicU64,
 }
 
 /// A connected node session.
