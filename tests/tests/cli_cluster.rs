@@ -285,3 +285,40 @@ fn tokens_come_from_files_and_are_listed_and_revoked() {
     ));
     assert!(row(&listed)["revoked_ms"].is_u64());
 }
+
+/// Prices and credit limits are typed as decimal units and stored exactly as
+/// micro-units; more than six decimals or a malformed amount is refused
+/// before anything is sent.
+#[test]
+fn amounts_are_typed_in_units_and_stored_exactly() {
+    let cluster = suanli_e2e::procs::ProcCluster::start(0, 1);
+    let config = cluster.config.as_str();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        suanli(&all, &[])
+    };
+    let set = admin(&["price", "set", "h100", "2.5"]);
+    assert!(set.status.success(), "{set:?}");
+    assert!(String::from_utf8_lossy(&set.stderr).contains("h100: 2.500000 per GPU-second"));
+    let prices = ok_json(&admin(&["price", "list", "--json"]));
+    let h100 = prices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["class"] == "h100")
+        .expect("h100 listed");
+    assert_eq!(h100["micros"], 2_500_000);
+    for (bad, why) in [
+        ("1.0000001", "more than six decimals"),
+        ("2,5", "not an amount"),
+    ] {
+        let out = admin(&["price", "set", "h100", bad]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    let limit = admin(&["tenant", "limit", "bob", "5"]);
+    assert!(limit.status.success(), "{limit:?}");
+    assert!(String::from_utf8_lossy(&limit.stderr).contains("bob: credit limit 5.000000"));
+}

@@ -21,7 +21,7 @@ mod scope;
 mod shader_check;
 mod slot;
 
-pub use adapter::{AdapterInfo, Gpu, GpuOptions, Metering};
+pub use adapter::{AdapterInfo, AdapterListing, Gpu, GpuOptions, Metering, list_adapters};
 pub use error::{ErrorKind, GpuError};
 pub use job::{
     BufferId, BufferUsage, DEFAULT_MAX_DISPATCH, DispatchReport, JobGpu, PipelineId, ShaderId,

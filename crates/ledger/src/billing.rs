@@ -40,6 +40,46 @@ pub fn units(micros: u64) -> String {
     format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
+/// Why a typed amount is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("{0:?} is not an amount: write units with up to six decimals, like 2.5 or 0.000001")]
+    Malformed(String),
+    #[error("{0:?} has more than six decimals: amounts are exact to the micro-unit (0.000001)")]
+    TooPrecise(String),
+    #[error("{0:?} is too large: at most {max} units", max = units(u64::MAX))]
+    TooLarge(String),
+}
+
+/// Units as a person types them (`2.5`, `50`, `0.000001`) to micro-units,
+/// exactly: the inverse of [`units`]. No sign, exponent or separators; more
+/// than six decimals is refused rather than rounded.
+pub fn parse_units(text: &str) -> Result<u64, AmountError> {
+    let malformed = || AmountError::Malformed(text.to_owned());
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return Err(malformed());
+    }
+    if text.ends_with('.') {
+        return Err(malformed());
+    }
+    if fraction.len() > 6 {
+        return Err(AmountError::TooPrecise(text.to_owned()));
+    }
+    let too_large = || AmountError::TooLarge(text.to_owned());
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_large())?
+    };
+    let micros: u64 = format!("{fraction:0<6}").parse().map_err(|_| malformed())?;
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(micros))
+        .ok_or_else(too_large)
+}
+
 /// Nanoseconds as seconds with nine decimals (exact: `1500000000` → `1.500000000`).
 pub fn seconds(ns: u64) -> String {
     format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
@@ -192,6 +232,44 @@ pub const DEFAULT_CLASS: &str = "default";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_parse_exactly_to_micro_units_and_round_trip() {
+        for (text, micros) in [
+            ("2.5", 2_500_000),
+            ("50", 50_000_000),
+            ("0.000001", 1),
+            (".5", 500_000),
+            ("0", 0),
+            ("007.010000", 7_010_000),
+            ("18446744073709.551615", u64::MAX),
+        ] {
+            assert_eq!(parse_units(text), Ok(micros), "{text}");
+            assert_eq!(parse_units(&units(micros)), Ok(micros));
+        }
+        for bad in [
+            "", ".", "5.", "-1", "+1", "1e3", "1,5", "1 000", "abc", "1.2.3", " 1",
+        ] {
+            assert!(
+                matches!(parse_units(bad), Err(AmountError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_units("1.0000001"),
+            Err(AmountError::TooPrecise(_))
+        ));
+        for big in [
+            "18446744073709.551616",
+            "18446744073710",
+            "99999999999999999999",
+        ] {
+            assert!(
+                matches!(parse_units(big), Err(AmountError::TooLarge(_))),
+                "{big}"
+            );
+        }
+    }
 
     #[test]
     fn cost_rule_edges() {

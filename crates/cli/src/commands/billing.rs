@@ -17,9 +17,15 @@ use super::time::{month_range_ms, parse_time_ms};
 
 #[derive(clap::Subcommand)]
 pub enum PriceCommand {
-    /// Set a GPU class's price in micro-units per GPU-second (admin). The
-    /// class `default` prices every class without its own price.
-    Set { class: String, micros: u64 },
+    /// Set a GPU class's price in units per GPU-second, exact to six
+    /// decimals (`2.5`; admin). The class `default` prices every class
+    /// without its own price.
+    Set {
+        /// A GPU class (see `suanli nodes`), or `default`.
+        class: String,
+        /// Units per GPU-second, e.g. `2.5` (stored as 2500000 micro-units).
+        price: String,
+    },
     /// Show the prices in force.
     List {
         #[arg(long)]
@@ -32,8 +38,14 @@ pub enum PriceCommand {
 
 #[derive(clap::Subcommand)]
 pub enum TenantCommand {
-    /// Set a tenant's credit limit in micro-units, or `none` (admin).
-    Limit { tenant: String, micros: String },
+    /// Set a tenant's credit limit in units (exact to six decimals, e.g.
+    /// `50` or `12.75`), or `none` (admin).
+    Limit {
+        /// The tenant's token name.
+        tenant: String,
+        /// Units, or `none` for no limit.
+        amount: String,
+    },
     /// Set a tenant's storage quota in bytes (its blobs and job logs), or
     /// `default` for the coordinator's --storage-quota (admin).
     Quota { tenant: String, bytes: String },
@@ -91,7 +103,8 @@ pub use suanli_ledger::billing::{seconds, units as micros};
 
 pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCode> {
     match cmd {
-        PriceCommand::Set { class, micros: m } => {
+        PriceCommand::Set { class, price } => {
+            let m = suanli_ledger::billing::parse_units(&price)?;
             let client = conn.connect(Role::Admin).await?;
             client.set_price(&class, m).await?;
             eprintln!("{class}: {} per GPU-second", micros(m));
@@ -128,15 +141,12 @@ pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCo
 
 pub async fn tenant(cmd: TenantCommand, conn: Connection) -> anyhow::Result<ExitCode> {
     let (tenant, m) = match cmd {
-        TenantCommand::Limit { tenant, micros } => (tenant, micros),
+        TenantCommand::Limit { tenant, amount } => (tenant, amount),
         TenantCommand::Quota { tenant, bytes } => return storage_quota(conn, tenant, bytes).await,
     };
     let limit = match m.as_str() {
         "none" => None,
-        n => Some(
-            n.parse::<u64>()
-                .with_context(|| format!("the limit is micro-units or `none`, not {n:?}"))?,
-        ),
+        n => Some(suanli_ledger::billing::parse_units(n)?),
     };
     let client = conn.connect(Role::Admin).await?;
     client.set_credit_limit(&tenant, limit).await?;
