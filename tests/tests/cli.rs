@@ -149,3 +149,79 @@ fn usage_errors_are_clear_and_exit_2() {
         String::from_utf8_lossy(&negative.stderr).contains("--timeout must be a number of seconds")
     );
 }
+
+#[test]
+fn gpus_lists_adapters_with_indexes_and_node_refuses_an_unknown_one_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = suanli(&["gpus", "--json"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = json(&out);
+    let list = list.as_array().expect("an array");
+    assert!(!list.is_empty(), "no adapter listed");
+    for (i, a) in list.iter().enumerate() {
+        assert_eq!(a["index"], i, "{a}");
+        assert!(!a["name"].as_str().unwrap().is_empty(), "{a}");
+        assert!(a["timestamps"].is_boolean(), "{a}");
+        assert!(a["pci_bus_id"].is_string(), "{a}");
+    }
+    let table = suanli(&["gpus"], dir.path());
+    assert!(table.status.success());
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("INDEX"), "{table}");
+    assert!(table.contains(list[0]["name"].as_str().unwrap()), "{table}");
+
+    // Port 9 (discard) on localhost: nothing answers, so a node that got
+    // as far as connecting would retry for ever instead of exiting.
+    let data = dir.path().join("node");
+    let out = Command::new(suanli_bin())
+        .args([
+            "node",
+            "--gpu",
+            "99",
+            "--data",
+            data.to_str().unwrap(),
+            "--coordinator",
+            "127.0.0.1:9",
+            "--fingerprint",
+            "00",
+            "--token",
+            "t",
+        ])
+        .env("NODEVICE_SELECT", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("suanli runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no GPU with index 99"), "{stderr}");
+    let first = format!("available: 0 ({}", list[0]["name"].as_str().unwrap());
+    assert!(stderr.contains(&first), "{stderr}");
+
+    // The same GPU twice is refused too.
+    let out = Command::new(suanli_bin())
+        .args([
+            "node",
+            "--gpu",
+            "0",
+            "--gpu",
+            "0",
+            "--data",
+            data.to_str().unwrap(),
+            "--coordinator",
+            "127.0.0.1:9",
+            "--fingerprint",
+            "00",
+            "--token",
+            "t",
+        ])
+        .env("NODEVICE_SELECT", "1")
+        .output()
+        .expect("suanli runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("GPU 0 is given twice"), "{stderr}");
+}

@@ -698,3 +698,55 @@ async fn max_attempts_and_the_dispatch_limit_are_checked_at_submission() {
     assert_eq!(status["max_dispatch_ns"], 250_000_000);
     assert_eq!(status["waiting_reason"], "no node is connected");
 }
+
+/// `suanli node --gpu 0 --slots 2`: slots are per GPU, each worker opens
+/// adapter 0 by index, and the node registers that adapter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_on_gpu_index_zero_runs_slots_per_gpu() {
+    let cluster = TestCluster::start().await;
+    let token = cluster.token(Role::Node, "by-index").await;
+    let mut config = suanli_node::NodeConfig::new(
+        cluster.coordinator.addr(),
+        cluster.coordinator.fingerprint().to_owned(),
+        token,
+        cluster.dir.path().join("by-index"),
+    );
+    config.gpus = vec![0];
+    config.slots = 2;
+    config.worker = suanli_e2e::worker_command();
+    let node = tokio::task::spawn_blocking(move || suanli_node::Node::new(config))
+        .await
+        .expect("join")
+        .expect("node starts");
+    let first = suanli_gpu::list_adapters().remove(0);
+    assert_eq!(node.info().gpu.name, first.name);
+    assert_eq!(node.info().slots, 2);
+    let (stop, signal) = tokio::sync::watch::channel(false);
+    tokio::spawn(node.run(signal));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        if let Some(v) = cluster.admin.nodes().await.expect("nodes").pop() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "node did not register");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (view.slots, view.gpu.name.as_str()),
+        (2, first.name.as_str())
+    );
+    let tenant = cluster.tenant("alice").await;
+    let module = guest_wasm("vector_add");
+    let mut jobs = Vec::new();
+    for seed in 0..4u64 {
+        let (a, b) = random_vectors(seed, 500);
+        let input = vector_add::reference::encode_input(&a, &b);
+        jobs.push((submit(&tenant, &module, &input).await, input));
+    }
+    for (job, input) in jobs {
+        let (view, output) = tenant.result(job).await.expect("result");
+        assert_eq!(view.state, JobState::Succeeded, "{:?}", view.error);
+        assert!(output == vector_add::reference::run(&input).unwrap());
+    }
+    let _ = stop.send(true);
+}

@@ -28,6 +28,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Start a coordinator.
     Coordinator(commands::coordinator::Args),
+    /// List this machine's GPU adapters with the index `node --gpu N` takes.
+    Gpus(commands::gpus::Args),
     /// Attach this machine's GPU to a coordinator as a provider node (or `node drain NAME`).
     Node(commands::node::Args),
     /// Submit a job to the coordinator.
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Coordinator(args) => commands::block_on(commands::coordinator::run(args)),
+        Command::Gpus(args) => commands::gpus::run(args),
         Command::Node(args) => commands::block_on(commands::node::run(args, conn)),
         Command::Submit(args) => commands::block_on(commands::submit::run(args, conn)),
         Command::Status(args) => commands::block_on(commands::jobs::status(args, conn)),

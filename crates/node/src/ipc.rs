@@ -23,6 +23,9 @@ pub(crate) const MAX_IPC_FRAME: usize = (256 << 20) + (1 << 20);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct WorkerInit {
     pub(crate) adapter: Option<String>,
+    /// The adapter's index in `suanli_gpu::list_adapters` (`--gpu N`);
+    /// when set, `adapter` is not consulted.
+    pub(crate) adapter_index: Option<usize>,
     /// Compiled components, shared by the node's workers.
     pub(crate) cache_dir: PathBuf,
     /// Bytes of compiled components kept there (`NodeConfig::component_cache_bytes`).

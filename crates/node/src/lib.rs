@@ -41,6 +41,9 @@ pub enum NodeError {
     DataDir(PathBuf, std::io::Error),
     #[error("{0}")]
     Net(#[from] suanli_net::NetError),
+    /// `gpus` names one adapter twice, or adapters of different models.
+    #[error("{0}")]
+    Gpus(String),
 }
 
 #[derive(Clone, Debug)]
@@ -48,10 +51,18 @@ pub struct NodeConfig {
     pub coordinator: SocketAddr,
     pub fingerprint: String,
     pub token: String,
-    /// Jobs run at once; each slot owns a wgpu device.
+    /// Jobs run at once (per GPU when `gpus` is set); each slot owns a
+    /// wgpu device.
     pub slots: u32,
     pub data_dir: PathBuf,
+    /// Without `gpus`: the adapter whose name contains this text (default:
+    /// the best one).
     pub adapter: Option<String>,
+    /// Adapter indexes (`suanli_gpu::list_adapters`, `suanli gpus`) to run
+    /// `slots` workers on each. Empty: one adapter, chosen by `adapter`.
+    /// They must all be the same model, since the node registers one GPU
+    /// description; run one node per model otherwise.
+    pub gpus: Vec<usize>,
     /// Longest pause between reconnection attempts. Default 5 s.
     pub max_backoff: Duration,
     /// GPU memory the provider offers, if less than the device has: the
@@ -86,6 +97,7 @@ impl NodeConfig {
             slots: 1,
             data_dir,
             adapter: None,
+            gpus: Vec::new(),
             max_backoff: Duration::from_secs(5),
             max_gpu_memory: None,
             caps: NodeCaps::default(),
@@ -180,6 +192,64 @@ impl Runtime {
     }
 }
 
+/// One worker per slot: `slots` on the one default adapter, or `slots` on
+/// each of `gpus` (indexes, no repeats).
+fn worker_inits(
+    base: &ipc::WorkerInit,
+    gpus: &[usize],
+    slots: u32,
+) -> Result<Vec<ipc::WorkerInit>, NodeError> {
+    let slots = slots.max(1) as usize;
+    if gpus.is_empty() {
+        return Ok(vec![base.clone(); slots]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = gpus.iter().find(|g| !seen.insert(**g)) {
+        return Err(NodeError::Gpus(format!(
+            "GPU {dup} is given twice; give each GPU once and --slots for jobs per GPU"
+        )));
+    }
+    Ok(gpus
+        .iter()
+        .flat_map(|&index| {
+            std::iter::repeat_n(
+                ipc::WorkerInit {
+                    adapter_index: Some(index),
+                    ..base.clone()
+                },
+                slots,
+            )
+        })
+        .collect())
+}
+
+/// The node registers one GPU description for all its slots, so its GPUs
+/// must be one model: the same name, vendor, device id and backend.
+fn same_model(workers: &[(Option<usize>, suanli_gpu::AdapterInfo)]) -> Result<(), String> {
+    let Some((_, first)) = workers.first() else {
+        return Ok(());
+    };
+    let model =
+        |a: &suanli_gpu::AdapterInfo| (a.name.clone(), a.vendor, a.device, a.backend.clone());
+    if workers.iter().all(|(_, a)| model(a) == model(first)) {
+        return Ok(());
+    }
+    let mut models: Vec<String> = workers
+        .iter()
+        .map(|(index, a)| match index {
+            Some(i) => format!("{i}: {} ({})", a.name, a.backend),
+            None => format!("{} ({})", a.name, a.backend),
+        })
+        .collect();
+    models.dedup();
+    Err(format!(
+        "the selected GPUs are not all the same model ({}); a node registers one GPU model, \
+         so run one node per model (e.g. `suanli node --gpu 0 --data node-a` and \
+         `suanli node --gpu 1 --data node-b`)",
+        models.join(", ")
+    ))
+}
+
 /// A node, set up (GPU opened, slots created) but not yet connected.
 pub struct Node {
     config: NodeConfig,
@@ -196,13 +266,20 @@ impl Node {
             .map_err(|e| NodeError::DataDir(config.data_dir.join("node.key"), e))?;
         let init = ipc::WorkerInit {
             adapter: config.adapter.clone(),
+            adapter_index: None,
             cache_dir: config.data_dir.join("compiled"),
             cache_max_bytes: config.component_cache_bytes,
             max_gpu_memory: config.max_gpu_memory,
         };
-        let workers = WorkerPool::start(config.worker.clone(), init, config.slots)?;
-        let (info, limits) = workers
-            .describe()
+        let inits = worker_inits(&init, &config.gpus, config.slots)?;
+        let slots = u32::try_from(inits.len()).unwrap_or(u32::MAX);
+        let workers = WorkerPool::start(config.worker.clone(), &inits)?;
+        let described = workers.describe();
+        let models: Vec<_> = described.iter().map(|(i, a, _)| (*i, a.clone())).collect();
+        same_model(&models).map_err(NodeError::Gpus)?;
+        let (_, info, limits) = described
+            .into_iter()
+            .next()
             .ok_or_else(|| WorkerError::NotReady("no slot".into()))?;
         let node_info = NodeInfo {
             gpu: GpuInfo {
@@ -225,7 +302,7 @@ impl Node {
                     vec![]
                 },
             },
-            slots: config.slots.max(1),
+            slots,
             caps: config.caps,
             public_key: signer.public_key(),
             in_flight: Vec::new(),
@@ -334,5 +411,69 @@ async fn unless_stopped<T>(
             }
             _ = rt.drained(PATIENCE), if rt.draining.load(Ordering::Relaxed) => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ipc::WorkerInit {
+        ipc::WorkerInit {
+            adapter: Some("ignored with --gpu".into()),
+            adapter_index: None,
+            cache_dir: PathBuf::from("/nonexistent"),
+            cache_max_bytes: 1,
+            max_gpu_memory: None,
+        }
+    }
+
+    #[test]
+    fn slots_are_per_gpu_and_a_gpu_given_twice_is_refused() {
+        let none = worker_inits(&base(), &[], 3).unwrap();
+        assert_eq!(none.len(), 3);
+        assert!(none.iter().all(|i| i.adapter_index.is_none()));
+        let two = worker_inits(&base(), &[1, 0], 2).unwrap();
+        let indexes: Vec<_> = two.iter().map(|i| i.adapter_index).collect();
+        assert_eq!(indexes, [Some(1), Some(1), Some(0), Some(0)]);
+        assert_eq!(worker_inits(&base(), &[2], 0).unwrap().len(), 1);
+        let err = worker_inits(&base(), &[0, 1, 0], 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GPU 0 is given twice"), "{err}");
+    }
+
+    fn adapter(name: &str, device: u32) -> suanli_gpu::AdapterInfo {
+        suanli_gpu::AdapterInfo {
+            name: name.into(),
+            backend: "vulkan".into(),
+            device_type: "discrete-gpu".into(),
+            driver: String::new(),
+            driver_info: String::new(),
+            vendor: 0x10de,
+            device,
+            pci_bus_id: format!("0000:{device:02x}:00.0"),
+            metering: suanli_gpu::Metering::Timestamp,
+        }
+    }
+
+    #[test]
+    fn gpus_of_one_model_pass_and_mixed_models_are_refused_naming_them() {
+        let h100 = adapter("NVIDIA H100", 1);
+        let mut other_bus = h100.clone();
+        other_bus.pci_bus_id = "0000:41:00.0".into();
+        assert!(same_model(&[(Some(0), h100.clone()), (Some(1), other_bus)]).is_ok());
+        assert!(same_model(&[]).is_ok());
+        let err = same_model(&[
+            (Some(0), h100.clone()),
+            (Some(0), h100),
+            (Some(1), adapter("NVIDIA A100", 2)),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains("0: NVIDIA H100 (vulkan), 1: NVIDIA A100 (vulkan)"),
+            "{err}"
+        );
+        assert!(err.contains("one node per model"), "{err}");
     }
 }

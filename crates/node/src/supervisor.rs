@@ -80,6 +80,8 @@ pub(crate) struct Worker {
     inbox: Receiver<Result<FromWorker, IpcError>>,
     pub(crate) adapter: AdapterInfo,
     pub(crate) limits: SlotLimits,
+    /// How it was started (its GPU): a replacement starts the same way.
+    init: WorkerInit,
 }
 
 impl Worker {
@@ -128,6 +130,7 @@ impl Worker {
                     inbox,
                     adapter,
                     limits,
+                    init: init.clone(),
                 });
             }
             Ok(Ok(FromWorker::Failed(reason))) => WorkerError::Failed(reason),
@@ -334,19 +337,19 @@ pub(crate) struct WorkerPool {
     idle: Mutex<Vec<Worker>>,
     returned: Notify,
     command: WorkerCommand,
-    init: WorkerInit,
 }
 
 impl WorkerPool {
-    /// Starts `slots` workers at once; fails if any cannot open its slot.
+    /// Starts one worker per `inits` entry at once; fails if any cannot
+    /// open its slot.
     pub(crate) fn start(
         command: WorkerCommand,
-        init: WorkerInit,
-        slots: u32,
+        inits: &[WorkerInit],
     ) -> Result<WorkerPool, WorkerError> {
         let workers: Vec<Result<Worker, WorkerError>> = std::thread::scope(|s| {
-            let spawned: Vec<_> = (0..slots.max(1))
-                .map(|_| s.spawn(|| Worker::spawn(&command, &init)))
+            let spawned: Vec<_> = inits
+                .iter()
+                .map(|init| s.spawn(|| Worker::spawn(&command, init)))
                 .collect();
             spawned
                 .into_iter()
@@ -361,15 +364,16 @@ impl WorkerPool {
             idle: Mutex::new(workers),
             returned: Notify::new(),
             command,
-            init,
         })
     }
 
-    /// The adapter and limits of the workers' devices.
-    pub(crate) fn describe(&self) -> Option<(AdapterInfo, SlotLimits)> {
+    /// The adapter and limits of each worker's device, with the adapter
+    /// index it was asked for (`None`: the best adapter or `--adapter`).
+    pub(crate) fn describe(&self) -> Vec<(Option<usize>, AdapterInfo, SlotLimits)> {
         lock(&self.idle)
-            .first()
-            .map(|w| (w.adapter.clone(), w.limits))
+            .iter()
+            .map(|w| (w.init.adapter_index, w.adapter.clone(), w.limits))
+            .collect()
     }
 
     /// A free worker, waiting up to `patience` for one.
@@ -400,10 +404,11 @@ impl WorkerPool {
     pub(crate) fn replace(self: &Arc<Self>, old: Worker) {
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
+            let init = old.init.clone();
             drop(old);
             let mut pause = Duration::from_millis(100);
             loop {
-                match Worker::spawn(&pool.command, &pool.init) {
+                match Worker::spawn(&pool.command, &init) {
                     Ok(worker) => {
                         tracing::info!("slot worker restarted");
                         pool.put(worker);

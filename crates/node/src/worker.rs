@@ -111,6 +111,7 @@ pub fn worker_main() -> ExitCode {
 fn open_slot(init: &WorkerInit) -> Result<(Slot, Sandbox, Quotas), String> {
     let gpu = Gpu::open(&GpuOptions {
         adapter_name: init.adapter.clone(),
+        adapter_index: init.adapter_index,
         ..GpuOptions::default()
     })
     .map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@ pub mod billing;
 pub mod connect;
 pub mod coordinator;
 pub mod demo;
+pub mod gpus;
 pub mod jobs;
 pub mod json;
 pub mod node;

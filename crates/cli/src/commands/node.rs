@@ -30,9 +30,14 @@ enum NodeCommand {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Jobs to run at once (each slot owns a GPU device).
+    /// Jobs to run at once, per GPU with --gpu (each slot owns a GPU device).
     #[arg(long, default_value_t = 1)]
     slots: u32,
+    /// Run on the adapter with this index in `suanli gpus`; repeat for
+    /// several GPUs (`--gpu 0 --gpu 1`), which must be the same model.
+    /// Default: the best adapter (or --adapter).
+    #[arg(long = "gpu", value_name = "N", conflicts_with = "adapter")]
+    gpus: Vec<usize>,
     /// Node data directory: compiled jobs and fetched blobs.
     #[arg(long, default_value = "suanli-node")]
     data: PathBuf,
@@ -96,6 +101,8 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     let mut config = NodeConfig::new(target.address, target.fingerprint, target.token, args.data);
     config.slots = args.slots;
     config.adapter = args.adapter;
+    config.gpus = args.gpus.clone();
+    let gpus = args.gpus;
     config.max_gpu_memory = args.max_gpu_memory;
     config.blob_cache_bytes = args.blob_cache_bytes;
     config.component_cache_bytes = args.component_cache_bytes;
@@ -106,8 +113,19 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     };
     let node = tokio::task::spawn_blocking(move || Node::new(config)).await??;
     let gpu = &node.info().gpu;
+    let gpus = if gpus.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " on GPUs {}",
+            gpus.iter()
+                .map(|g| g.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     println!(
-        "node: {} ({}, metering {}), {} slots",
+        "node: {} ({}, metering {}), {} slots{gpus}",
         gpu.name,
         gpu.backend,
         gpu.metering,
