@@ -87,16 +87,15 @@ impl Gpu {
         let adapters = enumerate_sorted(&instance);
         let adapter = match options.adapter_index {
             Some(index) => {
-                if index >= adapters.len() {
-                    return Err(GpuError::new(
+                let available = describe_indexes(&adapters);
+                adapters.into_iter().nth(index).ok_or_else(|| {
+                    GpuError::new(
                         ErrorKind::NoAdapter,
                         format!(
-                            "no GPU with index {index}; available: {} (see `suanli gpus`)",
-                            describe_indexes(&adapters)
+                            "no GPU with index {index}; available: {available} (see `suanli gpus`)"
                         ),
-                    ));
-                }
-                adapters.into_iter().nth(index).expect("index checked")
+                    )
+                })?
             }
             None => {
                 let wanted = options.adapter_name.as_ref().map(|n| n.to_lowercase());
