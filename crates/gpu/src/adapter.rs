@@ -155,7 +155,8 @@ impl Gpu {
     }
 
     /// Creates a slot: one device and queue that jobs on this slot share, one
-    /// job at a time. Costly (~0.8 s on lavapipe); keep slots for the process's life.
+    /// job at a time. Costly (tens of ms on lavapipe, more on real drivers); keep
+    /// slots for the process's life.
     ///
     /// WebGPU gives one device per adapter object, so every slot after the
     /// first gets a fresh adapter object for the same physical GPU.
