@@ -170,15 +170,20 @@ fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::Ledger
     let Some(node_id) = pick_node(shared, job) else {
         return Ok(false);
     };
-    let attempt = match shared.ledger().start_attempt(job.id, node_id, now_ms())? {
+    // The ledger stays locked until the attempt's runner is recorded: a
+    // cancel (which locks the ledger, then the nodes) must never see the
+    // attempt running with no node to tell, or the job would run on to its
+    // timeout. Lock order everywhere: ledger, then nodes.
+    let mut ledger = shared.ledger();
+    let attempt = match ledger.start_attempt(job.id, node_id, now_ms())? {
         Start::Started { attempt } => attempt,
         Start::NotQueued => return Ok(false),
         Start::OverCredit(reason) => {
+            drop(ledger);
             shared.credit_wait(job.id, Some(format!("waiting for credit: {reason}")));
             return Ok(false);
         }
     };
-    shared.credit_wait(job.id, None);
     let sent = {
         let mut nodes = shared.nodes();
         match nodes.get_mut(&node_id) {
@@ -195,6 +200,8 @@ fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::Ledger
             None => false,
         }
     };
+    drop(ledger);
+    shared.credit_wait(job.id, None);
     if !sent {
         // The node vanished between picking and sending.
         shared.ledger().lose_attempt(

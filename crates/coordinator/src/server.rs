@@ -440,7 +440,11 @@ fn handle(
             if visible_job(shared, peer, job)?.is_none() {
                 return Ok(not_found(job));
             }
-            match shared.ledger().cancel(job, now_ms())? {
+            // The ledger stays locked while the runner is looked up, so an
+            // attempt being placed now is either still queued (and never
+            // starts) or already has its node recorded (see `place`).
+            let mut ledger = shared.ledger();
+            match ledger.cancel(job, now_ms())? {
                 None => error(
                     ErrorCode::BadRequest,
                     format!("job {job} has already finished"),
@@ -452,6 +456,7 @@ fn handle(
                     {
                         let _ = node.tx.send(suanli_proto::ToNode::Cancel { job, attempt });
                     }
+                    drop(ledger);
                     shared.notify_job(job);
                     Response::Ok
                 }
