@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a job crate (outside any workspace) from a template.
+    New(commands::new::Args),
     /// Run a job locally in the same sandbox and GPU service a provider node uses.
     Run(commands::run::Args),
     /// Measure sandbox overhead (job vs native wgpu) and cold vs warm start.
@@ -46,6 +48,8 @@ enum Command {
     Jobs(commands::jobs::ListArgs),
     /// List connected nodes (admin).
     Nodes(commands::jobs::NodesArgs),
+    /// Install a client file (from `token create --client-config`) as the default or a --profile.
+    Login(commands::login::Args),
     /// Manage tokens (admin).
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let conn = cli.connection;
     let result = match cli.command {
+        Command::New(args) => commands::new::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Coordinator(args) => commands::block_on(commands::coordinator::run(args)),
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
         Command::Cancel(args) => commands::block_on(commands::jobs::cancel(args, conn)),
         Command::Jobs(args) => commands::block_on(commands::jobs::list(args, conn)),
         Command::Nodes(args) => commands::block_on(commands::jobs::nodes(args, conn)),
+        Command::Login(args) => commands::login::run(args, &conn),
         Command::Token(cmd) => commands::block_on(commands::token::run(cmd, conn)),
         Command::Price(cmd) => commands::block_on(commands::billing::price(cmd, conn)),
         Command::Tenant(cmd) => commands::block_on(commands::billing::tenant(cmd, conn)),

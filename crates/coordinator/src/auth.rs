@@ -119,7 +119,7 @@ pub(crate) fn role_mismatch(claimed: Role, actual: Role) -> String {
 pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
     use Request::*;
     let ok = match request {
-        HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs => {
+        HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs(_) => {
             matches!(role, Role::Tenant | Role::Admin)
         }
         PutBlob { .. } | GetBlob(_) | ListPrices | Usage(_) | UsageRecords { .. } => true,
@@ -147,7 +147,7 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         }
         (
             Role::Node,
-            HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs,
+            HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs(_),
         ) => {
             format!("a node token cannot {}; use a tenant token", request.kind())
         }
@@ -171,10 +171,10 @@ mod tests {
 
     #[test]
     fn roles_are_checked_per_request() {
-        assert!(allowed(Role::Tenant, &Request::ListJobs).is_ok());
+        assert!(allowed(Role::Tenant, &Request::ListJobs(Default::default())).is_ok());
         assert!(allowed(Role::Tenant, &Request::ListNodes).is_err());
         assert!(
-            allowed(Role::Node, &Request::ListJobs)
+            allowed(Role::Node, &Request::ListJobs(Default::default()))
                 .unwrap_err()
                 .contains("node token")
         );

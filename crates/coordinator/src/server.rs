@@ -462,9 +462,9 @@ fn handle(
                 }
             }
         }
-        Request::ListJobs => {
+        Request::ListJobs(filter) => {
             let tenant = (peer.role != Role::Admin).then_some(peer.name.as_str());
-            let jobs = shared.ledger().jobs(tenant, 1000)?;
+            let jobs = shared.ledger().jobs(tenant, &filter)?;
             Response::Jobs(listing(
                 jobs.into_iter().map(|v| shared.with_reason(v)).collect(),
             ))

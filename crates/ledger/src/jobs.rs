@@ -4,8 +4,8 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use suanli_proto::{
-    AttemptResult, AttemptView, Hash, JobLimits, JobSpec, JobState, JobView, Metering, Outcome,
-    PublicKey, Receipt, Requirements, Signature, bounded_error,
+    AttemptResult, AttemptView, Hash, JobFilter, JobLimits, JobSpec, JobState, JobView, Metering,
+    Outcome, PublicKey, Receipt, Requirements, Signature, bounded_error,
 };
 
 use crate::billing::{
@@ -346,14 +346,21 @@ impl Ledger {
     }
 
     /// Jobs of one tenant, or of all tenants, newest first.
-    pub fn jobs(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<JobView>> {
-        match tenant {
-            Some(t) => self.query_jobs(
-                "WHERE tenant = ?1 ORDER BY id DESC LIMIT ?2",
-                params![t, limit],
-            ),
-            None => self.query_jobs("ORDER BY id DESC LIMIT ?1", params![limit]),
-        }
+    /// Jobs newest first as `filter` says; a tenant's own, or every
+    /// tenant's for `None`.
+    pub fn jobs(&self, tenant: Option<&str>, filter: &JobFilter) -> Result<Vec<JobView>> {
+        // NULLs switch a condition off, so one statement serves every filter.
+        self.query_jobs(
+            "WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR state = ?2)
+               AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
+            params![
+                tenant,
+                filter.state.map(|s| s.as_str()),
+                filter.before.map(i),
+                filter.effective_limit()
+            ],
+        )
     }
 
     fn query_jobs(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<JobView>> {

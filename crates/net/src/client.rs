@@ -268,8 +268,17 @@ impl Client {
         }
     }
 
+    /// The newest jobs (up to `MAX_LISTED_JOBS`).
     pub async fn jobs(&self) -> Result<Vec<JobView>, NetError> {
-        match self.call(&Request::ListJobs).await? {
+        self.jobs_filtered(suanli_proto::JobFilter::default()).await
+    }
+
+    /// Jobs newest first, as `filter` says (state, page, limit).
+    pub async fn jobs_filtered(
+        &self,
+        filter: suanli_proto::JobFilter,
+    ) -> Result<Vec<JobView>, NetError> {
+        match self.call(&Request::ListJobs(filter)).await? {
             Response::Jobs(jobs) => Ok(jobs),
             other => Err(unexpected(other)),
         }

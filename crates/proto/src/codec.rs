@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn garbage_and_trailing_bytes_are_errors() {
         assert!(decode::<Hello>(&[0xff; 3]).is_err());
-        let mut frame = encode(&Request::ListJobs).unwrap();
+        let mut frame = encode(&Request::ListJobs(crate::JobFilter::default())).unwrap();
         frame.push(0);
         assert!(decode::<Request>(&frame[4..]).is_err());
     }

@@ -157,6 +157,32 @@ pub struct JobSpec {
     pub max_attempts: u32,
 }
 
+/// The most jobs one listing returns (and what a `limit` of 0 means).
+pub const MAX_LISTED_JOBS: u32 = 1000;
+
+/// Which jobs `Request::ListJobs` returns: newest first, up to `limit`
+/// (at most [`MAX_LISTED_JOBS`]) and as many as fit one frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs with a smaller id: the next page starts below the last id
+    /// of this one.
+    pub before: Option<u64>,
+    /// At most this many; 0 means [`MAX_LISTED_JOBS`].
+    pub limit: u32,
+}
+
+impl JobFilter {
+    /// The row limit in force.
+    pub fn effective_limit(&self) -> u32 {
+        match self.limit {
+            0 => MAX_LISTED_JOBS,
+            n => n.min(MAX_LISTED_JOBS),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JobState {
     Queued,
@@ -308,7 +334,9 @@ pub enum Request {
         follow: bool,
     },
     Cancel(u64),
-    ListJobs,
+    /// Jobs newest first, as `filter` says (a tenant's own; every tenant's
+    /// for an admin).
+    ListJobs(JobFilter),
     ListNodes,
     CreateToken {
         role: Role,
@@ -387,7 +415,7 @@ impl Request {
             Request::Wait(_) => "wait",
             Request::Logs { .. } => "logs",
             Request::Cancel(_) => "cancel",
-            Request::ListJobs => "list-jobs",
+            Request::ListJobs(_) => "list-jobs",
             Request::ListNodes => "list-nodes",
             Request::CreateToken { .. } => "create-token",
             Request::Register(_) => "register",

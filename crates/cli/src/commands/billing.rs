@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::json;
 use suanli_ledger::billing::check_record;
 use suanli_proto::Role;
@@ -14,6 +14,7 @@ use suanli_proto::usage::{GroupBy, UsageGroup, UsageQuery, UsageRecord};
 
 use super::connect::Connection;
 use super::time::{month_range_ms, parse_time_ms};
+use super::units::Bytes;
 
 #[derive(clap::Subcommand)]
 pub enum PriceCommand {
@@ -165,8 +166,9 @@ async fn storage_quota(
     let quota = match bytes.as_str() {
         "default" => None,
         n => Some(
-            n.parse::<u64>()
-                .with_context(|| format!("the quota is bytes or `default`, not {n:?}"))?,
+            n.parse::<Bytes>()
+                .map_err(|e| anyhow::anyhow!("{e}; or `default`"))?
+                .0,
         ),
     };
     let client = conn.connect(Role::Admin).await?;
@@ -182,7 +184,7 @@ async fn storage_quota(
         other => bail!("unexpected answer: {other:?}"),
     }
     match quota {
-        Some(b) => eprintln!("{tenant}: storage quota {b} bytes"),
+        Some(b) => eprintln!("{tenant}: storage quota {} ({b} bytes)", Bytes(b)),
         None => eprintln!("{tenant}: the coordinator's default storage quota"),
     }
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,11 @@
 //! How client commands find and authenticate to the coordinator: flags, then
-//! environment variables, then the config file (`--config` or `SUANLI_CONFIG`).
+//! environment variables, then a client file: `--config FILE` (or
+//! `SUANLI_CONFIG`), else the profile's file (`--profile NAME`), else the
+//! default one, `$XDG_CONFIG_HOME/suanli/client.toml` (`~/.config/...`),
+//! which `suanli login FILE` installs.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use suanli_coordinator::ClientFile;
@@ -11,40 +14,106 @@ use suanli_proto::Role;
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Connection {
-    /// A client.toml with `address`, `fingerprint` and `token` (the coordinator writes DATA/client.toml).
+    /// A client file with `address`, `fingerprint` and `token` (`token create
+    /// --client-config` writes one; the coordinator writes DATA/client.toml).
     #[arg(long, global = true, env = "SUANLI_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Use the client file installed under this name (`suanli login FILE
+    /// --profile NAME`) instead of the default one.
+    #[arg(long, global = true, env = "SUANLI_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
     /// Coordinator address, HOST:PORT.
     #[arg(long, global = true, env = "SUANLI_COORDINATOR", value_name = "ADDR")]
     pub coordinator: Option<String>,
-    /// Token to present. Prefer --token-file or SUANLI_TOKEN: anything in
-    /// argv is visible to every user of the machine (`ps`).
+    /// Token to present. Prefer a client file, --token-file or SUANLI_TOKEN:
+    /// anything in argv is visible to every user of the machine (`ps`).
     #[arg(long, global = true, env = "SUANLI_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// A file holding the token (surrounding whitespace ignored; keep it
     /// mode 0600). Takes precedence over --token and SUANLI_TOKEN.
     #[arg(long, global = true, env = "SUANLI_TOKEN_FILE", value_name = "PATH")]
     pub token_file: Option<PathBuf>,
-    /// SHA-256 fingerprint of the coordinator's certificate.
-    #[arg(long, global = true, env = "SUANLI_FINGERPRINT")]
+    /// SHA-256 fingerprint of the coordinator's certificate (hex).
+    #[arg(long, global = true, env = "SUANLI_FINGERPRINT", value_name = "HEX")]
     pub fingerprint: Option<String>,
+}
+
+/// `$XDG_CONFIG_HOME/suanli`, else `~/.config/suanli`.
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("neither XDG_CONFIG_HOME nor HOME is set: pass --config FILE")?;
+    Ok(base.join("suanli"))
+}
+
+/// The installed client file: the default one, or a profile's.
+pub fn installed_client_file(profile: Option<&str>) -> anyhow::Result<PathBuf> {
+    let dir = config_dir()?;
+    Ok(match profile {
+        None => dir.join("client.toml"),
+        Some(name) => {
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                bail!("--profile is up to 64 letters, digits, `-` and `_`, not {name:?}");
+            }
+            dir.join("profiles").join(format!("{name}.toml"))
+        }
+    })
+}
+
+/// Reads a client file, warning when other users may read its token.
+pub fn read_client_file(path: &Path) -> anyhow::Result<ClientFile> {
+    let file = ClientFile::read(path).with_context(|| format!("reading {}", path.display()))?;
+    warn_if_shared(path);
+    Ok(file)
+}
+
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "warning: {} is readable by other users; chmod 600 it",
+                path.display()
+            );
+        }
+    }
 }
 
 /// A resolved connection.
 pub struct Target {
     pub address: SocketAddr,
+    /// The address as given (a host name stays a name).
+    pub address_text: String,
     pub fingerprint: String,
     pub token: String,
 }
 
 impl Connection {
+    /// The client file in force, if any: --config, else the profile's
+    /// (which must exist), else the default one when it exists.
+    fn client_file(&self) -> anyhow::Result<Option<ClientFile>> {
+        if let Some(path) = &self.config {
+            return read_client_file(path).map(Some);
+        }
+        let path = installed_client_file(self.profile.as_deref())?;
+        if self.profile.is_some() || path.exists() {
+            return read_client_file(&path)
+                .with_context(|| "install one with `suanli login FILE`")
+                .map(Some);
+        }
+        Ok(None)
+    }
+
     pub fn resolve(&self) -> anyhow::Result<Target> {
-        let file = match &self.config {
-            Some(path) => Some(
-                ClientFile::read(path).with_context(|| format!("reading {}", path.display()))?,
-            ),
-            None => None,
-        };
+        let file = self.client_file()?;
         let pick = |flag: &Option<String>,
                     from_file: Option<&String>,
                     what: &str|
@@ -55,7 +124,7 @@ impl Connection {
             {
                 Some(v) => Ok(v),
                 None => bail!(
-                    "no {what}: pass --{what} (or SUANLI_{}), or --config FILE",
+                    "no {what}: install a client file with `suanli login FILE` (or pass --config FILE, or --{what} / SUANLI_{})",
                     what.to_uppercase()
                 ),
             }
@@ -65,6 +134,7 @@ impl Connection {
             file.as_ref().map(|f| &f.address),
             "coordinator",
         )?;
+        let address_text = address.clone();
         let address = address
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve coordinator address {address}"))?
@@ -72,6 +142,7 @@ impl Connection {
             .with_context(|| format!("coordinator address {address} resolves to nothing"))?;
         Ok(Target {
             address,
+            address_text,
             fingerprint: pick(
                 &self.fingerprint,
                 file.as_ref().map(|f| &f.fingerprint),
@@ -92,16 +163,7 @@ impl Connection {
         if token.is_empty() {
             bail!("--token-file {} is empty", path.display());
         }
-        #[cfg(unix)]
-        if let Ok(meta) = std::fs::metadata(path) {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.permissions().mode() & 0o077 != 0 {
-                eprintln!(
-                    "warning: {} is readable by other users; chmod 600 it",
-                    path.display()
-                );
-            }
-        }
+        warn_if_shared(path);
         Ok(Some(token.to_owned()))
     }
 

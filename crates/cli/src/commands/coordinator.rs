@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use suanli_coordinator::{Coordinator, CoordinatorConfig};
 
+use super::units::{Bytes, Secs};
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// Address to listen on (UDP: QUIC).
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
     /// Data directory: certificate, ledger, blobs, logs, client.toml.
@@ -17,32 +20,32 @@ pub struct Args {
     /// Concurrent request streams per connection (more wait: QUIC flow control).
     #[arg(long, default_value_t = 64)]
     max_streams_per_connection: u32,
-    /// Largest blob accepted, in bytes.
-    #[arg(long, default_value_t = 256 << 20)]
-    max_blob_bytes: u64,
+    /// Largest blob accepted (a job's module, input or output).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    max_blob_bytes: Bytes,
     /// Blob uploads in progress per tenant (or node).
     #[arg(long, default_value_t = 8)]
     max_uploads_per_peer: u32,
     /// Bytes each tenant may store (blobs it uploaded or got as outputs,
     /// plus its jobs' logs); uploads and log appends past it are refused.
     /// Per tenant: `suanli tenant quota`.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
-    storage_quota: u64,
+    #[arg(long, value_name = "SIZE", default_value = "10GiB")]
+    storage_quota: Bytes,
     /// How long finished jobs' blobs and logs are kept (e.g. 7d, 12h, 30m,
     /// 90s); jobs, attempts, usage and receipts are kept forever.
     #[arg(long, value_name = "DURATION", default_value = "7d")]
-    retention: String,
+    retention: Secs,
     /// How often garbage collection runs (also at start and on `suanli
     /// admin gc`).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
-    gc_interval: String,
+    gc_interval: Secs,
     /// How long a blob nothing refers to is kept after its upload (a node's
     /// output waits for the result that grants it).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
-    orphan_grace: String,
-    /// Seconds a connection has to present its token.
-    #[arg(long, default_value_t = 5.0)]
-    handshake_timeout: f64,
+    orphan_grace: Secs,
+    /// How long a connection has to present its token.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    handshake_timeout: Secs,
     /// Concurrent connections from one IP address (counted before the token
     /// is seen); more are refused with the reason.
     #[arg(long, default_value_t = 1024)]
@@ -51,61 +54,51 @@ pub struct Args {
     /// every connection; more are refused with the reason.
     #[arg(long, default_value_t = 256)]
     max_connections_per_token: usize,
-    /// Seconds a request stream has to deliver its request, and the longest
-    /// an upload or a download may stall; slower peers are cut off.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    request_timeout: f64,
-    /// Seconds past an attempt's timeout plus dispatch limit before the
-    /// coordinator ends an unreported attempt `provider_fault` and runs the
-    /// job on another node.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-    attempt_grace: f64,
+    /// How long a request stream has to deliver its request, and the
+    /// longest an upload or a download may stall; slower peers are cut off.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    request_timeout: Secs,
+    /// How long past an attempt's timeout plus dispatch limit the
+    /// coordinator waits before it ends an unreported attempt
+    /// `provider_fault` and runs the job on another node.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    attempt_grace: Secs,
     /// `provider_fault` attempts within --quarantine-window that quarantine
     /// a node token (no new jobs until `suanli node restore`).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3)]
     quarantine_faults: u32,
-    /// Seconds over which --quarantine-faults are counted.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
-    quarantine_window: f64,
+    /// The window over which --quarantine-faults are counted.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    quarantine_window: Secs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = CoordinatorConfig::new(args.listen, args.data);
     config.max_connections = args.max_connections;
     config.max_streams_per_connection = args.max_streams_per_connection;
-    config.max_blob_bytes = args.max_blob_bytes;
+    config.max_blob_bytes = args.max_blob_bytes.0;
     config.max_uploads_per_peer = args.max_uploads_per_peer;
-    config.storage_quota = args.storage_quota;
-    config.retention = super::admin::parse_duration("--retention", &args.retention)?;
-    config.gc_interval = super::admin::parse_duration("--gc-interval", &args.gc_interval)?;
+    config.storage_quota = args.storage_quota.0;
+    config.retention = args.retention.0;
+    config.gc_interval = args.gc_interval.0;
     anyhow::ensure!(
         !config.gc_interval.is_zero(),
         "--gc-interval must be more than 0"
     );
-    config.orphan_grace = super::admin::parse_duration("--orphan-grace", &args.orphan_grace)?;
+    config.orphan_grace = args.orphan_grace.0;
     config.max_connections_per_address = args.max_connections_per_address;
     config.max_connections_per_token = args.max_connections_per_token;
-    let request_ns = super::seconds_to_ns("--request-timeout", args.request_timeout)?;
-    if request_ns == 0 {
+    if args.request_timeout.0.is_zero() {
         anyhow::bail!("--request-timeout must be more than 0");
     }
-    config.request_timeout = std::time::Duration::from_nanos(request_ns);
-    config.attempt_grace = std::time::Duration::from_nanos(super::seconds_to_ns(
-        "--attempt-grace",
-        args.attempt_grace,
-    )?);
+    config.request_timeout = args.request_timeout.0;
+    config.attempt_grace = args.attempt_grace.0;
     if args.quarantine_faults == 0 {
         anyhow::bail!("--quarantine-faults must be at least 1");
     }
     config.quarantine_faults = args.quarantine_faults;
-    config.quarantine_window = std::time::Duration::from_nanos(super::seconds_to_ns(
-        "--quarantine-window",
-        args.quarantine_window,
-    )?);
-    config.handshake_timeout = std::time::Duration::from_nanos(super::seconds_to_ns(
-        "--handshake-timeout",
-        args.handshake_timeout,
-    )?);
+    config.quarantine_window = args.quarantine_window.0;
+    config.handshake_timeout = args.handshake_timeout.0;
     let coordinator = Coordinator::start(config).await?;
     println!("coordinator listening on {}", coordinator.addr());
     println!(

@@ -7,65 +7,60 @@ pub mod demo;
 pub mod gpus;
 pub mod jobs;
 pub mod json;
+pub mod login;
+pub mod new;
 pub mod node;
 pub mod run;
 pub mod submit;
+pub mod table;
 pub mod time;
 pub mod token;
+pub mod units;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-/// Seconds as given on the command line (`0.05`, `30`) to nanoseconds.
-pub fn seconds_to_ns(flag: &str, seconds: f64) -> anyhow::Result<u64> {
-    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
-        bail!("{flag} must be a number of seconds between 0 and 1e9, not {seconds}");
-    }
-    Ok((seconds * 1e9).round() as u64)
-}
+use self::units::{Bytes, Secs};
 
 /// The limits a job runs under: the same flags for `run` and `submit`.
+/// Durations take seconds (`0.5`) or units (`500ms`, `2m`); sizes bytes or
+/// units (`512MiB`).
 #[derive(clap::Args)]
 pub struct LimitArgs {
-    /// Stop the job with `gpu_budget_exceeded` once its metered GPU time passes this.
-    #[arg(long, value_name = "SECONDS")]
-    pub max_gpu_seconds: Option<f64>,
+    /// Stop the job with `gpu_budget_exceeded` once its metered GPU time
+    /// passes this (default: no budget).
+    #[arg(long, value_name = "DURATION")]
+    pub max_gpu_seconds: Option<Secs>,
     /// Wall-time limit.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-    pub timeout: f64,
-    /// Linear-memory limit of the job.
-    #[arg(long, value_name = "BYTES", default_value_t = 512 << 20)]
-    pub max_memory: u64,
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub timeout: Secs,
+    /// Linear-memory limit of the job (all its memories together).
+    #[arg(long, value_name = "SIZE", default_value = "512MiB")]
+    pub max_memory: Bytes,
     /// Longest one dispatch may keep the GPU busy; past it the job ends
     /// `gpu_hang`. With --max-gpu-seconds it bounds the charge:
     /// min(timeout, GPU budget + this) of GPU time. On a cluster the job
     /// runs only on nodes that allow it.
-    #[arg(long, value_name = "SECONDS", default_value_t = suanli_proto::DEFAULT_MAX_DISPATCH_NS as f64 / 1e9)]
-    pub max_dispatch_seconds: f64,
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub max_dispatch_seconds: Secs,
 }
 
 impl LimitArgs {
-    pub fn max_gpu_ns(&self) -> anyhow::Result<Option<u64>> {
-        self.max_gpu_seconds
-            .map(|s| seconds_to_ns("--max-gpu-seconds", s))
-            .transpose()
+    pub fn max_gpu_ns(&self) -> Option<u64> {
+        self.max_gpu_seconds.map(Secs::as_nanos)
     }
 
     pub fn max_dispatch(&self) -> anyhow::Result<Duration> {
-        let ns = seconds_to_ns("--max-dispatch-seconds", self.max_dispatch_seconds)?;
-        if ns == 0 {
+        if self.max_dispatch_seconds.0.is_zero() {
             bail!("--max-dispatch-seconds must be more than 0");
         }
-        Ok(Duration::from_nanos(ns))
+        Ok(self.max_dispatch_seconds.0)
     }
 
-    pub fn timeout(&self) -> anyhow::Result<Duration> {
-        Ok(Duration::from_nanos(seconds_to_ns(
-            "--timeout",
-            self.timeout,
-        )?))
+    pub fn timeout(&self) -> Duration {
+        self.timeout.0
     }
 }
 

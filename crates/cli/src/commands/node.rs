@@ -5,7 +5,7 @@ use suanli_node::{Node, NodeConfig, NodeSignal};
 use suanli_proto::{NodeCaps, Role};
 
 use super::connect::Connection;
-use super::seconds_to_ns;
+use super::units::{Bytes, Secs};
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -20,12 +20,21 @@ pub struct Args {
 enum NodeCommand {
     /// Assign no new jobs to a provider's nodes (node token name); running
     /// jobs finish. Kept across coordinator restarts until `undrain` (admin).
-    Drain { node: String },
+    Drain {
+        /// The provider's node token name.
+        node: String,
+    },
     /// Lift `drain` of a provider's nodes (admin).
-    Undrain { node: String },
+    Undrain {
+        /// The provider's node token name.
+        node: String,
+    },
     /// Lift the quarantine of a provider's nodes, set after repeated
     /// `provider_fault`s (admin).
-    Restore { node: String },
+    Restore {
+        /// The provider's node token name.
+        node: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -42,29 +51,30 @@ struct RunArgs {
     #[arg(long, default_value = "suanli-node")]
     data: PathBuf,
     /// Use the adapter whose name contains this text.
-    #[arg(long)]
+    #[arg(long, value_name = "TEXT")]
     adapter: Option<String>,
-    /// Offer at most this much GPU memory (bytes) to jobs.
-    #[arg(long, value_name = "BYTES")]
-    max_gpu_memory: Option<u64>,
+    /// Offer at most this much GPU memory to jobs (default: all the
+    /// adapter's largest buffer).
+    #[arg(long, value_name = "SIZE")]
+    max_gpu_memory: Option<Bytes>,
     /// Most wasm memory one job may use here; jobs asking more go elsewhere.
-    #[arg(long, value_name = "BYTES", default_value_t = NodeCaps::default().max_memory_bytes)]
-    max_job_memory: u64,
+    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
+    max_job_memory: Bytes,
     /// Longest timeout a job may have here.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600.0)]
-    max_job_timeout: f64,
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    max_job_timeout: Secs,
     /// Longest one dispatch of a job may keep the GPU busy here; past it the
     /// attempt ends `gpu_hang` and the slot's worker is restarted.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
-    max_dispatch_seconds: f64,
-    /// Bytes of fetched modules and inputs kept in DATA/blobs; the least
-    /// recently used are deleted past it.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 30)]
-    blob_cache_bytes: u64,
-    /// Bytes of compiled components kept in DATA/compiled (shared by the
-    /// slot workers); the least recently used are deleted past it.
-    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
-    component_cache_bytes: u64,
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    max_dispatch_seconds: Secs,
+    /// Fetched modules and inputs kept in DATA/blobs; the least recently
+    /// used are deleted past it.
+    #[arg(long, value_name = "SIZE", default_value = "10GiB")]
+    blob_cache_bytes: Bytes,
+    /// Compiled components kept in DATA/compiled (shared by the slot
+    /// workers); the least recently used are deleted past it.
+    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
+    component_cache_bytes: Bytes,
 }
 
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
@@ -103,13 +113,13 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     config.adapter = args.adapter;
     config.gpus = args.gpus.clone();
     let gpus = args.gpus;
-    config.max_gpu_memory = args.max_gpu_memory;
-    config.blob_cache_bytes = args.blob_cache_bytes;
-    config.component_cache_bytes = args.component_cache_bytes;
+    config.max_gpu_memory = args.max_gpu_memory.map(|b| b.0);
+    config.blob_cache_bytes = args.blob_cache_bytes.0;
+    config.component_cache_bytes = args.component_cache_bytes.0;
     config.caps = NodeCaps {
-        max_memory_bytes: args.max_job_memory,
-        max_timeout_ns: seconds_to_ns("--max-job-timeout", args.max_job_timeout)?,
-        max_dispatch_ns: seconds_to_ns("--max-dispatch-seconds", args.max_dispatch_seconds)?,
+        max_memory_bytes: args.max_job_memory.0,
+        max_timeout_ns: args.max_job_timeout.as_nanos(),
+        max_dispatch_ns: args.max_dispatch_seconds.as_nanos(),
     };
     let node = tokio::task::spawn_blocking(move || Node::new(config)).await??;
     let gpu = &node.info().gpu;

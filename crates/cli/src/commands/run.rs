@@ -5,6 +5,7 @@ use anyhow::Context;
 use suanli_gpu::{Gpu, GpuOptions};
 use suanli_sandbox::{JobLimits, JobReport, Outcome, Sandbox, SandboxConfig};
 
+use super::units::Bytes;
 use super::{LimitArgs, default_cache_dir, read_file, read_input};
 
 #[derive(clap::Args)]
@@ -12,18 +13,18 @@ pub struct Args {
     /// The job: a wasm32-wasip2 component built with suanli-guest.
     job: PathBuf,
     /// Input bytes for the job (default: empty input).
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE")]
     input: Option<PathBuf>,
     /// Write the job's output here.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Bytes of stdout/stderr kept in the job log; the rest is dropped.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    max_log: usize,
+    /// How much stdout/stderr is kept in the job log; the rest is dropped.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+    max_log: Bytes,
     /// Use the adapter whose name contains this text.
-    #[arg(long)]
+    #[arg(long, value_name = "TEXT")]
     adapter: Option<String>,
     /// Do not read or write the on-disk cache of compiled jobs.
     #[arg(long)]
@@ -37,11 +38,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let wasm = read_file("job", &args.job)?;
     let input = read_input(args.input.as_deref())?;
     let limits = JobLimits {
-        max_memory_bytes: usize::try_from(args.limits.max_memory).unwrap_or(usize::MAX),
-        timeout: args.limits.timeout()?,
-        max_gpu_ns: args.limits.max_gpu_ns()?,
+        max_memory_bytes: usize::try_from(args.limits.max_memory.0).unwrap_or(usize::MAX),
+        timeout: args.limits.timeout(),
+        max_gpu_ns: args.limits.max_gpu_ns(),
         max_dispatch: args.limits.max_dispatch()?,
-        max_log_bytes: args.max_log,
+        max_log_bytes: usize::try_from(args.max_log.0).unwrap_or(usize::MAX),
         ..JobLimits::default()
     };
     let gpu = Gpu::open(&GpuOptions {

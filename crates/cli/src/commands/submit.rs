@@ -5,29 +5,33 @@ use anyhow::Context;
 use suanli_proto::{JobLimits, JobState, Requirements, Role};
 
 use super::connect::Connection;
+use super::units::Bytes;
 use super::{LimitArgs, json, read_file, read_input};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The job: a wasm32-wasip2 component built with suanli-guest.
     job: PathBuf,
-    #[arg(long, short)]
+    /// Input bytes for the job (default: empty input).
+    #[arg(long, short, value_name = "FILE")]
     input: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
-    /// Only run on a node whose GPU offers at least this many bytes (largest buffer).
-    #[arg(long, value_name = "BYTES", default_value_t = 0)]
-    min_gpu_memory: u64,
+    /// Only run on a node whose GPU offers at least this much memory (its
+    /// largest buffer).
+    #[arg(long, value_name = "SIZE", default_value = "0")]
+    min_gpu_memory: Bytes,
     /// Runs allowed when nodes are lost or fail (at most 10; a job that
     /// crashes a node's worker runs once more, elsewhere, at most).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3)]
     max_attempts: u32,
     /// Wait for the job to finish and show its result.
     #[arg(long)]
     wait: bool,
     /// With --wait: write the output here.
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Print JSON: `{"job": ID}`, or with --wait the finished job.
     #[arg(long)]
     json: bool,
 }
@@ -37,9 +41,9 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     let input = read_input(args.input.as_deref())?;
     let max_dispatch_ns = u64::try_from(args.limits.max_dispatch()?.as_nanos()).unwrap_or(u64::MAX);
     let limits = JobLimits {
-        max_gpu_ns: args.limits.max_gpu_ns()?,
-        timeout_ns: u64::try_from(args.limits.timeout()?.as_nanos()).unwrap_or(u64::MAX),
-        max_memory_bytes: args.limits.max_memory,
+        max_gpu_ns: args.limits.max_gpu_ns(),
+        timeout_ns: args.limits.timeout.as_nanos(),
+        max_memory_bytes: args.limits.max_memory.0,
         max_dispatch_ns,
     };
     let client = conn.connect(Role::Tenant).await?;
@@ -48,7 +52,7 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
             &module,
             &input,
             Requirements {
-                min_gpu_memory: args.min_gpu_memory,
+                min_gpu_memory: args.min_gpu_memory.0,
             },
             limits,
             args.max_attempts,

@@ -1,90 +1,54 @@
 //! UTC dates on the command line (`--since 2026-11-01`, `--month 2026-11`)
-//! to Unix milliseconds, without a calendar dependency.
+//! to Unix milliseconds.
 
 use anyhow::{Context, bail};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 
-/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-fn number<T: std::str::FromStr>(s: &str, what: &str, text: &str) -> anyhow::Result<T> {
-    s.parse()
-        .ok()
-        .with_context(|| format!("{text:?}: the {what} is not a number"))
-}
-
-fn date_ms(y: i64, m: u32, d: u32, text: &str) -> anyhow::Result<u64> {
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        bail!("{text:?} is not a date between 1970 and 9999");
-    }
-    Ok(days_from_civil(y, m, d) as u64 * 86_400_000)
+/// Midnight UTC of `date`, in Unix milliseconds (dates from 1970 on).
+fn date_ms(date: Date, text: &str) -> anyhow::Result<u64> {
+    let ms = date
+        .to_zoned_datetime(TimeZone::UTC)
+        .with_context(|| format!("{text:?} is out of range"))?
+        .timestamp()
+        .as_millisecond();
+    u64::try_from(ms).with_context(|| format!("{text:?} is before 1970"))
 }
 
 /// `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ` (UTC) or Unix milliseconds.
 pub fn parse_time_ms(text: &str) -> anyhow::Result<u64> {
-    if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() {
-        return number(text, "millisecond count", text);
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return text
+            .parse()
+            .with_context(|| format!("{text:?} is too large a millisecond count"));
     }
-    let (date, time) = match text.split_once('T') {
-        Some((d, t)) => (d, Some(t)),
-        None => (text, None),
-    };
-    let parts: Vec<&str> = date.split('-').collect();
-    let [y, m, d] = parts.as_slice() else {
-        bail!("{text:?}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds");
-    };
-    let mut ms = date_ms(
-        number(y, "year", text)?,
-        number(m, "month", text)?,
-        number(d, "day", text)?,
-        text,
-    )?;
-    if let Some(time) = time {
-        let Some(time) = time.strip_suffix('Z') else {
+    if text.contains('T') {
+        if !text.ends_with('Z') {
             bail!("{text:?}: times are UTC and end in Z");
-        };
-        let parts: Vec<&str> = time.split(':').collect();
-        let [h, mi, s] = parts.as_slice() else {
-            bail!("{text:?}: the time is HH:MM:SS");
-        };
-        let (h, mi, s): (u64, u64, u64) = (
-            number(h, "hour", text)?,
-            number(mi, "minute", text)?,
-            number(s, "second", text)?,
-        );
-        if h > 23 || mi > 59 || s > 59 {
-            bail!("{text:?}: not a time of day");
         }
-        ms += ((h * 60 + mi) * 60 + s) * 1000;
+        let t: jiff::Timestamp = text
+            .parse()
+            .with_context(|| format!("{text:?} is not a time (YYYY-MM-DDTHH:MM:SSZ)"))?;
+        return u64::try_from(t.as_millisecond())
+            .with_context(|| format!("{text:?} is before 1970"));
     }
-    Ok(ms)
+    let date: Date = text.parse().with_context(|| {
+        format!("{text:?}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or Unix milliseconds")
+    })?;
+    date_ms(date, text)
 }
 
 /// `[first millisecond, first millisecond of the next month)` of `YYYY-MM`.
 pub fn month_range_ms(month: &str) -> anyhow::Result<(u64, u64)> {
-    let Some((y, m)) = month.split_once('-') else {
-        bail!("--month is YYYY-MM, not {month:?}");
-    };
-    let (y, m): (i64, u32) = (number(y, "year", month)?, number(m, "month", month)?);
-    let start = date_ms(y, m, 1, month)?;
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    Ok((start, date_ms(ny, nm, 1, month)?))
+    let first: Date = format!("{month}-01")
+        .parse()
+        .ok()
+        .filter(|_| month.len() == 7)
+        .with_context(|| format!("--month is YYYY-MM, not {month:?}"))?;
+    let next = first
+        .checked_add(jiff::Span::new().months(1))
+        .with_context(|| format!("{month:?} is out of range"))?;
+    Ok((date_ms(first, month)?, date_ms(next, month)?))
 }
 
 #[cfg(test)]

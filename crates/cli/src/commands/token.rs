@@ -1,9 +1,12 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use suanli_coordinator::ClientFile;
 use suanli_proto::Role;
 
 use super::connect::Connection;
+use super::units::utc;
 
 #[derive(clap::Subcommand)]
 pub enum TokenCommand {
@@ -19,12 +22,23 @@ pub enum TokenCommand {
         /// report (default 8, at most 1024).
         #[arg(long, value_name = "K")]
         max_slots: Option<u32>,
+        /// Write a ready client file here (address, fingerprint, token;
+        /// mode 0600) instead of printing the token: hand it to its user,
+        /// who installs it with `suanli login FILE`.
+        #[arg(long, value_name = "FILE")]
+        client_config: Option<PathBuf>,
+        /// With --client-config: the coordinator's address as the token's
+        /// user reaches it (default: the address this command used).
+        #[arg(long, value_name = "HOST:PORT", requires = "client_config")]
+        address: Option<String>,
+        /// Print `{"token", "role", "name"}` as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List every token: name, role, created, last used (to the minute),
     /// revoked. Secrets are never shown again.
     List {
+        /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -37,21 +51,45 @@ pub enum TokenCommand {
 }
 
 pub async fn run(cmd: TokenCommand, conn: Connection) -> anyhow::Result<ExitCode> {
-    let (role, name, max_slots, json) = match cmd {
+    let (role, name, max_slots, client_config, address, json) = match cmd {
         TokenCommand::List { json } => return list(conn, json).await,
         TokenCommand::Revoke { name } => return revoke(conn, &name).await,
         TokenCommand::Create {
             role,
             name,
             max_slots,
+            client_config,
+            address,
             json,
-        } => (role, name, max_slots, json),
+        } => (role, name, max_slots, client_config, address, json),
     };
     let Some(role) = Role::parse(&role) else {
         bail!("--role must be admin, tenant or node, not {role:?}");
     };
+    if let Some(path) = &client_config
+        && path.exists()
+    {
+        bail!("{} already exists; choose another file", path.display());
+    }
+    let target = conn.resolve()?;
     let client = conn.connect(Role::Admin).await?;
     let token = client.create_token_with(role, &name, max_slots).await?;
+    if let Some(path) = &client_config {
+        let file = ClientFile {
+            address: address.unwrap_or(target.address_text),
+            fingerprint: target.fingerprint,
+            token,
+        };
+        file.write(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "{} token {name:?} written to {} (install it with `suanli login {}`)",
+            role.as_str(),
+            path.display(),
+            path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     if json {
         println!(
             "{}",
@@ -105,35 +143,4 @@ async fn revoke(conn: Connection, name: &str) -> anyhow::Result<ExitCode> {
     client.revoke_token(name).await?;
     eprintln!("{name}: revoked (its connections were closed)");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (H. Hinnant's civil_from_days).
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(super::utc(1_798_761_599_000), "2026-12-31T23:59:59Z");
-    }
 }
