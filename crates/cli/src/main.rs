@@ -5,7 +5,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +68,10 @@ enum Command {
     Admin(commands::admin::AdminCommand),
     /// Start a coordinator and two nodes in this process, run the examples, print results and GPU time.
     Demo(commands::demo::Args),
+    /// Print a shell completion script.
+    Completions(commands::completions::CompletionArgs),
+    /// Write man pages (one per command) into a directory.
+    Man(commands::completions::ManArgs),
     /// A node's slot worker (started by `suanli node`, speaks on stdin/stdout).
     #[command(hide = true)]
     Worker,
@@ -105,6 +109,8 @@ fn main() -> ExitCode {
         Command::Invoice(args) => commands::block_on(commands::billing::invoice(args, conn)),
         Command::Admin(cmd) => commands::block_on(commands::admin::run(cmd, conn)),
         Command::Demo(args) => commands::block_on(commands::demo::run(args)),
+        Command::Completions(args) => commands::completions::completions(args, Cli::command()),
+        Command::Man(args) => commands::completions::man(args, Cli::command()),
         Command::Worker => return suanli_node::worker_main(),
     };
     tracing::debug!("exiting");
@@ -114,5 +120,41 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Arguments of `cmd` and its subcommands that have no help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg
+                .get_help()
+                .is_none_or(|h| h.to_string().trim().is_empty())
+            {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            if sub.get_about().is_none() {
+                out.push(format!("{path} {} (no about)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let cmd = super::Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "suanli", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

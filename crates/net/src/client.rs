@@ -17,11 +17,26 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A node's control stream, its session id and the attempts it keeps.
 pub type Registered = (quinn::SendStream, quinn::RecvStream, u64, Vec<(u64, u32)>);
 
+/// Which way a blob's bytes go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Upload,
+    Download,
+}
+
+/// Told `(direction, bytes done, bytes in all)` as a blob's bytes move, so
+/// a command line can draw a progress bar.
+pub type Progress = std::sync::Arc<dyn Fn(Direction, u64, u64) + Send + Sync>;
+
+/// Bytes written per step of an upload (and per progress report).
+const UPLOAD_STEP: usize = 256 << 10;
+
 /// A connection to the coordinator, authenticated as one token.
 pub struct Client {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     name: String,
+    progress: Option<Progress>,
 }
 
 impl Client {
@@ -78,7 +93,19 @@ impl Client {
             endpoint,
             conn,
             name,
+            progress: None,
         })
+    }
+
+    /// Reports the bytes of every later upload and download to `progress`.
+    pub fn set_progress(&mut self, progress: Progress) {
+        self.progress = Some(progress);
+    }
+
+    fn report(&self, direction: Direction, done: u64, total: u64) {
+        if let Some(p) = &self.progress {
+            p(direction, done, total);
+        }
     }
 
     /// The name of the token this client presented.
@@ -144,8 +171,14 @@ impl Client {
             })
             .await?;
         // The answer may come before the body is taken (a refusal).
+        let total = bytes.len() as u64;
         let written = async {
-            send.write_all(bytes).await?;
+            let mut done = 0;
+            for step in bytes.chunks(UPLOAD_STEP) {
+                send.write_all(step).await?;
+                done += step.len() as u64;
+                self.report(Direction::Upload, done, total);
+            }
             send.finish()?;
             Ok::<(), NetError>(())
         };
@@ -195,6 +228,7 @@ impl Client {
         let mut out = Vec::with_capacity(size as usize);
         read_blob(&mut recv, size, &hash, |chunk| {
             out.extend_from_slice(chunk);
+            self.report(Direction::Download, out.len() as u64, size);
             Ok(())
         })
         .await?;

@@ -12,7 +12,7 @@ mod error;
 pub mod frame;
 pub mod tls;
 
-pub use client::{BLOB_LIMIT, CLOSE_REFUSED, Client};
+pub use client::{BLOB_LIMIT, CLOSE_REFUSED, Client, Direction, Progress};
 pub use error::NetError;
 
 use std::time::Duration;

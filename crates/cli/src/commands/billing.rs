@@ -13,6 +13,7 @@ use suanli_proto::Role;
 use suanli_proto::usage::{GroupBy, UsageGroup, UsageQuery, UsageRecord};
 
 use super::connect::Connection;
+use super::table::{self, Csv};
 use super::time::{month_range_ms, parse_time_ms};
 use super::units::Bytes;
 
@@ -29,12 +30,18 @@ pub enum PriceCommand {
     },
     /// Show the prices in force.
     List {
+        /// Print a JSON array: `[{"class", "micros", "set_ms"}]`.
         #[arg(long)]
         json: bool,
     },
     /// Put a provider's nodes (node token name) in a class; `auto` goes back
     /// to the class derived from their adapter (admin).
-    Node { node: String, class: String },
+    Node {
+        /// The provider's node token name.
+        node: String,
+        /// The class its nodes are priced as, or `auto`.
+        class: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -49,7 +56,12 @@ pub enum TenantCommand {
     },
     /// Set a tenant's storage quota in bytes (its blobs and job logs), or
     /// `default` for the coordinator's --storage-quota (admin).
-    Quota { tenant: String, bytes: String },
+    Quota {
+        /// The tenant's token name.
+        tenant: String,
+        /// A size (`50GB`, `512MiB`, or bytes), or `default`.
+        bytes: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -61,6 +73,7 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct UsageArgs {
+    /// One tenant (admins; a tenant sees only its own).
     #[arg(long)]
     tenant: Option<String>,
     /// A provider (node token name).
@@ -78,6 +91,7 @@ pub struct UsageArgs {
     /// tenant, node, class, day or none.
     #[arg(long, default_value = "none")]
     group_by: String,
+    /// A table for people, or CSV / JSON with integer nanoseconds and micro-units.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Re-check every receipt in the report against its node's key and the cost rule.
@@ -96,6 +110,7 @@ pub struct InvoiceArgs {
     /// YYYY-MM (UTC).
     #[arg(long)]
     month: String,
+    /// A table for people, or CSV / JSON with integer nanoseconds and micro-units.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }
@@ -216,7 +231,7 @@ pub async fn usage(args: UsageArgs, conn: Connection) -> anyhow::Result<ExitCode
     let mut total = report.total.clone();
     total.key = "total".into();
     rows.push(total);
-    print_groups(group_by.as_str(), &rows, args.format);
+    print_groups(group_by.as_str(), &rows, args.format)?;
     if args.verify {
         let records = client.usage_records(query).await?;
         return Ok(verify(&records, &report.total));
@@ -260,43 +275,52 @@ fn verify(records: &[UsageRecord], total: &UsageGroup) -> ExitCode {
     }
 }
 
-fn print_groups(key: &str, rows: &[UsageGroup], format: Format) {
+fn print_groups(key: &str, rows: &[UsageGroup], format: Format) -> anyhow::Result<()> {
+    const NUMBERS: [&str; 5] = [
+        "ATTEMPTS",
+        "GPU-SECONDS",
+        "BILLED-GPU-SECONDS",
+        "WALL-SECONDS",
+        "COST",
+    ];
     match format {
         Format::Table => {
-            println!(
-                "{:<24} {:>8} {:>20} {:>20} {:>20} {:>16}",
-                key.to_uppercase(),
-                "ATTEMPTS",
-                "GPU-SECONDS",
-                "BILLED-GPU-SECONDS",
-                "WALL-SECONDS",
-                "COST"
-            );
+            let key = key.to_uppercase();
+            let mut header = vec![key.as_str()];
+            header.extend(NUMBERS);
+            let mut t = table::new(&header, &NUMBERS);
             for g in rows {
-                println!(
-                    "{:<24} {:>8} {:>20} {:>20} {:>20} {:>16}",
-                    g.key,
-                    g.attempts,
+                t.add_row(vec![
+                    g.key.clone(),
+                    g.attempts.to_string(),
                     seconds(g.gpu_ns),
                     seconds(g.charged_gpu_ns),
                     seconds(g.wall_ns),
-                    micros(g.cost_micros)
-                );
+                    micros(g.cost_micros),
+                ]);
             }
+            table::print(&t);
         }
         Format::Csv => {
-            println!("{key},attempts,gpu_ns,charged_gpu_ns,wall_ns,cost_micros");
+            let mut csv = Csv::new(&[
+                key,
+                "attempts",
+                "gpu_ns",
+                "charged_gpu_ns",
+                "wall_ns",
+                "cost_micros",
+            ])?;
             for g in rows {
-                println!(
-                    "{},{},{},{},{},{}",
-                    csv_field(&g.key),
-                    g.attempts,
-                    g.gpu_ns,
-                    g.charged_gpu_ns,
-                    g.wall_ns,
-                    g.cost_micros
-                );
+                csv.row([
+                    g.key.clone(),
+                    g.attempts.to_string(),
+                    g.gpu_ns.to_string(),
+                    g.charged_gpu_ns.to_string(),
+                    g.wall_ns.to_string(),
+                    g.cost_micros.to_string(),
+                ])?;
             }
+            csv.finish()?;
         }
         Format::Json => {
             let rows: Vec<_> = rows
@@ -315,14 +339,7 @@ fn print_groups(key: &str, rows: &[UsageGroup], format: Format) {
             println!("{}", serde_json::Value::Array(rows));
         }
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+    Ok(())
 }
 
 pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<ExitCode> {
@@ -340,59 +357,8 @@ pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<Exit
     let total: u64 = records.iter().map(|r| r.cost_micros).sum();
     let billed: u64 = records.iter().map(|r| r.charged_gpu_ns).sum();
     match args.format {
-        Format::Table => {
-            println!("Invoice — tenant {tenant}, {} (UTC)", args.month);
-            println!(
-                "{:>8} {:>7}  {:<16} {:<20} {:<20} {:>20} {:>14} {:>14}",
-                "JOB",
-                "ATTEMPT",
-                "NODE",
-                "CLASS",
-                "OUTCOME",
-                "BILLED-GPU-SECONDS",
-                "PRICE/GPU-S",
-                "COST"
-            );
-            for r in &records {
-                println!(
-                    "{:>8} {:>7}  {:<16} {:<20} {:<20} {:>20} {:>14} {:>14}",
-                    r.receipt.job,
-                    r.receipt.attempt,
-                    r.node,
-                    r.gpu_class,
-                    r.receipt.outcome.as_str(),
-                    seconds(r.charged_gpu_ns),
-                    micros(r.price_micros),
-                    micros(r.cost_micros)
-                );
-            }
-            println!(
-                "total: {} attempts, {} GPU-seconds billed, {}",
-                records.len(),
-                seconds(billed),
-                micros(total)
-            );
-        }
-        Format::Csv => {
-            println!(
-                "job,attempt,node,class,outcome,gpu_ns,charged_gpu_ns,price_micros,cost_micros"
-            );
-            for r in &records {
-                println!(
-                    "{},{},{},{},{},{},{},{},{}",
-                    r.receipt.job,
-                    r.receipt.attempt,
-                    csv_field(&r.node),
-                    csv_field(&r.gpu_class),
-                    r.receipt.outcome,
-                    r.receipt.gpu_ns,
-                    r.charged_gpu_ns,
-                    r.price_micros,
-                    r.cost_micros
-                );
-            }
-            println!("total,,,,,,{billed},,{total}");
-        }
+        Format::Table => invoice_table(&tenant, &args.month, &records, billed, total),
+        Format::Csv => invoice_csv(&records, billed, total)?,
         Format::Json => {
             let lines: Vec<_> = records
                 .iter()
@@ -423,4 +389,76 @@ pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn invoice_table(tenant: &str, month: &str, records: &[UsageRecord], billed: u64, total: u64) {
+    println!("Invoice — tenant {tenant}, {month} (UTC)");
+    let mut t = table::new(
+        &[
+            "JOB",
+            "ATTEMPT",
+            "NODE",
+            "CLASS",
+            "OUTCOME",
+            "BILLED-GPU-SECONDS",
+            "PRICE/GPU-S",
+            "COST",
+        ],
+        &[
+            "JOB",
+            "ATTEMPT",
+            "BILLED-GPU-SECONDS",
+            "PRICE/GPU-S",
+            "COST",
+        ],
+    );
+    for r in records {
+        t.add_row(vec![
+            r.receipt.job.to_string(),
+            r.receipt.attempt.to_string(),
+            r.node.clone(),
+            r.gpu_class.clone(),
+            r.receipt.outcome.as_str().to_owned(),
+            seconds(r.charged_gpu_ns),
+            micros(r.price_micros),
+            micros(r.cost_micros),
+        ]);
+    }
+    table::print(&t);
+    println!(
+        "total: {} attempts, {} GPU-seconds billed, {}",
+        records.len(),
+        seconds(billed),
+        micros(total)
+    );
+}
+
+fn invoice_csv(records: &[UsageRecord], billed: u64, total: u64) -> anyhow::Result<()> {
+    let mut csv = Csv::new(&[
+        "job",
+        "attempt",
+        "node",
+        "class",
+        "outcome",
+        "gpu_ns",
+        "charged_gpu_ns",
+        "price_micros",
+        "cost_micros",
+    ])?;
+    for r in records {
+        csv.row([
+            r.receipt.job.to_string(),
+            r.receipt.attempt.to_string(),
+            r.node.clone(),
+            r.gpu_class.clone(),
+            r.receipt.outcome.as_str().to_owned(),
+            r.receipt.gpu_ns.to_string(),
+            r.charged_gpu_ns.to_string(),
+            r.price_micros.to_string(),
+            r.cost_micros.to_string(),
+        ])?;
+    }
+    let (billed, total) = (billed.to_string(), total.to_string());
+    csv.row(["total", "", "", "", "", "", &billed, "", &total])?;
+    csv.finish()
 }

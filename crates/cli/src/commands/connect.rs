@@ -168,10 +168,13 @@ impl Connection {
     }
 
     /// Connects as `role` (an admin token also passes as a tenant).
+    /// Uploads and downloads draw a progress bar on a terminal.
     pub async fn connect(&self, role: Role) -> anyhow::Result<Client> {
         let t = self.resolve()?;
-        Client::connect(t.address, &t.fingerprint, &t.token, role)
+        let mut client = Client::connect(t.address, &t.fingerprint, &t.token, role)
             .await
-            .with_context(|| format!("cannot connect to the coordinator at {}", t.address))
+            .with_context(|| format!("cannot connect to the coordinator at {}", t.address))?;
+        client.set_progress(super::progress::transfers());
+        Ok(client)
     }
 }

@@ -72,11 +72,6 @@ pub fn node(n: &NodeView) -> Value {
     })
 }
 
-/// Nanoseconds as seconds for people: `10 s`, `0.25 s`.
-pub fn secs(ns: u64) -> String {
-    format!("{} s", ns as f64 / 1e9)
-}
-
 /// One line per attempt, for people.
 pub fn attempt_line(a: &AttemptView) -> String {
     format!(

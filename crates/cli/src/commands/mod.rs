@@ -1,6 +1,7 @@
 pub mod admin;
 pub mod bench;
 pub mod billing;
+pub mod completions;
 pub mod connect;
 pub mod coordinator;
 pub mod demo;
@@ -10,6 +11,7 @@ pub mod json;
 pub mod login;
 pub mod new;
 pub mod node;
+pub mod progress;
 pub mod run;
 pub mod submit;
 pub mod table;

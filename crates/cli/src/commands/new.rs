@@ -198,6 +198,9 @@ mod tests {
 
     #[test]
     fn paths_are_quoted_for_toml() {
-        assert_eq!(toml_string(r#"C:\a "b""#), r#""C:\\a \"b\"""#);
+        for path in [r#"C:\a "b""#, "/home/o'neil/sdk", "/tmp/x y/é"] {
+            let doc: toml::Table = toml::from_str(&format!("p = {}", toml_string(path))).unwrap();
+            assert_eq!(doc["p"].as_str(), Some(path));
+        }
     }
 }

@@ -127,7 +127,7 @@ pub async fn wait_reconnecting(
 /// Prints each change of the job's state (queued and why, running where)
 /// until it is final.
 async fn show_progress(client: &suanli_net::Client, job: u64) -> Result<(), suanli_net::NetError> {
-    let mut last = String::new();
+    let mut waiting = super::progress::Waiting::new();
     loop {
         let view = client.status(job).await?;
         let line = match (view.state, view.attempts.last()) {
@@ -141,10 +141,7 @@ async fn show_progress(client: &suanli_net::Client, job: u64) -> Result<(), suan
             ),
             (state, _) => state.as_str().to_owned(),
         };
-        if line != last {
-            eprintln!("{line}");
-            last = line;
-        }
+        waiting.show(line);
         if view.state.is_final() {
             return Ok(());
         }

@@ -28,6 +28,14 @@ pub fn print(table: &Table) {
     }
 }
 
+/// `text` cut to `max` characters, with `…` when it was longer.
+pub fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 /// CSV rows to stdout.
 pub struct Csv(csv::Writer<std::io::Stdout>);
 

@@ -22,11 +22,11 @@ impl FromStr for Bytes {
 
     fn from_str(text: &str) -> Result<Bytes, String> {
         let trimmed = text.trim();
-        if let Ok(n) = trimmed.parse::<u64>() {
-            return Ok(Bytes(n));
-        }
         if trimmed.starts_with(['-', '+']) {
             return Err(format!("{text:?} is not a size: sizes are not signed"));
+        }
+        if let Ok(n) = trimmed.parse::<u64>() {
+            return Ok(Bytes(n));
         }
         trimmed
             .parse::<bytesize::ByteSize>()
