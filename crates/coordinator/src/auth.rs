@@ -16,8 +16,7 @@ use crate::state::Shared;
 pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sl_{hex}")
+    format!("sl_{}", hex::encode(bytes))
 }
 
 /// What the ledger stores and looks up. Lookup by a hash of the whole secret

@@ -140,14 +140,7 @@ impl BlobStore {
 
 /// The hash a blob file is named by (64 lowercase hex digits).
 fn hash_from_hex(name: &str) -> Option<Hash> {
-    if name.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(name.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    (Hash(out).to_hex() == name).then_some(Hash(out))
+    name.parse::<Hash>().ok().filter(|h| h.to_hex() == name)
 }
 
 /// Bytes read from disk and written to the peer at a time when serving a

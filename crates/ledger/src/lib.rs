@@ -79,11 +79,6 @@ pub struct Ledger {
     conn: Connection,
 }
 
-/// Hex of a key for messages.
-fn hex(key: &[u8]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 pub(crate) fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -490,7 +485,7 @@ fn key_refusal(
             "this node token is bound to receipt key {}, but the node presents {}; \
              a node token serves one node key (its data directory's node.key): \
              restore that key or use a new node token",
-            hex(bound),
+            hex::encode(bound),
             info.public_key.to_hex()
         ))));
     }

@@ -145,18 +145,14 @@ impl Client {
     /// says too many of our uploads are in progress, waits and retries (with
     /// backoff, for up to about a minute).
     pub async fn put_blob(&self, bytes: &[u8]) -> Result<Hash, NetError> {
-        let mut pause = Duration::from_millis(50);
-        let mut tries = 0;
+        let mut pauses =
+            crate::backoff::pauses(Duration::from_millis(50), Duration::from_secs(2), Some(40));
         loop {
             match self.put_blob_once(bytes).await {
                 Err(NetError::Remote {
                     code: ErrorCode::Overloaded,
                     ..
-                }) if tries < 40 => {
-                    tries += 1;
-                    tokio::time::sleep(pause.mul_f64(rand_jitter(tries))).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
+                }) if let Some(pause) = pauses.next() => tokio::time::sleep(pause).await,
                 other => return other,
             }
         }
@@ -511,15 +507,6 @@ fn refusal(conn: &quinn::Connection) -> Option<NetError> {
         }
         _ => None,
     }
-}
-
-/// 0.5..1.5, varied by `n`, without a random number generator.
-fn rand_jitter(n: u32) -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    0.5 + f64::from((nanos ^ n.wrapping_mul(2_654_435_761)) % 1000) / 1000.0
 }
 
 fn answer(r: Response) -> Result<Response, NetError> {

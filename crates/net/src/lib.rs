@@ -12,6 +12,7 @@ mod error;
 pub mod frame;
 pub mod tls;
 
+pub mod backoff;
 pub use client::{BLOB_LIMIT, CLOSE_REFUSED, Client, Direction, Progress};
 pub use error::NetError;
 

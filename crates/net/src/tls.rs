@@ -38,10 +38,7 @@ impl Identity {
 
 /// Lowercase hex SHA-256 of a DER certificate.
 pub fn fingerprint(cert_der: &[u8]) -> String {
-    Sha256::digest(cert_der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(cert_der))
 }
 
 /// Accepts `ab:cd:...` or `abcd...`, any case.
@@ -51,16 +48,12 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], NetError> {
         .filter(|c| *c != ':')
         .collect::<String>()
         .to_lowercase();
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(NetError::Tls(format!(
-            "fingerprint {text:?} is not 64 hex digits (SHA-256)"
-        )));
-    }
     let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| NetError::Tls(format!("fingerprint {text:?} is not hex")))?;
-    }
+    hex::decode_to_slice(&hex, &mut out).map_err(|_| {
+        NetError::Tls(format!(
+            "fingerprint {text:?} is not 64 hex digits (SHA-256)"
+        ))
+    })?;
     Ok(out)
 }
 

@@ -91,15 +91,9 @@ fn scan(dir: &std::path::Path) -> Vec<(Hash, u64)> {
     found.into_iter().map(|(_, h, len)| (h, len)).collect()
 }
 
+/// The hash a cached blob file is named by (its lowercase hex).
 fn hash_from_hex(name: &str) -> Option<Hash> {
-    let mut out = [0u8; 32];
-    if name.len() != 64 {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(name.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(Hash(out))
+    name.parse::<Hash>().ok().filter(|h| h.to_hex() == name)
 }
 
 impl BlobCache {

@@ -361,7 +361,8 @@ impl Node {
 
     async fn serve(&self, mut signal: watch::Receiver<NodeSignal>) {
         let rt = &self.runtime;
-        let mut backoff = Duration::from_millis(100);
+        let first = Duration::from_millis(100);
+        let mut pauses = suanli_net::backoff::pauses(first, self.config.max_backoff, None);
         loop {
             let started = std::time::Instant::now();
             let Some(result) =
@@ -374,17 +375,16 @@ impl Node {
                 Err(err) => tracing::warn!(%err, "session with the coordinator failed"),
             }
             if started.elapsed() > Duration::from_secs(10) {
-                backoff = Duration::from_millis(100);
+                // A session that lasted starts the pauses over.
+                pauses = suanli_net::backoff::pauses(first, self.config.max_backoff, None);
             }
-            let jitter = rand::random_range(0.5..1.5);
-            let pause = backoff.mul_f64(jitter).min(self.config.max_backoff);
+            let pause = pauses.next().unwrap_or(self.config.max_backoff);
             if unless_stopped(tokio::time::sleep(pause), &mut signal, rt)
                 .await
                 .is_none()
             {
                 return;
             }
-            backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
 }

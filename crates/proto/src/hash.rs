@@ -14,7 +14,7 @@ impl Hash {
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 }
 
@@ -38,13 +38,8 @@ impl FromStr for Hash {
     type Err = BadHash;
 
     fn from_str(s: &str) -> Result<Hash, BadHash> {
-        if s.len() != 64 || !s.is_ascii() {
-            return Err(BadHash);
-        }
         let mut out = [0u8; 32];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| BadHash)?;
-        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| BadHash)?;
         Ok(Hash(out))
     }
 }

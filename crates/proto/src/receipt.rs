@@ -50,7 +50,7 @@ pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.0)
     }
 }
 
@@ -87,8 +87,7 @@ impl Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hex: String = self.r[..8].iter().map(|b| format!("{b:02x}")).collect();
-        write!(f, "Signature({hex}…)")
+        write!(f, "Signature({}…)", hex::encode(&self.r[..8]))
     }
 }
 

@@ -110,15 +110,20 @@ pub async fn wait_reconnecting(
         };
         eprintln!("lost the coordinator ({err}); reconnecting and waiting on");
         let since = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(200);
+        let mut pauses = suanli_net::backoff::pauses(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(5),
+            None,
+        );
         client = loop {
+            let pause = pauses.next().unwrap_or(std::time::Duration::from_secs(5));
             tokio::time::sleep(pause).await;
             match conn.connect(Role::Tenant).await {
                 Ok(c) => break c,
                 Err(e) if since.elapsed() > std::time::Duration::from_secs(600) => {
                     return Err(e.context(format!("gave up waiting for job {job}")));
                 }
-                Err(_) => pause = (pause * 2).min(std::time::Duration::from_secs(5)),
+                Err(_) => {}
             }
         };
     }
