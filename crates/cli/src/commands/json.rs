@@ -75,14 +75,14 @@ pub fn node(n: &NodeView) -> Value {
 /// One line per attempt, for people.
 pub fn attempt_line(a: &AttemptView) -> String {
     format!(
-        "  attempt {} on node {} ({}, {}): {} — GPU {} ns, wall {} ns, cost {} ({} GPU-s at {}/GPU-s){}",
+        "  attempt {} on node {} ({}, {}): {} — GPU {}, wall {}, cost {} ({} GPU-s at {}/GPU-s){}",
         a.attempt,
         a.node_id,
         a.node,
         a.gpu_class,
         a.outcome.map_or("running", |o| o.as_str()),
-        a.gpu_ns,
-        a.wall_ns,
+        super::units::ns(a.gpu_ns),
+        super::units::ns(a.wall_ns),
         super::billing::micros(a.cost_micros),
         super::billing::seconds(a.charged_gpu_ns),
         super::billing::micros(a.price_micros),
@@ -104,8 +104,19 @@ pub fn job_text(v: &JobView) -> String {
     if let Some(e) = &v.error {
         out.push_str(&format!("\n  error: {e}"));
     }
+    out.push_str(&format!(
+        "\n  submitted {}{}",
+        super::units::utc(v.submitted_ms),
+        v.finished_ms
+            .map(|f| format!(", finished {}", super::units::utc(f)))
+            .unwrap_or_default()
+    ));
     if v.output.is_some() {
-        out.push_str(&format!("\n  output: {} bytes", v.output_bytes));
+        out.push_str(&format!(
+            "\n  output: {} ({} bytes)",
+            super::units::Bytes(v.output_bytes),
+            v.output_bytes
+        ));
     }
     for a in &v.attempts {
         out.push('\n');
