@@ -269,10 +269,17 @@ impl TestCluster {
     }
 }
 
+/// An `XDG_CONFIG_HOME` with no suanli client files in it.
+pub const NO_CONFIG_HOME: &str = "/nonexistent/suanli-tests-config";
+
 /// Runs the `suanli` binary with `args` and extra environment.
+/// The default client file is looked for under an empty directory, so a
+/// `client.toml` installed on the machine running the tests is never used.
 pub fn suanli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(suanli_bin());
-    cmd.args(args).env("NODEVICE_SELECT", "1");
+    cmd.args(args)
+        .env("NODEVICE_SELECT", "1")
+        .env("XDG_CONFIG_HOME", NO_CONFIG_HOME);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -93,6 +93,7 @@ fn spawn_node_ext(
             .envs(conn.iter().copied())
             .env("SUANLI_TOKEN", token)
             .env("NODEVICE_SELECT", "1")
+            .env("XDG_CONFIG_HOME", crate::NO_CONFIG_HOME)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

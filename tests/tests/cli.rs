@@ -227,3 +227,82 @@ fn gpus_lists_adapters_with_indexes_and_node_refuses_an_unknown_one_before_conne
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("GPU 0 is given twice"), "{stderr}");
 }
+
+#[test]
+fn completions_parse_and_man_pages_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("suanli.bash");
+    let out = suanli(&["completions", "bash"], dir.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("submit"));
+    std::fs::write(&script, &out.stdout).unwrap();
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = suanli(&["completions", shell], dir.path());
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let man = dir.path().join("man");
+    let out = suanli(&["man", "--out", man.to_str().unwrap()], dir.path());
+    assert!(out.status.success());
+    for page in [
+        "suanli.1",
+        "suanli-submit.1",
+        "suanli-token-create.1",
+        "suanli-new.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+    assert!(
+        !man.join("suanli-worker.1").exists(),
+        "hidden commands stay hidden"
+    );
+}
+
+#[test]
+fn sizes_and_durations_take_units() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = suanli(
+        &[
+            "run",
+            &job("vector_add"),
+            "--timeout",
+            "1m",
+            "--max-memory",
+            "64MiB",
+            "--max-gpu-seconds",
+            "2s",
+            "--max-log",
+            "4KiB",
+            "--json",
+        ],
+        cache.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["outcome"], "succeeded");
+    // 64 KiB of linear memory cannot hold the job: the size was applied.
+    let small = suanli(
+        &["run", &job("vector_add"), "--max-memory", "64KiB", "--json"],
+        cache.path(),
+    );
+    assert_eq!(json(&small)["outcome"], "memory_limit");
+    let bad = suanli(
+        &["run", &job("vector_add"), "--max-memory", "5 parsecs"],
+        cache.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a size"));
+}

@@ -73,6 +73,22 @@ fn operator_provider_and_tenant_use_the_cli() {
 
     let jobs = ok_json(&suanli(&["jobs", "--json"], &tenant_env));
     assert_eq!(jobs.as_array().unwrap().len(), 1);
+    let table = suanli(&["jobs", "--state", "succeeded"], &tenant_env);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &header[..4],
+        ["ID", "TENANT", "STATE", "OUTCOME"],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..4],
+        [&done["id"].to_string(), "alice", "succeeded", "succeeded"]
+    );
+    let none = suanli(&["jobs", "--state", "failed", "--json"], &tenant_env);
+    assert_eq!(ok_json(&none), serde_json::json!([]));
     let status = ok_json(&suanli(&["status", &id, "--json"], &tenant_env));
     assert_eq!(status["output_bytes"], want.len());
     let again = dir.path().join("again.bin");
@@ -95,7 +111,11 @@ fn operator_provider_and_tenant_use_the_cli() {
     // A submission without a token says how to give one.
     let no_token = suanli(&["jobs"], &[conn[0], conn[1]]);
     assert_eq!(no_token.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&no_token.stderr).contains("no token: pass --token"));
+    let stderr = String::from_utf8_lossy(&no_token.stderr);
+    assert!(
+        stderr.contains("no token: install a client file with `suanli login FILE`"),
+        "{stderr}"
+    );
 }
 
 #[test]

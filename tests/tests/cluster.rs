@@ -769,3 +769,69 @@ async fn a_node_on_gpu_index_zero_runs_slots_per_gpu() {
     }
     let _ = stop.send(true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_listings_filter_by_state_and_page_without_gaps() {
+    let cluster = TestCluster::start().await;
+    let tenant = cluster.tenant("alice").await;
+    let other = cluster.tenant("bob").await;
+    let module = guest_wasm("vector_add");
+    let mut ids = Vec::new();
+    for i in 0..7u8 {
+        ids.push(submit(&tenant, &module, &[i; 8]).await);
+    }
+    submit(&other, &module, b"bob's").await;
+    for id in [ids[1], ids[4]] {
+        tenant.cancel(id).await.unwrap();
+    }
+    let list = |filter: suanli_proto::JobFilter| {
+        let tenant = &tenant;
+        async move {
+            let jobs = tenant.jobs_filtered(filter).await.unwrap();
+            jobs.iter().map(|j| j.id).collect::<Vec<u64>>()
+        }
+    };
+    let newest_first: Vec<u64> = ids.iter().rev().copied().collect();
+    assert_eq!(
+        list(Default::default()).await,
+        newest_first,
+        "own jobs only"
+    );
+    let cancelled = suanli_proto::JobFilter {
+        state: Some(JobState::Cancelled),
+        ..Default::default()
+    };
+    assert_eq!(list(cancelled).await, vec![ids[4], ids[1]]);
+    // Pages of 3 cover every job once, in order.
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = list(suanli_proto::JobFilter {
+            before,
+            limit: 3,
+            ..Default::default()
+        })
+        .await;
+        assert!(page.len() <= 3);
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        paged.extend(page);
+        before = Some(last);
+    }
+    assert_eq!(paged, newest_first);
+    let admin_all = cluster
+        .admin
+        .jobs_filtered(suanli_proto::JobFilter {
+            state: Some(JobState::Queued),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        admin_all.len(),
+        6,
+        "an admin sees both tenants' queued jobs"
+    );
+}
