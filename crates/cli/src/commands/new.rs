@@ -35,7 +35,8 @@ enum Template {
 }
 
 impl Template {
-    /// The crate's source files: (path in the crate, contents).
+    /// The crate's source files: (path in the crate, contents). The
+    /// shaders are the examples' own, so template and example never drift.
     fn files(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Template::VectorAdd => &[
@@ -45,14 +46,14 @@ impl Template {
                 ),
                 (
                     "src/add.wgsl",
-                    include_str!("../../templates/vector-add/add.wgsl"),
+                    include_str!("../../../../examples/vector-add/src/add.wgsl"),
                 ),
             ],
             Template::Matmul => &[
                 ("src/lib.rs", include_str!("../../templates/matmul/lib.rs")),
                 (
                     "src/matmul.wgsl",
-                    include_str!("../../templates/matmul/matmul.wgsl"),
+                    include_str!("../../../../examples/matmul/src/matmul.wgsl"),
                 ),
             ],
             Template::Empty => &[("src/lib.rs", include_str!("../../templates/empty/lib.rs"))],
