@@ -19,8 +19,12 @@ fn operator_provider_and_tenant_use_the_cli() {
         "{printed}"
     );
     assert!(
-        printed.contains("admin token (shown once): sl_"),
+        printed.contains("admin token: new, written to"),
         "{printed}"
+    );
+    assert!(
+        !printed.contains("sl_"),
+        "the token is not printed: {printed}"
     );
     let config = data.join("client.toml");
     #[cfg(unix)]

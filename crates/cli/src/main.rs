@@ -16,6 +16,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     connection: commands::connect::Connection,
+    /// Log lines as text or as JSON objects (stderr; RUST_LOG sets the level).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,15 +80,48 @@ enum Command {
     Worker,
 }
 
+/// How log lines are written (on stderr).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logs on stderr. Without `RUST_LOG`, the coordinator and the node log
+/// what an operator wants to see (registrations, jobs starting and ending,
+/// reconnects) and other commands only warnings.
+fn init_logging(format: LogFormat, server: bool) {
+    let default = if server {
+        "warn,suanli_coordinator=info,suanli_node=info,suanli=info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    // Server config files become flags before parsing (see server_config).
+    let argv = match commands::server_config::expand(std::env::args_os().collect(), &Cli::command())
+    {
+        Ok(argv) => argv,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    let server = matches!(cli.command, Command::Coordinator(_))
+        || matches!(&cli.command, Command::Node(args) if args.is_serve());
+    init_logging(cli.log_format, server);
     let conn = cli.connection;
     let result = match cli.command {
         Command::New(args) => commands::new::run(args),

@@ -12,7 +12,10 @@ use crate::CoordinatorError;
 
 /// What a client needs to reach a coordinator: written to `DATA/client.toml`
 /// (mode 0600) with the admin token, read by `suanli --config FILE`.
+/// Fields may be missing (a node's config file names a `token-file`
+/// instead of a `token`); whoever needs one says so when it is empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClientFile {
     pub address: String,
     pub fingerprint: String,

@@ -105,16 +105,37 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "certificate fingerprint (sha-256): {}",
         coordinator.fingerprint()
     );
+    // The admin token goes to the private file only, never to stdout
+    // (which a service manager keeps in its journal).
     match &coordinator.new_admin_token {
-        Some(token) => println!("admin token (shown once): {token}"),
+        Some(_) => println!(
+            "admin token: new, written to {} (mode 0600; install it with `suanli login {} --profile admin`)",
+            coordinator.client_file.display(),
+            coordinator.client_file.display()
+        ),
         None => println!(
             "admin token: unchanged (see {})",
             coordinator.client_file.display()
         ),
     }
     println!("client config: {}", coordinator.client_file.display());
-    tokio::signal::ctrl_c().await?;
-    eprintln!("shutting down");
+    stop_signal().await?;
+    eprintln!("shutting down: closing connections (nodes and clients reconnect)");
     coordinator.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (a service manager's stop) or Ctrl-C.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }

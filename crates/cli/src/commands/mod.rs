@@ -13,6 +13,7 @@ pub mod new;
 pub mod node;
 pub mod progress;
 pub mod run;
+pub mod server_config;
 pub mod submit;
 pub mod table;
 pub mod time;

@@ -77,6 +77,13 @@ struct RunArgs {
     component_cache_bytes: Bytes,
 }
 
+impl Args {
+    /// Whether this runs a node (not `node drain` and the like).
+    pub fn is_serve(&self) -> bool {
+        self.command.is_none()
+    }
+}
+
 pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(NodeCommand::Drain { node }) => {
