@@ -158,8 +158,7 @@ impl BlobCache {
     }
 
     /// Bytes the cache holds now.
-    #[cfg(test)]
-    fn total(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         lock(&self.lru).total
     }
 
@@ -212,7 +211,7 @@ mod tests {
             // The first blob is used between every insertion, so it stays.
             assert_eq!(cache.read(Hash::of(&first)).as_deref(), Some(&first[..]));
             assert!(dir_bytes(dir.path()) <= 10_000, "over the cap after {i}");
-            assert_eq!(cache.total(), dir_bytes(dir.path()));
+            assert_eq!(cache.bytes(), dir_bytes(dir.path()));
         }
         let last = blob(19);
         assert!(cache.read(Hash::of(&last)).is_some());
@@ -229,6 +228,6 @@ mod tests {
         drop(cache);
         let cache = BlobCache::new(dir.path().to_path_buf(), 4_000).unwrap();
         assert!(dir_bytes(dir.path()) <= 4_000);
-        assert_eq!(cache.total(), dir_bytes(dir.path()));
+        assert_eq!(cache.bytes(), dir_bytes(dir.path()));
     }
 }

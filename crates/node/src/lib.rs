@@ -11,8 +11,10 @@
 //! (`worker.rs`, `supervisor.rs`), so a job can end its attempt but never the node.
 
 mod blob_cache;
+mod http;
 mod identity;
 mod ipc;
+mod metrics;
 mod outbox;
 mod session;
 mod supervisor;
@@ -147,6 +149,8 @@ pub(crate) struct Runtime {
     pub(crate) draining: AtomicBool,
     /// Wakes a drain when a job ends or a result is acknowledged.
     pub(crate) changed: Notify,
+    /// What `/metrics` reports.
+    pub(crate) metrics: metrics::NodeMetrics,
 }
 
 impl Runtime {
@@ -313,6 +317,7 @@ impl Node {
                 .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
         let outbox = outbox::Outbox::new(config.data_dir.join("outbox"))
             .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+        let metrics = node_metrics(&node_info);
         Ok(Node {
             config,
             runtime: Arc::new(Runtime {
@@ -325,8 +330,15 @@ impl Node {
                 link: Mutex::new(None),
                 draining: AtomicBool::new(false),
                 changed: Notify::new(),
+                metrics,
             }),
         })
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `addr` for the node's
+    /// life; returns the bound address (`addr` may have port 0).
+    pub async fn serve_http(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        http::serve(addr, self.runtime.clone()).await
     }
 
     pub fn info(&self) -> &NodeInfo {
@@ -363,7 +375,12 @@ impl Node {
         let rt = &self.runtime;
         let first = Duration::from_millis(100);
         let mut pauses = suanli_net::backoff::pauses(first, self.config.max_backoff, None);
+        let mut sessions = 0u64;
         loop {
+            if sessions > 0 {
+                rt.metrics.reconnects.inc();
+            }
+            sessions += 1;
             let started = std::time::Instant::now();
             let Some(result) =
                 unless_stopped(session::run(&self.config, rt.clone()), &mut signal, rt).await
@@ -387,6 +404,21 @@ impl Node {
             }
         }
     }
+}
+
+/// The metrics of a node about to register `info`.
+fn node_metrics(info: &NodeInfo) -> metrics::NodeMetrics {
+    let m = metrics::NodeMetrics::new();
+    m.slots.set(i64::from(info.slots));
+    m.device
+        .get_or_create(&metrics::DeviceLabels {
+            name: info.gpu.name.clone(),
+            backend: info.gpu.backend.clone(),
+            driver: info.gpu.driver.clone(),
+            metering: info.gpu.metering.as_str().to_owned(),
+        })
+        .set(1);
+    m
 }
 
 /// Runs `work` to its end (`Some`), unless the owner says stop or a drain

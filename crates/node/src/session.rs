@@ -82,6 +82,7 @@ pub(crate) async fn run(config: &NodeConfig, rt: Arc<Runtime>) -> Result<(), Net
         client: client.clone(),
         up,
     });
+    rt.metrics.connected.set(1);
     let resender = tokio::spawn(resend_loop(rt.clone()));
     let ended = loop {
         match read_frame::<ToNode>(&mut recv).await {
@@ -118,6 +119,7 @@ pub(crate) async fn run(config: &NodeConfig, rt: Arc<Runtime>) -> Result<(), Net
         }
     };
     *lock(&rt.link) = None;
+    rt.metrics.connected.set(0);
     resender.abort();
     writer.abort();
     ended
@@ -320,6 +322,7 @@ async fn execute(
         }
     };
     let clock = std::time::Instant::now();
+    let gpu = worker.gpu_label();
     let (worker, ran) = tokio::task::spawn_blocking(move || {
         let ran = worker.run(job, &cancel, &on_log);
         (worker, ran)
@@ -348,6 +351,7 @@ async fn execute(
             }
         }
     };
+    record_metrics(rt, gpu, report.outcome, report.gpu_ns, report.wall_ns);
     // The worker ran strangers' code: take nothing it says on trust.
     let output = (report.outcome == Outcome::Succeeded && report.output.len() <= MAX_OUTPUT_BYTES)
         .then_some(report.output);
@@ -366,4 +370,17 @@ async fn execute(
         report.error,
         output,
     ))
+}
+
+/// GPU time per GPU and attempt durations by outcome, for `/metrics`.
+fn record_metrics(rt: &Runtime, gpu: String, outcome: Outcome, gpu_ns: u64, wall_ns: u64) {
+    let m = &rt.metrics;
+    m.gpu_busy_ns
+        .get_or_create(&crate::metrics::GpuLabel { gpu })
+        .inc_by(gpu_ns);
+    m.jobs
+        .get_or_create(&crate::metrics::OutcomeLabel {
+            outcome: outcome.as_str().to_owned(),
+        })
+        .observe(wall_ns as f64 / 1e9);
 }

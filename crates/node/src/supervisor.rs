@@ -85,6 +85,13 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Its GPU for metrics: the adapter index, or `default`.
+    pub(crate) fn gpu_label(&self) -> String {
+        self.init
+            .adapter_index
+            .map_or_else(|| "default".to_owned(), |i| i.to_string())
+    }
+
     /// Starts a worker and waits until its slot is open.
     pub(crate) fn spawn(cmd: &WorkerCommand, init: &WorkerInit) -> Result<Worker, WorkerError> {
         let spawn_err = |source| WorkerError::Spawn {
@@ -337,6 +344,10 @@ pub(crate) struct WorkerPool {
     idle: Mutex<Vec<Worker>>,
     returned: Notify,
     command: WorkerCommand,
+    /// Slots in all (one worker each).
+    slots: usize,
+    /// Workers being restarted now (their slots have no live worker).
+    restarting: std::sync::atomic::AtomicUsize,
 }
 
 impl WorkerPool {
@@ -361,10 +372,20 @@ impl WorkerPool {
         });
         let workers = workers.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(WorkerPool {
+            slots: workers.len(),
             idle: Mutex::new(workers),
             returned: Notify::new(),
             command,
+            restarting: Default::default(),
         })
+    }
+
+    /// (slots running a job, slots with a live worker, slots in all).
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let idle = lock(&self.idle).len();
+        let restarting = self.restarting.load(std::sync::atomic::Ordering::Relaxed);
+        let live = self.slots.saturating_sub(restarting);
+        (live.saturating_sub(idle), live, self.slots)
     }
 
     /// The adapter and limits of each worker's device, with the adapter
@@ -403,21 +424,28 @@ impl WorkerPool {
     /// stall the node's session.
     pub(crate) fn replace(self: &Arc<Self>, old: Worker) {
         let pool = self.clone();
+        pool.restarting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let init = old.init.clone();
             drop(old);
-            let mut pause = Duration::from_millis(100);
+            let mut pauses = suanli_net::backoff::pauses(
+                Duration::from_millis(100),
+                Duration::from_secs(30),
+                None,
+            );
             loop {
                 match Worker::spawn(&pool.command, &init) {
                     Ok(worker) => {
                         tracing::info!("slot worker restarted");
+                        pool.restarting
+                            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                         pool.put(worker);
                         return;
                     }
                     Err(err) => {
                         tracing::error!(%err, "cannot restart a slot worker; retrying");
-                        std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_secs(30));
+                        std::thread::sleep(pauses.next().unwrap_or(Duration::from_secs(30)));
                     }
                 }
             }

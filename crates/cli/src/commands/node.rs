@@ -75,6 +75,11 @@ struct RunArgs {
     /// workers); the least recently used are deleted past it.
     #[arg(long, value_name = "SIZE", default_value = "4GiB")]
     component_cache_bytes: Bytes,
+    /// Serve /metrics (Prometheus), /healthz and /readyz over HTTP on this
+    /// address (off by default; no authentication: bind it where only your
+    /// monitoring reaches, e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
 }
 
 impl Args {
@@ -129,6 +134,10 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
         max_dispatch_ns: args.max_dispatch_seconds.as_nanos(),
     };
     let node = tokio::task::spawn_blocking(move || Node::new(config)).await??;
+    if let Some(addr) = args.http {
+        let bound = node.serve_http(addr).await?;
+        println!("http: http://{bound}/metrics /healthz /readyz");
+    }
     let gpu = &node.info().gpu;
     let gpus = if gpus.is_empty() {
         String::new()
