@@ -80,9 +80,8 @@ pub(crate) fn store_upload(
     let tenant = (peer.role != Role::Node).then(|| peer.name.clone());
     let _row_and_file = shared.blobs.lock_row_and_file();
     let (hash_owned, quota) = (*hash, shared.config.storage_quota);
-    let recorded = shared.write(move |l| {
-        l.record_blob(&hash_owned, size, tenant.as_deref(), quota, now_ms())
-    });
+    let recorded =
+        shared.write(move |l| l.record_blob(&hash_owned, size, tenant.as_deref(), quota, now_ms()));
     match recorded {
         Ok(Stored::Stored) => {}
         Ok(Stored::OverQuota(refusal)) => {
