@@ -163,7 +163,7 @@ fn place(
 ) -> Result<(), suanli_ledger::LedgerError> {
     let (id, expected) = (job.id, job.attempts + 1);
     let s = shared.clone();
-    let start = move |l: &mut suanli_ledger::Ledger| {
+    let start = move |l: &mut crate::state::Store| {
         let mut nodes = s.nodes();
         let Some(node) = nodes
             .get_mut(&node_id)

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use suanli_ledger::writer::Writer;
-use suanli_ledger::{Ledger, LedgerError};
+use suanli_ledger::{Ledger, LedgerError, LedgerWrites};
 use suanli_proto::{JobLimits, JobSpec, JobState, JobView, NodeCaps, NodeInfo, NodeView, ToNode};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -86,13 +86,18 @@ impl LiveNode {
     }
 }
 
+/// What the ledger writer owns: the store's write operations, whatever
+/// the backend (SQLite's `Ledger` today).
+pub(crate) type Store = Box<dyn LedgerWrites>;
+
 pub(crate) struct Shared {
     pub(crate) config: CoordinatorConfig,
     pub(crate) fingerprint: String,
     /// A read-only connection (WAL: it sees what the writer committed).
     reader: Mutex<Ledger>,
-    /// Every ledger write goes through the writer thread (group commit).
-    pub(crate) writer: Writer<Ledger>,
+    /// Every ledger write goes through the writer thread (group commit),
+    /// which owns the store as its write operations (any backend).
+    pub(crate) writer: Writer<Store>,
     pub(crate) nodes: Mutex<HashMap<u64, LiveNode>>,
     pub(crate) blobs: BlobStore,
     logs_dir: PathBuf,
@@ -113,7 +118,7 @@ impl Shared {
     pub(crate) fn new(
         config: CoordinatorConfig,
         reader: Ledger,
-        writer: Writer<Ledger>,
+        writer: Writer<Store>,
         dir: DataDir,
         fingerprint: String,
     ) -> Result<Arc<Shared>, CoordinatorError> {
@@ -145,7 +150,7 @@ impl Shared {
     /// batch committed.
     pub(crate) fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Ledger) -> Result<T, LedgerError> + Send + 'static,
+        work: impl FnOnce(&mut Store) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         self.writer.write_blocking(work)
     }
@@ -233,16 +238,13 @@ impl Shared {
             .map(|(id, _)| *id)
             .collect();
         let (node, class) = (node.to_owned(), class.map(str::to_owned));
-        let classes = self.write(move |l| {
-            l.set_node_class(&node, class.as_deref())?;
-            let mut out = Vec::new();
-            for id in ids {
-                if let Some(class) = l.node_class(id)? {
-                    out.push((id, class));
-                }
+        self.write(move |l| l.set_node_class(&node, class.as_deref()))?;
+        let mut classes = Vec::new();
+        for id in ids {
+            if let Some(class) = self.reader().node_class(id)? {
+                classes.push((id, class));
             }
-            Ok(out)
-        })?;
+        }
         let mut nodes = self.nodes();
         for (id, class) in classes {
             if let Some(live) = nodes.get_mut(&id) {

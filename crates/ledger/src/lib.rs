@@ -13,6 +13,7 @@
 pub use suanli_billing as billing;
 mod check;
 mod jobs;
+mod ops;
 mod schema;
 mod storage;
 mod tokens;
@@ -27,6 +28,7 @@ pub use jobs::{
     Admission, DEADLINE_MISSED, QueuedJob, Recorded, Retry, Start, crashed_on, missed_deadline_on,
     retry,
 };
+pub use ops::LedgerWrites;
 pub use storage::{QuotaRefusal, Stored};
 pub use tokens::LAST_USED_RESOLUTION_MS;
 
