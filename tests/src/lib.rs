@@ -335,20 +335,8 @@ pub struct FakeNode {
     pub assigned: std::collections::HashMap<(u64, u32), std::time::Instant>,
 }
 
-/// A plausible GPU for fake nodes.
-pub fn fake_gpu() -> suanli_proto::GpuInfo {
-    suanli_proto::GpuInfo {
-        name: "Fake GPU".into(),
-        backend: "vulkan".into(),
-        device_type: "discrete".into(),
-        driver: "fake".into(),
-        metering: suanli_proto::Metering::Timestamp,
-        max_buffer_size: 1 << 30,
-        max_storage_buffer_binding_size: 1 << 27,
-        max_compute_workgroups_per_dimension: 65535,
-        features: vec![],
-    }
-}
+/// A plausible GPU for fake nodes (shared with the benchmark's fake nodes).
+pub use suanli_bench::fake_node::fake_gpu;
 
 impl FakeNode {
     /// Registers with `token`, presenting the key made from `seed`, with the

@@ -24,6 +24,9 @@ pub struct ClusterBenchConfig {
     pub slots: u32,
 }
 
+/// Every figure measured in one run, side by side. `p50_ns`, `p99_ns` and
+/// `jobs_per_second` are the older names of `round_trip_p50_ns`,
+/// `round_trip_p99_ns` and `real_node_jobs_per_s` (kept for existing users).
 #[derive(Clone, Debug, Serialize)]
 pub struct ClusterReport {
     pub round_trips: usize,
@@ -32,7 +35,47 @@ pub struct ClusterReport {
     pub pipelined: usize,
     pub slots: u32,
     pub jobs_per_second: f64,
+    /// A raw QUIC request/response of about a submission's size, on one
+    /// persistent stream, with suanli's TLS and transport configuration.
+    pub echo_rtt_p50_ns: u64,
+    /// A 4 KiB write + fdatasync in the coordinator's data directory.
+    pub fsync_p50_ns: u64,
+    /// The job's own time in the sandbox (its receipt's `wall_ns`).
+    pub job_exec_p50_ns: u64,
+    /// Submit → result in hand for the small job with a real node.
+    pub round_trip_p50_ns: u64,
+    pub round_trip_p99_ns: u64,
+    /// Jobs submitted back to back, all waited for, one real node.
+    pub real_node_jobs_per_s: f64,
+    /// Open-loop load through the coordinator alone (in-process nodes that
+    /// answer at once with signed receipts): jobs finished per second.
+    pub fake_node_jobs_per_s: f64,
+    /// Submission → final state under that load.
+    pub fake_node_p50_ns: u64,
+    pub fake_node_p99_ns: u64,
+    /// The rate the load offered and the arrivals shed because
+    /// [`FAKE_MAX_IN_FLIGHT`] jobs were already in flight.
+    pub fake_node_offered_per_s: f64,
+    pub fake_node_shed: u64,
+    /// What `admin check` found after the load (empty: consistent).
+    pub admin_check_problems: Vec<String>,
+    /// The ledger's durability mode in this run.
+    pub durability: &'static str,
 }
+
+/// Open-loop load: arrivals per second offered to the coordinator.
+pub const FAKE_TARGET_RATE: u64 = 10_000;
+/// How long the open-loop load runs.
+pub const FAKE_LOAD_SECONDS: u64 = 10;
+/// Fake nodes, and the slots each announces (their tokens allow as many).
+pub const FAKE_NODES: u8 = 4;
+pub const FAKE_NODE_SLOTS: u32 = 256;
+/// Tenant connections the load is spread over (each allows 64 streams).
+pub const FAKE_CLIENTS: usize = 16;
+/// Jobs in flight at most; an arrival beyond it is shed (counted).
+pub const FAKE_MAX_IN_FLIGHT: usize = 16 * 60;
+/// Echoes and fsyncs measured for the floors.
+const FLOOR_ROUNDS: usize = 200;
 
 /// A coordinator, one node and a tenant client in this process, on loopback.
 pub(crate) struct LocalCluster {
@@ -41,7 +84,7 @@ pub(crate) struct LocalCluster {
     pub(crate) tenant: Client,
     stop: tokio::sync::watch::Sender<bool>,
     node_task: tokio::task::JoinHandle<()>,
-    dir: std::path::PathBuf,
+    pub(crate) dir: std::path::PathBuf,
 }
 
 impl LocalCluster {
@@ -95,7 +138,52 @@ impl LocalCluster {
 }
 
 pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchError> {
+    let echo_rtt_p50_ns = crate::floor::echo_rtt_p50_ns(FLOOR_ROUNDS).await?;
     let cluster = LocalCluster::start("bench", config.slots).await?;
+    let fsync_p50_ns =
+        crate::floor::fsync_p50_ns(cluster.dir.join("coordinator"), FLOOR_ROUNDS).await?;
+    let real = real_node(&cluster, config).await;
+    cluster.stop().await;
+    let real = real?;
+    let fake = crate::fake_load::run().await?;
+    Ok(ClusterReport {
+        round_trips: real.round_trips,
+        p50_ns: real.p50_ns,
+        p99_ns: real.p99_ns,
+        pipelined: real.pipelined,
+        slots: config.slots,
+        jobs_per_second: real.jobs_per_s,
+        echo_rtt_p50_ns,
+        fsync_p50_ns,
+        job_exec_p50_ns: real.exec_p50_ns,
+        round_trip_p50_ns: real.p50_ns,
+        round_trip_p99_ns: real.p99_ns,
+        real_node_jobs_per_s: real.jobs_per_s,
+        fake_node_jobs_per_s: fake.jobs_per_s,
+        fake_node_p50_ns: fake.p50_ns,
+        fake_node_p99_ns: fake.p99_ns,
+        fake_node_offered_per_s: fake.offered_per_s,
+        fake_node_shed: fake.shed,
+        admin_check_problems: fake.check,
+        durability: "WAL, synchronous = FULL",
+    })
+}
+
+/// What the real node's part measured.
+struct RealNode {
+    round_trips: usize,
+    p50_ns: u64,
+    p99_ns: u64,
+    exec_p50_ns: u64,
+    pipelined: usize,
+    jobs_per_s: f64,
+}
+
+/// Sequential round trips, then pipelined throughput, on the real node.
+async fn real_node(
+    cluster: &LocalCluster,
+    config: &ClusterBenchConfig,
+) -> Result<RealNode, BenchError> {
     let tenant = &cluster.tenant;
     let input: Vec<u8> = (0..128u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
     let submit = || {
@@ -113,15 +201,18 @@ pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchErro
     check(tenant.result(job).await?.0.state)?;
 
     let mut samples = Vec::with_capacity(config.round_trips);
+    let mut exec = Vec::with_capacity(config.round_trips);
     for _ in 0..config.round_trips.max(1) {
         let started = Instant::now();
         let job = submit().await?;
         let (view, _) = tenant.result(job).await?;
         check(view.state)?;
         samples.push(started.elapsed().as_nanos() as u64);
+        exec.extend(view.attempts.last().map(|a| a.wall_ns));
     }
-    samples.sort_unstable();
-    let pct = |p: usize| samples[(samples.len() * p / 100).min(samples.len() - 1)];
+    let round_trips = samples.len();
+    let p50_ns = crate::floor::percentile(&mut samples, 50);
+    let p99_ns = crate::floor::percentile(&mut samples, 99);
 
     let started = Instant::now();
     let mut jobs = Vec::with_capacity(config.pipelined);
@@ -132,16 +223,14 @@ pub async fn run(config: &ClusterBenchConfig) -> Result<ClusterReport, BenchErro
         check(tenant.wait(*job).await?.state)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let report = ClusterReport {
-        round_trips: samples.len(),
-        p50_ns: pct(50),
-        p99_ns: pct(99),
+    Ok(RealNode {
+        round_trips,
+        p50_ns,
+        p99_ns,
+        exec_p50_ns: crate::floor::percentile(&mut exec, 50),
         pipelined: jobs.len(),
-        slots: config.slots,
-        jobs_per_second: jobs.len() as f64 / elapsed,
-    };
-    cluster.stop().await;
-    Ok(report)
+        jobs_per_s: jobs.len() as f64 / elapsed,
+    })
 }
 
 pub(crate) fn check(state: JobState) -> Result<(), BenchError> {

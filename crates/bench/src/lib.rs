@@ -3,10 +3,16 @@
 //! job's cold vs warm start. Numbers are printed, never asserted.
 
 mod cluster;
+mod fake_load;
+pub mod fake_node;
+mod floor;
 mod metering;
 mod native;
 
-pub use cluster::{ClusterBenchConfig, ClusterReport, run as run_cluster};
+pub use cluster::{
+    ClusterBenchConfig, ClusterReport, FAKE_CLIENTS, FAKE_LOAD_SECONDS, FAKE_MAX_IN_FLIGHT,
+    FAKE_NODE_SLOTS, FAKE_NODES, FAKE_TARGET_RATE, run as run_cluster,
+};
 pub use metering::{MeteringBenchConfig, MeteringReport, run as run_metering};
 
 use std::time::{Duration, Instant};

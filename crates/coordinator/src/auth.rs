@@ -46,7 +46,7 @@ pub(crate) fn ensure_admin(ledger: &mut Ledger) -> Result<Option<String>, Coordi
 /// Refuses a revoked token, with the reason "token revoked". Runs on a
 /// blocking thread (SQLite).
 pub(crate) fn refuse_revoked(shared: &Shared, token: &[u8; 32]) -> Result<(), String> {
-    match shared.ledger().token_revoked(token) {
+    match shared.reader().token_revoked(token) {
         Ok(None) => Ok(()),
         Ok(Some(_)) => Err(format!(
             "{REVOKED}: an admin revoked it (suanli token revoke); ask for a new token"
@@ -58,7 +58,8 @@ pub(crate) fn refuse_revoked(shared: &Shared, token: &[u8; 32]) -> Result<(), St
 /// Records an accepted handshake as the token's last use (at most once a
 /// minute; see the ledger). Informational: a failure never refuses anyone.
 pub(crate) fn touch(shared: &Shared, token: &[u8; 32], now_ms: u64) {
-    if let Err(e) = shared.ledger().touch_token(token, now_ms) {
+    let token = *token;
+    if let Err(e) = shared.write(move |l| l.touch_token(&token, now_ms)) {
         tracing::warn!(%e, "cannot record a token's last use");
     }
 }
@@ -69,7 +70,7 @@ pub(crate) fn touch(shared: &Shared, token: &[u8; 32], now_ms: u64) {
 pub(crate) async fn revoke(shared: &Arc<Shared>, peer: &Peer, name: String) -> Response {
     let revoked = {
         let (shared, name) = (shared.clone(), name.clone());
-        blocking(move || shared.ledger().revoke_tokens(&name, now_ms())).await
+        blocking(move || shared.write(move |l| l.revoke_tokens(&name, now_ms()))).await
     };
     let hashes = match revoked {
         Ok(Ok(hashes)) => hashes,

@@ -94,6 +94,11 @@ impl DataDir {
         Ok(Ledger::open(&self.path.join("ledger.db"))?)
     }
 
+    /// A read-only connection to the ledger (after [`DataDir::ledger`]).
+    pub(crate) fn reader(&self) -> Result<Ledger, CoordinatorError> {
+        Ok(Ledger::open_reader(&self.path.join("ledger.db"))?)
+    }
+
     /// Writes `client.toml` with the reachable address and fingerprint. The
     /// admin token is known only on the start that created it; later starts
     /// keep the token already in the file.

@@ -55,14 +55,14 @@ pub(crate) fn collect(shared: &Shared) -> Result<GcReport, LedgerError> {
     let now = now_ms();
     let cutoff = now.saturating_sub(ms(shared.config.retention));
     let mut report = GcReport {
-        grants_expired: shared.ledger().expire_grants(cutoff)?,
+        grants_expired: shared.write(move |l| l.expire_grants(cutoff))?,
         ..GcReport::default()
     };
     collect_logs(shared, cutoff, now, &mut report)?;
     collect_blobs(shared, now, &mut report)?;
     collect_files(shared, now, &mut report)?;
     let live: Vec<u64> = shared.nodes().keys().copied().collect();
-    report.node_sessions_pruned = shared.ledger().prune_node_sessions(cutoff, &live)?;
+    report.node_sessions_pruned = shared.write(move |l| l.prune_node_sessions(cutoff, &live))?;
     Ok(report)
 }
 
@@ -89,12 +89,12 @@ fn collect_logs(
 ) -> Result<(), LedgerError> {
     let dir = shared.config.data_dir.join("logs");
     loop {
-        let jobs = shared.ledger().expired_logs(cutoff, BATCH)?;
+        let jobs = shared.reader().expired_logs(cutoff, BATCH)?;
         if jobs.is_empty() {
             break;
         }
         for job in jobs {
-            shared.ledger().release_log(job, now)?;
+            shared.write(move |l| l.release_log(job, now))?;
             remove_log(&dir.join(format!("{job}.log")), report);
         }
     }
@@ -110,8 +110,8 @@ fn collect_logs(
         else {
             continue;
         };
-        if shared.ledger().log_expired(job, cutoff)? {
-            shared.ledger().release_log(job, now)?;
+        if shared.reader().log_expired(job, cutoff)? {
+            shared.write(move |l| l.release_log(job, now))?;
             remove_log(&entry.path(), report);
         }
     }
@@ -123,17 +123,18 @@ fn collect_logs(
 fn collect_blobs(shared: &Shared, now: u64, report: &mut GcReport) -> Result<(), LedgerError> {
     let stored_before = now.saturating_sub(ms(shared.config.orphan_grace));
     loop {
-        let batch = shared.ledger().unreferenced_blobs(stored_before, BATCH)?;
+        let batch = shared.reader().unreferenced_blobs(stored_before, BATCH)?;
         let mut progressed = false;
         for hash in &batch {
             let _row_and_file = shared.blobs.lock_row_and_file();
-            let Some(size) = shared.ledger().forget_blob(hash, stored_before)? else {
+            let hash = *hash;
+            let Some(size) = shared.write(move |l| l.forget_blob(&hash, stored_before))? else {
                 continue;
             };
             progressed = true;
             report.blobs_deleted += 1;
             report.blob_bytes_deleted += size;
-            if let Err(err) = shared.blobs.remove(hash) {
+            if let Err(err) = shared.blobs.remove(&hash) {
                 // The next collection finds a file without a row.
                 tracing::warn!(%hash, %err, "cannot delete a blob file");
             }
@@ -149,15 +150,17 @@ fn collect_blobs(shared: &Shared, now: u64, report: &mut GcReport) -> Result<(),
 fn collect_files(shared: &Shared, now: u64, report: &mut GcReport) -> Result<(), LedgerError> {
     for (hash, size) in shared.blobs.files() {
         let _row_and_file = shared.blobs.lock_row_and_file();
-        let mut ledger = shared.ledger();
-        if ledger.has_blob_row(&hash)? {
+        let (known, referenced) = {
+            let reader = shared.reader();
+            (reader.has_blob_row(&hash)?, reader.blob_referenced(&hash)?)
+        };
+        if known {
             continue;
         }
-        if ledger.blob_referenced(&hash)? {
-            ledger.adopt_blob(&hash, size, now)?;
+        if referenced {
+            shared.write(move |l| l.adopt_blob(&hash, size, now))?;
             continue;
         }
-        drop(ledger);
         match shared.blobs.remove(&hash) {
             Ok(()) => {
                 report.blobs_deleted += 1;

@@ -181,7 +181,14 @@ impl Coordinator {
             })?;
         let client_file =
             dir.write_client_file(addr, &identity.fingerprint(), new_admin_token.as_deref())?;
-        let shared = Shared::new(config, ledger, dir, identity.fingerprint())?;
+        // The write connection moves to the writer thread; reads use their own.
+        let reader = dir.reader()?;
+        let store: state::Store = Box::new(ledger);
+        let (writer, _thread) = suanli_ledger::writer::Writer::start(
+            store,
+            suanli_ledger::writer::WriterConfig::default(),
+        )?;
+        let shared = Shared::new(config, reader, writer, dir, identity.fingerprint())?;
         tokio::spawn(state::recover(shared.clone()));
         tokio::spawn(scheduler::run(shared.clone()));
         gc::once(shared.clone()).await;

@@ -47,9 +47,13 @@ pub(crate) async fn run(
         return Ok(());
     }
     info.gpu.max_buffer_size = info.gpu.max_buffer_size.min(MAX_GPU_MEMORY_BYTES);
-    let registered = shared
-        .ledger()
-        .register_node(&peer.token_hash, &peer.name, &info, now_ms());
+    let registered = {
+        let (token, name, info) = (peer.token_hash, peer.name.clone(), info.clone());
+        shared
+            .writer
+            .write(move |l| l.register_node(&token, &name, &info, now_ms()))
+            .await
+    };
     let (code, message) = match registered {
         Ok(Registration::Registered(session)) => {
             return serve(shared, peer, info, session, send, recv).await;
@@ -150,7 +154,7 @@ fn refuse_output(uploaded: &Mutex<RecentUploads>, r: &AttemptResult) -> Option<S
 fn refuse_gpu_time(shared: &Shared, r: &AttemptResult) -> Option<String> {
     let (job, attempt) = (r.receipt.job, r.receipt.attempt);
     let started_ms = shared
-        .ledger()
+        .reader()
         .attempt_started_ms(job, attempt)
         .ok()
         .flatten()?;
@@ -197,7 +201,12 @@ async fn serve(
     let node_id = session.id;
     let _ = peer.node_id.set(node_id);
     let (tx, mut rx) = mpsc::unbounded_channel::<ToNode>();
-    let adopted = adopt(&shared, &peer.token_hash, &info);
+    let adopted = {
+        let (s, token, info) = (shared.clone(), peer.token_hash, info.clone());
+        crate::server::blocking(move || adopt(&s, &token, &info))
+            .await
+            .unwrap_or_default()
+    };
     let allowed_slots = info.slots.min(session.max_slots);
     shared.nodes().insert(
         node_id,
@@ -259,18 +268,18 @@ async fn serve(
         }
     };
     writer.abort();
-    disconnect(&shared, node_id, &ended);
+    disconnect(&shared, node_id, &ended).await;
     Ok(())
 }
 
 /// The node's in-flight attempts that are still running on its token and
 /// key together: they move to this session (out of an older one not yet
-/// noticed dead). The key alone is public, so it adopts nothing.
+/// noticed dead). The key alone is public, so it adopts nothing. Blocking.
 fn adopt(shared: &Shared, token_hash: &[u8; 32], info: &NodeInfo) -> Vec<(u64, u32)> {
     let mut adopted = Vec::new();
     for &(job, attempt) in info.in_flight.iter().take(MAX_IN_FLIGHT_CLAIMS) {
         let ok = shared
-            .ledger()
+            .reader()
             .adoptable(job, attempt, token_hash, &info.public_key.0)
             .unwrap_or(false);
         if ok {
@@ -327,7 +336,10 @@ fn finished(
     let refusal = refuse_gpu_time(shared, &r).or_else(|| refuse_output(uploaded, &r));
     let recorded = match refusal.filter(|_| runs_it) {
         Some(reason) => Ok(Recorded::Rejected(reason)),
-        None => shared.ledger().finish_attempt(node_id, &r, now_ms()),
+        None => {
+            let result = r.clone();
+            shared.write(move |l| l.finish_attempt(node_id, &result, now_ms()))
+        }
     };
     let mut faulted = matches!(recorded, Ok(Recorded::Ended { .. }))
         && r.receipt.outcome == suanli_proto::Outcome::ProviderFault;
@@ -368,12 +380,8 @@ fn finished(
             let answer = ack(false, Some(reason));
             // Nothing of it is recorded or billed; the job is retried elsewhere.
             tracing::warn!(job, attempt, node_id, %reason, "receipt rejected");
-            let ended = shared.ledger().fault_attempt(
-                job,
-                attempt,
-                now_ms(),
-                &format!("the node's receipt was rejected: {reason}"),
-            );
+            let why = format!("the node's receipt was rejected: {reason}");
+            let ended = shared.write(move |l| l.fault_attempt(job, attempt, now_ms(), &why));
             match ended {
                 Ok(Recorded::Ended { .. }) => faulted = true,
                 Ok(_) => {}
@@ -399,23 +407,46 @@ fn finished(
     answer
 }
 
-fn disconnect(shared: &Shared, node_id: u64, reason: &str) {
+/// Ends the node's running attempts `node_lost` (one write for all of
+/// them, each in its own savepoint) and re-queues their jobs.
+async fn disconnect(shared: &Shared, node_id: u64, reason: &str) {
     let Some(node) = shared.nodes().remove(&node_id) else {
         return;
     };
     if node.running.is_empty() {
         tracing::info!(node_id, name = %node.name, %reason, "node gone");
-    } else {
-        tracing::warn!(node_id, name = %node.name, %reason, running = node.running.len(), "node gone with running jobs");
+        shared.wake_scheduler.notify_one();
+        return;
     }
-    for (job, attempt) in node.running {
-        match shared.ledger().lose_attempt(job, attempt, now_ms(), reason) {
-            Ok(Recorded::Ended { state }) => {
-                tracing::info!(job, attempt, state = state.as_str(), "attempt lost")
+    tracing::warn!(node_id, name = %node.name, %reason, running = node.running.len(), "node gone with running jobs");
+    let running: Vec<(u64, u32)> = node.running.into_iter().collect();
+    let why = reason.to_owned();
+    let jobs: Vec<u64> = running.iter().map(|(job, _)| *job).collect();
+    let lost = shared
+        .writer
+        .write(move |l| {
+            let now = now_ms();
+            Ok(running
+                .into_iter()
+                .map(|(job, attempt)| (job, attempt, l.lose_attempt(job, attempt, now, &why)))
+                .collect::<Vec<_>>())
+        })
+        .await;
+    match lost {
+        Ok(lost) => {
+            for (job, attempt, ended) in lost {
+                match ended {
+                    Ok(Recorded::Ended { state }) => {
+                        tracing::info!(job, attempt, state = state.as_str(), "attempt lost")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(job, %e, "cannot record lost attempt"),
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(job, %e, "cannot record lost attempt"),
         }
+        Err(e) => tracing::error!(node_id, %e, "cannot record lost attempts"),
+    }
+    for job in jobs {
         shared.notify_job(job);
     }
     shared.wake_scheduler.notify_one();

@@ -70,9 +70,12 @@ impl Turns {
     }
 }
 
-/// One scheduling pass; returns how many jobs were placed.
-fn pass(shared: &Shared, turns: &mut Turns) -> Result<usize, suanli_ledger::LedgerError> {
-    let queued = shared.ledger().queued(PER_TENANT)?;
+/// One scheduling pass; returns how many jobs were placed. Two reads (the
+/// queue, running jobs per tenant) whatever the number of jobs; each
+/// placement reserves its slot at once and goes to the writer, and the pass
+/// waits for all of them together (one batch, one commit).
+fn pass(shared: &Arc<Shared>, turns: &mut Turns) -> Result<usize, suanli_ledger::LedgerError> {
+    let queued = shared.reader().queued(PER_TENANT)?;
     if queued.is_empty() {
         return Ok(0);
     }
@@ -83,8 +86,8 @@ fn pass(shared: &Shared, turns: &mut Turns) -> Result<usize, suanli_ledger::Ledg
             .or_default()
             .push_back(job);
     }
-    let mut running = running_per_tenant(shared);
-    let mut placed = 0;
+    let mut running = shared.reader().running_per_tenant()?;
+    let mut pending = Vec::new();
     loop {
         let mut tenants: Vec<String> = by_tenant.keys().cloned().collect();
         tenants.sort_by_key(|t| (running.get(t).copied().unwrap_or(0), turns.last(t)));
@@ -94,54 +97,136 @@ fn pass(shared: &Shared, turns: &mut Turns) -> Result<usize, suanli_ledger::Ledg
                 continue;
             };
             // The tenant's oldest job that some node can take now.
-            let Some(pos) = queue
-                .iter()
-                .position(|job| pick_node(shared, job).is_some())
-            else {
+            let Some(placed) = reserve_first(shared, queue) else {
                 by_tenant.remove(&tenant);
                 continue;
             };
-            let Some(job) = queue.remove(pos) else {
-                continue;
-            };
-            if place(shared, &job)? {
-                *running.entry(tenant.clone()).or_default() += 1;
-                turns.served(&tenant);
-                placed += 1;
-                progress = true;
-            }
+            pending.push(placed);
+            *running.entry(tenant.clone()).or_default() += 1;
+            turns.served(&tenant);
+            progress = true;
             if queue.is_empty() {
                 by_tenant.remove(&tenant);
             }
         }
         if !progress || by_tenant.is_empty() {
-            return Ok(placed);
+            break;
         }
     }
+    // Each placement's answer comes once its batch committed.
+    Ok(pending.into_iter().filter(|p| p.recv() == Ok(true)).count())
 }
 
-fn running_per_tenant(shared: &Shared) -> HashMap<String, u32> {
-    let jobs: Vec<u64> = shared
-        .nodes()
-        .values()
-        .flat_map(|n| n.running.iter().map(|(job, _)| *job))
-        .collect();
-    let ledger = shared.ledger();
-    let mut out = HashMap::new();
-    for job in jobs {
-        if let Ok(Some(view)) = ledger.job(job) {
-            *out.entry(view.tenant).or_default() += 1;
-        }
+/// Takes the first job of `queue` that a node can take now, reserves the
+/// slot and hands the start to the writer; the answer says, once committed,
+/// whether it was placed.
+fn reserve_first(
+    shared: &Arc<Shared>,
+    queue: &mut VecDeque<QueuedJob>,
+) -> Option<std::sync::mpsc::Receiver<bool>> {
+    let (job, node_id) = {
+        let mut nodes = shared.nodes();
+        let (pos, node_id) = queue
+            .iter()
+            .enumerate()
+            .find_map(|(pos, job)| Some((pos, pick_node(&nodes, job)?)))?;
+        let job = queue.remove(pos)?;
+        // Reserved now, so this pass does not offer the slot twice; the
+        // attempt is the job's next (attempts are numbered 1, 2, ...).
+        nodes
+            .get_mut(&node_id)?
+            .running
+            .insert((job.id, job.attempts + 1));
+        (job, node_id)
+    };
+    let (done, answer) = std::sync::mpsc::sync_channel(1);
+    if let Err(err) = place(shared, job, node_id, done) {
+        tracing::error!(%err, "cannot hand a placement to the ledger writer");
+        return None;
     }
-    out
+    Some(answer)
+}
+
+/// Starts the attempt on the writer thread, then (after the commit, on the
+/// writer thread, in write order) sends the assignment. The runner is known
+/// before the attempt exists in the ledger (its reservation), and the
+/// assignment is sent before any later write's effects, so a cancel that
+/// follows the start always finds the node to tell (the lost-cancel race
+/// fixed in 83fb157 stays fixed). A node gone before the start gets none;
+/// one gone after it had the attempt in its `running`, which its
+/// disconnect ends `node_lost`.
+fn place(
+    shared: &Arc<Shared>,
+    job: QueuedJob,
+    node_id: u64,
+    done: std::sync::mpsc::SyncSender<bool>,
+) -> Result<(), suanli_ledger::LedgerError> {
+    let (id, expected) = (job.id, job.attempts + 1);
+    let s = shared.clone();
+    let start = move |l: &mut crate::state::Store| {
+        let mut nodes = s.nodes();
+        let Some(node) = nodes
+            .get_mut(&node_id)
+            .filter(|n| n.running.contains(&(id, expected)))
+        else {
+            return Ok(Start::NotQueued);
+        };
+        let started = l.start_attempt(id, node_id, now_ms());
+        if !matches!(started, Ok(Start::Started { attempt }) if attempt == expected) {
+            node.running.remove(&(id, expected));
+        }
+        if let Ok(Start::Started { attempt }) = &started {
+            node.running.insert((id, *attempt));
+        }
+        started
+    };
+    let s = shared.clone();
+    let after = move |started: Result<Start, suanli_ledger::LedgerError>| {
+        let placed = match started {
+            Ok(Start::Started { attempt }) => {
+                assign(&s, node_id, job, attempt);
+                true
+            }
+            Ok(Start::NotQueued) => false,
+            Ok(Start::OverCredit(reason)) => {
+                s.credit_wait(id, Some(format!("waiting for credit: {reason}")));
+                false
+            }
+            Err(err) => {
+                tracing::error!(job = id, %err, "cannot start an attempt");
+                if let Some(node) = s.nodes().get_mut(&node_id) {
+                    node.running.remove(&(id, expected));
+                }
+                false
+            }
+        };
+        let _ = done.send(placed);
+    };
+    shared.writer.then_blocking(start, after)
+}
+
+/// Sends a committed assignment to its node (on the writer thread).
+fn assign(shared: &Shared, node_id: u64, job: QueuedJob, attempt: u32) {
+    let id = job.id;
+    if let Some(node) = shared.nodes().get(&node_id) {
+        // A closed channel: the session is ending, and its disconnect
+        // ends this attempt with the others it ran.
+        let _ = node.tx.send(ToNode::Run(Assignment {
+            job: id,
+            attempt,
+            spec: job.spec,
+        }));
+    }
+    shared.credit_wait(id, None);
+    tracing::debug!(job = id, attempt, node_id, "job assigned");
+    shared.notify_job(id);
 }
 
 /// The least busy live node that takes work and has a free slot (of the
 /// slots its token allows) whose GPU and caps meet the job's needs
 /// (`NodeCaps::refuses`), other than one it crashed on or missed its
 /// deadline on.
-fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
-    let nodes = shared.nodes();
+fn pick_node(nodes: &HashMap<u64, LiveNode>, job: &QueuedJob) -> Option<u64> {
     // A token's cap counts the jobs of all its live sessions together: one
     // token may register on many connections, each clipped on its own.
     let mut per_token: HashMap<[u8; 32], u64> = HashMap::new();
@@ -166,56 +251,6 @@ fn pick_node(shared: &Shared, job: &QueuedJob) -> Option<u64> {
         .map(|(id, _)| *id)
 }
 
-fn place(shared: &Shared, job: &QueuedJob) -> Result<bool, suanli_ledger::LedgerError> {
-    let Some(node_id) = pick_node(shared, job) else {
-        return Ok(false);
-    };
-    // The ledger stays locked until the attempt's runner is recorded: a
-    // cancel (which locks the ledger, then the nodes) must never see the
-    // attempt running with no node to tell, or the job would run on to its
-    // timeout. Lock order everywhere: ledger, then nodes.
-    let mut ledger = shared.ledger();
-    let attempt = match ledger.start_attempt(job.id, node_id, now_ms())? {
-        Start::Started { attempt } => attempt,
-        Start::NotQueued => return Ok(false),
-        Start::OverCredit(reason) => {
-            drop(ledger);
-            shared.credit_wait(job.id, Some(format!("waiting for credit: {reason}")));
-            return Ok(false);
-        }
-    };
-    let sent = {
-        let mut nodes = shared.nodes();
-        match nodes.get_mut(&node_id) {
-            Some(node) => {
-                node.running.insert((job.id, attempt));
-                node.tx
-                    .send(ToNode::Run(Assignment {
-                        job: job.id,
-                        attempt,
-                        spec: job.spec.clone(),
-                    }))
-                    .is_ok()
-            }
-            None => false,
-        }
-    };
-    drop(ledger);
-    shared.credit_wait(job.id, None);
-    if !sent {
-        // The node vanished between picking and sending.
-        shared.ledger().lose_attempt(
-            job.id,
-            attempt,
-            now_ms(),
-            "the node disconnected before the job started",
-        )?;
-    }
-    tracing::debug!(job = job.id, attempt, node_id, "job assigned");
-    shared.notify_job(job.id);
-    Ok(sent)
-}
-
 /// How often running attempts are checked against their deadline.
 const DEADLINE_TICK: Duration = Duration::from_secs(1);
 
@@ -237,10 +272,10 @@ pub(crate) async fn deadlines(shared: Arc<Shared>) {
 /// node is told to cancel it, and the fault counts towards quarantine.
 fn end_overdue(shared: &Shared) {
     let grace = shared.config.attempt_grace;
-    let overdue = match shared
-        .ledger()
-        .overdue_attempts(now_ms(), grace.as_millis() as u64)
-    {
+    let overdue = shared
+        .reader()
+        .overdue_attempts(now_ms(), grace.as_millis() as u64);
+    let overdue = match overdue {
         Ok(overdue) => overdue,
         Err(err) => {
             tracing::error!(%err, "cannot read overdue attempts");
@@ -254,10 +289,8 @@ fn end_overdue(shared: &Shared) {
             suanli_ledger::DEADLINE_MISSED,
             grace.as_secs_f64()
         );
-        match shared
-            .ledger()
-            .fault_attempt(job, attempt, now_ms(), &reason)
-        {
+        let ended = shared.write(move |l| l.fault_attempt(job, attempt, now_ms(), &reason));
+        match ended {
             Ok(suanli_ledger::Recorded::Ended { state }) => {
                 tracing::warn!(
                     job,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use suanli_net::CLOSE_REFUSED;
 use suanli_net::NetError;
-use suanli_net::frame::{expect_frame, read_blob_within, read_frame_within, write_frame};
+use suanli_net::frame::{expect_frame, read_blob_to, read_frame_within, write_frame};
 use suanli_proto::{
     CodecError, ErrorCode, Hello, JobSpec, JobView, MAX_ATTEMPTS, PROTOCOL_VERSION, Request,
     Response, Role, Welcome,
@@ -247,7 +247,7 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), String>
     }
     let presented = token_hash(&hello.token);
     let found = shared
-        .ledger()
+        .reader()
         .find_token(&presented)
         .map_err(|e| format!("internal error: {e}"))?
         // Looked up by digest; confirmed in constant time all the same.
@@ -385,7 +385,7 @@ fn visible_job(
     peer: &Peer,
     job: u64,
 ) -> Result<Option<JobView>, suanli_ledger::LedgerError> {
-    let view = shared.ledger().job(job)?;
+    let view = shared.reader().job(job)?;
     Ok(view.filter(|v| peer.role == Role::Admin || v.tenant == peer.name))
 }
 
@@ -398,7 +398,7 @@ fn handle(
         Request::HasBlobs(hashes) => {
             // Grants first, in one query; files only for granted hashes: a
             // tenant learns nothing (not even by timing) of others' blobs.
-            let granted = shared.ledger().granted_blobs(&hashes, &peer.name)?;
+            let granted = shared.reader().granted_blobs(&hashes, &peer.name)?;
             let missing = hashes
                 .into_iter()
                 .filter(|h| !granted.contains(h) || !shared.blobs.has(h))
@@ -406,11 +406,11 @@ fn handle(
             Response::Missing(missing)
         }
         Request::Submit(spec) => {
-            let mut ledger = shared.ledger();
             for (what, h) in [("module", &spec.module), ("input", &spec.input)] {
                 // Grant first, file second (as `HasBlobs`): the answer's
                 // timing must not tell whether another tenant's blob exists.
-                if !ledger.may_read_blob(h, &peer.name)? || !shared.blobs.has(h) {
+                let granted = shared.reader().may_read_blob(h, &peer.name)?;
+                if !granted || !shared.blobs.has(h) {
                     return Ok(error(
                         ErrorCode::BadRequest,
                         format!("upload the {what} blob {h} before submitting"),
@@ -420,14 +420,16 @@ fn handle(
             if let Some(reason) = refuse_spec(&spec) {
                 return Ok(error(ErrorCode::BadRequest, reason));
             }
-            let job = match ledger.submit(&peer.name, &spec, now_ms())? {
+            let tenant = peer.name.clone();
+            // Answered only once its batch committed (the writer's promise).
+            let admission = shared.write(move |l| l.submit(&tenant, &spec, now_ms()))?;
+            let job = match admission {
                 Admission::Accepted(job) => job,
                 Admission::OverCredit(reason) => {
                     tracing::info!(tenant = %peer.name, %reason, "submission refused");
                     return Ok(error(ErrorCode::CreditLimit, reason));
                 }
             };
-            drop(ledger);
             tracing::info!(job, tenant = %peer.name, "job submitted");
             shared.wake_scheduler.notify_one();
             Response::Submitted { job }
@@ -440,23 +442,12 @@ fn handle(
             if visible_job(shared, peer, job)?.is_none() {
                 return Ok(not_found(job));
             }
-            // The ledger stays locked while the runner is looked up, so an
-            // attempt being placed now is either still queued (and never
-            // starts) or already has its node recorded (see `place`).
-            let mut ledger = shared.ledger();
-            match ledger.cancel(job, now_ms())? {
+            match cancel(shared, job)? {
                 None => error(
                     ErrorCode::BadRequest,
                     format!("job {job} has already finished"),
                 ),
-                Some(running) => {
-                    if let Some((attempt, _)) = running
-                        && let Some(node_id) = shared.runner_of(job, attempt)
-                        && let Some(node) = shared.nodes().get(&node_id)
-                    {
-                        let _ = node.tx.send(suanli_proto::ToNode::Cancel { job, attempt });
-                    }
-                    drop(ledger);
+                Some(()) => {
                     shared.notify_job(job);
                     Response::Ok
                 }
@@ -464,7 +455,7 @@ fn handle(
         }
         Request::ListJobs(filter) => {
             let tenant = (peer.role != Role::Admin).then_some(peer.name.as_str());
-            let jobs = shared.ledger().jobs(tenant, &filter)?;
+            let jobs = shared.reader().jobs(tenant, &filter)?;
             Response::Jobs(listing(
                 jobs.into_iter().map(|v| shared.with_reason(v)).collect(),
             ))
@@ -507,13 +498,10 @@ fn handle(
                 (_, None) => suanli_proto::DEFAULT_NODE_MAX_SLOTS,
             };
             let token = crate::auth::new_token();
-            shared.ledger().add_token_with_slots(
-                &token_hash(&token),
-                role,
-                &name,
-                now_ms(),
-                max_slots,
-            )?;
+            let (hash, token_name) = (token_hash(&token), name.clone());
+            shared.write(move |l| {
+                l.add_token_with_slots(&hash, role, &token_name, now_ms(), max_slots)
+            })?;
             tracing::info!(role = role.as_str(), %name, "token created");
             Response::Token { token, role, name }
         }
@@ -521,11 +509,12 @@ fn handle(
             if !billing::valid_class(&class) {
                 return Ok(bad_class(&class));
             }
-            shared.ledger().set_price(&class, micros, now_ms())?;
+            let price_class = class.clone();
+            shared.write(move |l| l.set_price(&price_class, micros, now_ms()))?;
             tracing::info!(%class, micros, "price set");
             Response::Ok
         }
-        Request::ListPrices => Response::Prices(shared.ledger().prices()?),
+        Request::ListPrices => Response::Prices(shared.reader().prices()?),
         Request::SetNodeClass { node, class } => {
             if let Some(c) = &class
                 && !billing::valid_class(c)
@@ -537,12 +526,13 @@ fn handle(
             Response::Ok
         }
         Request::SetCreditLimit { tenant, micros } => {
-            shared.ledger().set_credit_limit(&tenant, micros)?;
+            let who = tenant.clone();
+            shared.write(move |l| l.set_credit_limit(&who, micros))?;
             tracing::info!(%tenant, ?micros, "credit limit set");
             Response::Ok
         }
         Request::Usage(query) => match narrow(peer, query) {
-            Ok(q) => Response::Usage(shared.ledger().usage(&q)?),
+            Ok(q) => Response::Usage(shared.reader().usage(&q)?),
             Err(refusal) => refusal,
         },
         Request::UsageRecords {
@@ -550,7 +540,7 @@ fn handle(
             after,
             limit,
         } => match narrow(peer, query) {
-            Ok(q) => Response::UsageRecords(shared.ledger().usage_records(
+            Ok(q) => Response::UsageRecords(shared.reader().usage_records(
                 &q,
                 after,
                 limit.min(USAGE_PAGE),
@@ -560,14 +550,15 @@ fn handle(
         Request::DrainNode(name) => node_flag(shared, &name, NodeFlag::Drain)?,
         Request::UndrainNode(name) => node_flag(shared, &name, NodeFlag::Undrain)?,
         Request::RestoreNode(name) => node_flag(shared, &name, NodeFlag::Restore)?,
-        Request::Check => Response::Check(shared.ledger().check()?),
+        Request::Check => Response::Check(shared.reader().check()?),
         Request::Gc => Response::Gc(crate::gc::collect(shared)?),
         Request::SetStorageQuota { tenant, bytes } => {
-            shared.ledger().set_storage_quota(&tenant, bytes)?;
+            let who = tenant.clone();
+            shared.write(move |l| l.set_storage_quota(&who, bytes))?;
             tracing::info!(%tenant, ?bytes, "storage quota set");
             Response::Ok
         }
-        Request::ListTokens => Response::Tokens(shared.ledger().tokens()?),
+        Request::ListTokens => Response::Tokens(shared.reader().tokens()?),
         Request::Register(_)
         | Request::PutBlob { .. }
         | Request::GetBlob(_)
@@ -575,6 +566,34 @@ fn handle(
         | Request::Logs { .. }
         | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
     })
+}
+
+/// Cancels `job` on the writer thread; `None` when it had already
+/// finished. The node running it is told after the commit, on the writer
+/// thread, in write order: an attempt started before the cancel had its
+/// assignment sent already (see `scheduler::place`), so the `Cancel`
+/// follows its `Run` and the job never runs on to its timeout. Blocking.
+fn cancel(shared: &Arc<Shared>, job: u64) -> Result<Option<()>, suanli_ledger::LedgerError> {
+    let (answer, cancelled) = std::sync::mpsc::sync_channel(1);
+    let s = shared.clone();
+    shared.writer.then_blocking(
+        move |l| l.cancel(job, now_ms()),
+        move |r: Result<Option<Option<(u32, u64)>>, suanli_ledger::LedgerError>| {
+            if let Ok(Some(Some((attempt, _)))) = &r
+                && let Some(node_id) = s.runner_of(job, *attempt)
+                && let Some(node) = s.nodes().get(&node_id)
+            {
+                let _ = node.tx.send(suanli_proto::ToNode::Cancel {
+                    job,
+                    attempt: *attempt,
+                });
+            }
+            let _ = answer.send(r.map(|found| found.map(|_| ())));
+        },
+    )?;
+    cancelled
+        .recv()
+        .map_err(|_| suanli_ledger::LedgerError::WriterStopped)?
 }
 
 /// An admin's change to the node tokens of a name.
@@ -592,11 +611,12 @@ fn node_flag(
     name: &str,
     flag: NodeFlag,
 ) -> Result<Response, suanli_ledger::LedgerError> {
-    let tokens = match flag {
-        NodeFlag::Drain => shared.ledger().set_drained(name, true)?,
-        NodeFlag::Undrain => shared.ledger().set_drained(name, false)?,
-        NodeFlag::Restore => shared.ledger().restore_node(name, now_ms())?,
-    };
+    let owned = name.to_owned();
+    let tokens = shared.write(move |l| match flag {
+        NodeFlag::Drain => l.set_drained(&owned, true),
+        NodeFlag::Undrain => l.set_drained(&owned, false),
+        NodeFlag::Restore => l.restore_node(&owned, now_ms()),
+    })?;
     if tokens == 0 {
         return Ok(error(
             ErrorCode::NotFound,
@@ -664,7 +684,7 @@ fn narrow(peer: &Peer, mut q: UsageQuery) -> Result<UsageQuery, Response> {
 }
 
 async fn put_blob(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     peer: &Peer,
     hash: suanli_proto::Hash,
     size: u64,
@@ -692,29 +712,46 @@ async fn put_blob(
             ),
         );
     };
-    if let Some(refusal) = crate::storage::refuse_upload(shared, peer, &hash, size) {
+    let refusal = {
+        let (s, p) = (shared.clone(), peer.clone());
+        blocking(move || crate::storage::refuse_upload(&s, &p, &hash, size))
+            .await
+            .unwrap_or_else(|e| Some(error(ErrorCode::Internal, e)))
+    };
+    if let Some(refusal) = refusal {
         let _ = recv.stop(0u32.into());
         return refusal;
     }
-    let (tmp, mut file) = match shared.blobs.temp() {
+    let temp = {
+        let s = shared.clone();
+        blocking(move || s.blobs.temp().map_err(|e| e.to_string()))
+            .await
+            .and_then(|t| t)
+    };
+    let (tmp, file) = match temp {
         Ok(t) => t,
         Err(e) => return error(ErrorCode::Internal, format!("cannot store blob: {e}")),
     };
+    // Written through tokio's file, whose writes run on blocking threads.
+    let mut file = tokio::fs::File::from_std(file);
     let idle = Some(shared.config.request_timeout);
-    let received = read_blob_within(recv, size, &hash, idle, |chunk| {
-        use std::io::Write;
-        file.write_all(chunk)
-    })
-    .await;
+    let received = read_blob_to(recv, size, &hash, idle, &mut file).await;
     shared
         .stats
         .blob_bytes_received
         .fetch_add(size, Ordering::Relaxed);
     if let Err(e) = received {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = tokio::fs::remove_file(&tmp).await;
         return error(ErrorCode::BadRequest, e.to_string());
     }
-    let stored = crate::storage::store_upload(shared, peer, tmp, file, &hash, size);
+    let file = file.into_std().await;
+    // The fsync, the ledger row and the rename, on a blocking thread.
+    let stored = {
+        let (s, p) = (shared.clone(), peer.clone());
+        blocking(move || crate::storage::store_upload(&s, &p, tmp, file, &hash, size))
+            .await
+            .unwrap_or_else(|e| error(ErrorCode::Internal, e))
+    };
     if matches!(stored, Response::Stored) {
         peer.uploaded
             .lock()
@@ -756,7 +793,7 @@ fn may_get(shared: &Shared, peer: &Peer, hash: &suanli_proto::Hash) -> bool {
     match peer.role {
         Role::Admin => true,
         Role::Tenant => shared
-            .ledger()
+            .reader()
             .may_read_blob(hash, &peer.name)
             .unwrap_or(false),
         Role::Node => {
@@ -767,7 +804,7 @@ fn may_get(shared: &Shared, peer: &Peer, hash: &suanli_proto::Hash) -> bool {
                 Some(n) => n.running.iter().map(|(j, _)| *j).collect(),
                 None => return false,
             };
-            let ledger = shared.ledger();
+            let ledger = shared.reader();
             jobs.iter().any(|j| {
                 matches!(ledger.job(*j), Ok(Some(v)) if v.spec.module == *hash || v.spec.input == *hash)
             })
@@ -776,12 +813,18 @@ fn may_get(shared: &Shared, peer: &Peer, hash: &suanli_proto::Hash) -> bool {
 }
 
 async fn get_blob(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     peer: &Peer,
     hash: suanli_proto::Hash,
     mut send: quinn::SendStream,
 ) -> Result<(), NetError> {
-    if !may_get(shared, peer, &hash) || !shared.blobs.has(&hash) {
+    let allowed = {
+        let (s, p) = (shared.clone(), peer.clone());
+        blocking(move || may_get(&s, &p, &hash) && s.blobs.has(&hash))
+            .await
+            .unwrap_or(false)
+    };
+    if !allowed {
         write_frame(
             &mut send,
             &error(ErrorCode::NotFound, format!("blob {hash} not found")),
@@ -801,14 +844,26 @@ async fn get_blob(
     Ok(())
 }
 
-async fn wait(shared: &Shared, peer: &Peer, job: u64) -> Response {
+/// [`visible_job`] on a blocking thread, for async tasks.
+async fn visible_job_off(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    job: u64,
+) -> Result<Option<JobView>, String> {
+    let (s, p) = (shared.clone(), peer.clone());
+    blocking(move || visible_job(&s, &p, job).map_err(|e| e.to_string()))
+        .await
+        .and_then(|r| r)
+}
+
+async fn wait(shared: &Arc<Shared>, peer: &Peer, job: u64) -> Response {
     let mut events = shared.events.subscribe();
     loop {
-        match visible_job(shared, peer, job) {
+        match visible_job_off(shared, peer, job).await {
             Ok(Some(view)) if view.state.is_final() => return Response::Job(Box::new(view)),
             Ok(Some(_)) => {}
             Ok(None) => return not_found(job),
-            Err(e) => return error(ErrorCode::Internal, e.to_string()),
+            Err(e) => return error(ErrorCode::Internal, e),
         }
         // Re-check on this job's events, on lag, and at least every second.
         loop {
@@ -823,14 +878,14 @@ async fn wait(shared: &Shared, peer: &Peer, job: u64) -> Response {
 }
 
 async fn logs(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     peer: &Peer,
     job: u64,
     follow: bool,
     mut send: quinn::SendStream,
 ) -> Result<(), NetError> {
     let mut events = shared.events.subscribe();
-    match visible_job(shared, peer, job) {
+    match visible_job_off(shared, peer, job).await {
         Ok(Some(_)) => {}
         Ok(None) => {
             write_frame(&mut send, &not_found(job)).await?;
@@ -838,7 +893,7 @@ async fn logs(
             return Ok(());
         }
         Err(e) => {
-            write_frame(&mut send, &error(ErrorCode::Internal, e.to_string())).await?;
+            write_frame(&mut send, &error(ErrorCode::Internal, e)).await?;
             let _ = send.finish();
             return Ok(());
         }
@@ -852,8 +907,10 @@ async fn logs(
     send_log_from(shared, job, &mut sent, &mut send, stall).await?;
     if follow {
         loop {
-            let finished =
-                matches!(visible_job(shared, peer, job), Ok(Some(v)) if v.state.is_final());
+            let finished = matches!(
+                visible_job_off(shared, peer, job).await,
+                Ok(Some(v)) if v.state.is_final()
+            );
             if finished {
                 // Whatever arrived since the last read.
                 send_log_from(shared, job, &mut sent, &mut send, stall).await?;
@@ -894,14 +951,17 @@ async fn timed_write(
 /// Sends `job`'s log from byte `sent` to its current end, chunk by chunk,
 /// advancing `sent`.
 async fn send_log_from(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     job: u64,
     sent: &mut u64,
     send: &mut quinn::SendStream,
     stall: std::time::Duration,
 ) -> Result<(), NetError> {
     loop {
-        let chunk = shared.read_log_chunk(job, *sent, LOG_CHUNK);
+        let (s, from) = (shared.clone(), *sent);
+        let chunk = blocking(move || s.read_log_chunk(job, from, LOG_CHUNK))
+            .await
+            .unwrap_or_default();
         if chunk.is_empty() {
             return Ok(());
         }

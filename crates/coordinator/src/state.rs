@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use suanli_ledger::Ledger;
+use suanli_ledger::writer::Writer;
+use suanli_ledger::{Ledger, LedgerError, LedgerWrites};
 use suanli_proto::{JobLimits, JobSpec, JobState, JobView, NodeCaps, NodeInfo, NodeView, ToNode};
 use tokio::sync::{Notify, broadcast, mpsc};
 
@@ -85,10 +86,18 @@ impl LiveNode {
     }
 }
 
+/// What the ledger writer owns: the store's write operations, whatever
+/// the backend (SQLite's `Ledger` today).
+pub(crate) type Store = Box<dyn LedgerWrites>;
+
 pub(crate) struct Shared {
     pub(crate) config: CoordinatorConfig,
     pub(crate) fingerprint: String,
-    ledger: Mutex<Ledger>,
+    /// A read-only connection (WAL: it sees what the writer committed).
+    reader: Mutex<Ledger>,
+    /// Every ledger write goes through the writer thread (group commit),
+    /// which owns the store as its write operations (any backend).
+    pub(crate) writer: Writer<Store>,
     pub(crate) nodes: Mutex<HashMap<u64, LiveNode>>,
     pub(crate) blobs: BlobStore,
     logs_dir: PathBuf,
@@ -108,7 +117,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn new(
         config: CoordinatorConfig,
-        ledger: Ledger,
+        reader: Ledger,
+        writer: Writer<Store>,
         dir: DataDir,
         fingerprint: String,
     ) -> Result<Arc<Shared>, CoordinatorError> {
@@ -116,7 +126,8 @@ impl Shared {
         Ok(Arc::new(Shared {
             config,
             fingerprint,
-            ledger: Mutex::new(ledger),
+            reader: Mutex::new(reader),
+            writer,
             nodes: Mutex::new(HashMap::new()),
             blobs: BlobStore::new(dir.path.join("blobs")),
             logs_dir: dir.path.join("logs"),
@@ -128,10 +139,20 @@ impl Shared {
         }))
     }
 
-    /// The ledger. SQLite calls are short; holding a std mutex across them
-    /// (never across an await) keeps writes serialised.
-    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        lock(&self.ledger)
+    /// The ledger's read-only connection. Only on blocking threads (SQLite),
+    /// never across an await, never while holding `nodes`.
+    pub(crate) fn reader(&self) -> MutexGuard<'_, Ledger> {
+        lock(&self.reader)
+    }
+
+    /// Runs `work` on the writer thread and waits (on a blocking thread:
+    /// never from an async task, never while holding `nodes`) until its
+    /// batch committed.
+    pub(crate) fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Store) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        self.writer.write_blocking(work)
     }
 
     pub(crate) fn nodes(&self) -> MutexGuard<'_, HashMap<u64, LiveNode>> {
@@ -204,17 +225,29 @@ impl Shared {
     }
 
     /// Sets a provider's class in the ledger and on its live sessions.
+    /// Blocking.
     pub(crate) fn set_node_class(
         &self,
         node: &str,
         class: Option<&str>,
-    ) -> Result<(), suanli_ledger::LedgerError> {
-        let mut ledger = self.ledger();
-        ledger.set_node_class(node, class)?;
-        for (id, live) in self.nodes().iter_mut() {
-            if live.name == node
-                && let Some(class) = ledger.node_class(*id)?
-            {
+    ) -> Result<(), LedgerError> {
+        let ids: Vec<u64> = self
+            .nodes()
+            .iter()
+            .filter(|(_, live)| live.name == node)
+            .map(|(id, _)| *id)
+            .collect();
+        let (node, class) = (node.to_owned(), class.map(str::to_owned));
+        self.write(move |l| l.set_node_class(&node, class.as_deref()))?;
+        let mut classes = Vec::new();
+        for id in ids {
+            if let Some(class) = self.reader().node_class(id)? {
+                classes.push((id, class));
+            }
+        }
+        let mut nodes = self.nodes();
+        for (id, class) in classes {
+            if let Some(live) = nodes.get_mut(&id) {
                 live.gpu_class = class;
             }
         }
@@ -223,14 +256,11 @@ impl Shared {
 
     /// After a `provider_fault` of node session `node_id`: quarantines its
     /// token (ledger and live sessions) once it has too many faults.
+    /// Blocking.
     pub(crate) fn note_fault(&self, node_id: u64) {
         let c = &self.config;
-        let noted = self.ledger().note_fault(
-            node_id,
-            now_ms(),
-            c.quarantine_window.as_millis() as u64,
-            c.quarantine_faults,
-        );
+        let (window, max) = (c.quarantine_window.as_millis() as u64, c.quarantine_faults);
+        let noted = self.write(move |l| l.note_fault(node_id, now_ms(), window, max));
         match noted {
             Ok(Some(q)) => {
                 tracing::warn!(node = %q.name, reason = %q.reason, "node token quarantined");
@@ -415,7 +445,12 @@ fn secs(ns: u64) -> String {
 /// `recovery_grace` to reconnect and claim them (reporting them still running
 /// or re-sending their results); the rest end `node_lost` and are re-queued.
 pub(crate) async fn recover(shared: Arc<Shared>) {
-    let open = match shared.ledger().open_attempts() {
+    let reader = shared.clone();
+    let open = crate::server::blocking(move || reader.reader().open_attempts())
+        .await
+        .map_err(LedgerError::NotCommitted)
+        .and_then(|r| r);
+    let open = match open {
         Ok(open) => open,
         Err(err) => {
             tracing::error!(%err, "cannot read attempts to recover");
@@ -435,10 +470,12 @@ pub(crate) async fn recover(shared: Arc<Shared>) {
         if shared.runner_of(job, attempt).is_some() {
             continue;
         }
-        match shared
-            .ledger()
-            .lose_attempt(job, attempt, now_ms(), &reason)
-        {
+        let why = reason.clone();
+        let lost = shared
+            .writer
+            .write(move |l| l.lose_attempt(job, attempt, now_ms(), &why))
+            .await;
+        match lost {
             Ok(suanli_ledger::Recorded::Ended { state }) => {
                 tracing::info!(
                     job,

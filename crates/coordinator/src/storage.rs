@@ -47,10 +47,10 @@ pub(crate) fn refuse_upload(
         return None;
     }
     let quota = shared.config.storage_quota;
-    match shared
-        .ledger()
-        .upload_refusal(&peer.name, hash, size, quota)
-    {
+    let refusal = shared
+        .reader()
+        .upload_refusal(&peer.name, hash, size, quota);
+    match refusal {
         Ok(None) => None,
         Ok(Some(refusal)) => {
             tracing::warn!(name = %peer.name, %refusal, "upload refused");
@@ -77,12 +77,11 @@ pub(crate) fn store_upload(
         let _ = std::fs::remove_file(&tmp);
         return internal("cannot store blob", e);
     }
-    let tenant = (peer.role != Role::Node).then_some(peer.name.as_str());
+    let tenant = (peer.role != Role::Node).then(|| peer.name.clone());
     let _row_and_file = shared.blobs.lock_row_and_file();
+    let (hash_owned, quota) = (*hash, shared.config.storage_quota);
     let recorded =
-        shared
-            .ledger()
-            .record_blob(hash, size, tenant, shared.config.storage_quota, now_ms());
+        shared.write(move |l| l.record_blob(&hash_owned, size, tenant.as_deref(), quota, now_ms()));
     match recorded {
         Ok(Stored::Stored) => {}
         Ok(Stored::OverQuota(refusal)) => {
@@ -109,8 +108,7 @@ pub(crate) fn store_upload(
 pub(crate) fn log_room(shared: &Shared, job: u64, offset: u64, len: usize) -> usize {
     let end = offset.saturating_add(len as u64);
     let quota = shared.config.storage_quota;
-    let mut ledger = shared.ledger();
-    let reserved = match ledger.log_reserved(job) {
+    let reserved = match shared.reader().log_reserved(job) {
         Ok(r) => r,
         Err(err) => {
             tracing::warn!(job, %err, "cannot read the log's counted bytes; keeping the chunk");
@@ -123,11 +121,14 @@ pub(crate) fn log_room(shared: &Shared, job: u64, offset: u64, len: usize) -> us
     let step = end
         .max(reserved.saturating_add(LOG_RESERVE_STEP))
         .min(shared.config.max_log_bytes.max(end));
-    let mut outcome = ledger.reserve_log(job, step, quota);
-    if step > end && matches!(outcome, Ok(Stored::OverQuota(_))) {
-        // A whole step does not fit: perhaps what this chunk needs does.
-        outcome = ledger.reserve_log(job, end, quota);
-    }
+    let outcome = shared.write(move |l| {
+        let outcome = l.reserve_log(job, step, quota);
+        if step > end && matches!(outcome, Ok(Stored::OverQuota(_))) {
+            // A whole step does not fit: perhaps what this chunk needs does.
+            return l.reserve_log(job, end, quota);
+        }
+        outcome
+    });
     match outcome {
         Ok(Stored::Stored) => len,
         Ok(Stored::OverQuota(refusal)) => {

@@ -100,6 +100,7 @@ impl Ledger {
                 }
             }
         }
+        v.extend(self.spend_violations()?);
         // Every record: its receipt and cost.
         let mut after = None;
         loop {
@@ -199,5 +200,37 @@ impl Ledger {
             ],
             |r| r.get(0),
         )?)
+    }
+}
+
+impl Ledger {
+    /// Each tenant's running total of spend (`tenant_spend`, what credit
+    /// checks read) against the sum of its usage rows, summed here in Rust
+    /// with the same saturation; a tenant with rows has a total.
+    fn spend_violations(&self) -> Result<Vec<String>> {
+        let mut sums: std::collections::BTreeMap<String, (u64, Option<u64>)> = Default::default();
+        let mut stmt = self.conn.prepare("SELECT tenant, cost_micros FROM usage")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (tenant, cost) = row?;
+            let sum = &mut sums.entry(tenant).or_default().0;
+            *sum = sum.saturating_add(u(cost)).min(i64::MAX as u64);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tenant, micros FROM tenant_spend")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (tenant, micros) = row?;
+            sums.entry(tenant).or_default().1 = Some(u(micros));
+        }
+        let mut v = Vec::new();
+        for (tenant, (rows, total)) in sums {
+            if total.unwrap_or(0) != rows {
+                v.push(format!(
+                    "tenant {tenant}: its running spend total is {} but its usage rows sum to {rows}",
+                    total.map_or_else(|| "missing".to_owned(), |t| t.to_string())
+                ));
+            }
+        }
+        Ok(v)
     }
 }

@@ -2,7 +2,7 @@
 //! and the end of every attempt, which writes its usage row in the same
 //! transaction.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use suanli_proto::{
     AttemptResult, AttemptView, Hash, JobFilter, JobLimits, JobSpec, JobState, JobView, Metering,
     Outcome, PublicKey, Receipt, Requirements, Signature, bounded_error,
@@ -180,7 +180,7 @@ struct OpenAttempt {
     started_ms: u64,
 }
 
-fn open_attempt(tx: &Transaction<'_>, job: u64, attempt: u32) -> Result<Option<OpenAttempt>> {
+fn open_attempt(tx: &Connection, job: u64, attempt: u32) -> Result<Option<OpenAttempt>> {
     let row = tx
         .query_row(
             "SELECT a.node_id, a.outcome IS NOT NULL, n.public_key, n.name, a.gpu_class, a.price_micros,
@@ -236,7 +236,7 @@ fn open_attempt(tx: &Transaction<'_>, job: u64, attempt: u32) -> Result<Option<O
 }
 
 /// The newest price of `class`, else of `default`, else 0.
-pub(crate) fn price_for(tx: &Transaction<'_>, class: &str) -> Result<u64> {
+pub(crate) fn price_for(tx: &Connection, class: &str) -> Result<u64> {
     let price: Option<i64> = tx
         .query_row(
             "SELECT micros FROM prices WHERE class IN (?1, 'default')
@@ -249,7 +249,7 @@ pub(crate) fn price_for(tx: &Transaction<'_>, class: &str) -> Result<u64> {
 }
 
 /// The highest price in force: what a queued job may end up paying.
-fn max_price(tx: &Transaction<'_>) -> Result<u64> {
+fn max_price(tx: &Connection) -> Result<u64> {
     let price: Option<i64> = tx.query_row(
         "SELECT MAX(micros) FROM prices p WHERE id = (SELECT MAX(id) FROM prices WHERE class = p.class)",
         [],
@@ -258,7 +258,7 @@ fn max_price(tx: &Transaction<'_>) -> Result<u64> {
     Ok(price.map(u).unwrap_or(0))
 }
 
-pub(crate) fn credit_limit(tx: &Transaction<'_>, tenant: &str) -> Result<Option<u64>> {
+pub(crate) fn credit_limit(tx: &Connection, tenant: &str) -> Result<Option<u64>> {
     Ok(tx
         .query_row(
             "SELECT micros FROM credit_limits WHERE tenant = ?1",
@@ -269,14 +269,17 @@ pub(crate) fn credit_limit(tx: &Transaction<'_>, tenant: &str) -> Result<Option<
         .map(u))
 }
 
-pub(crate) fn spend(tx: &Transaction<'_>, tenant: &str) -> Result<u64> {
-    let mut stmt = tx.prepare_cached("SELECT cost_micros FROM usage WHERE tenant = ?1")?;
-    let rows = stmt.query_map(params![tenant], |r| r.get::<_, i64>(0))?;
-    let mut total = 0u64;
-    for c in rows {
-        total = total.saturating_add(u(c?));
-    }
-    Ok(total)
+/// What `tenant` has spent: its running total (schema 7), one row, never a
+/// scan of its usage history. `check` holds it equal to the sum of rows.
+pub(crate) fn spend(tx: &Connection, tenant: &str) -> Result<u64> {
+    let micros: Option<i64> = tx
+        .query_row(
+            "SELECT micros FROM tenant_spend WHERE tenant = ?1",
+            params![tenant],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(micros.map(u).unwrap_or(0))
 }
 
 impl Ledger {
@@ -284,7 +287,7 @@ impl Ledger {
     /// case on top of what the tenant spent and what its queued and running
     /// jobs may still cost (each at the highest price in force).
     pub fn submit(&mut self, tenant: &str, spec: &JobSpec, now_ms: u64) -> Result<Admission> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         if let Some(limit) = credit_limit(&tx, tenant)? {
             let price = max_price(&tx)?;
             let spent = spend(&tx, tenant)?;
@@ -462,32 +465,101 @@ impl Ledger {
 
     /// Up to `per_tenant` oldest queued jobs of every tenant, oldest first
     /// within a tenant. Bounded per tenant, so one tenant's 10,000 queued jobs
-    /// cost the scheduler no more than another's one.
+    /// cost the scheduler no more than another's one. Two queries whatever
+    /// the number of jobs: the jobs, then their earlier attempts.
     pub fn queued(&self, per_tenant: u32) -> Result<Vec<QueuedJob>> {
-        let ids: Vec<i64> = {
+        let mut out: Vec<QueuedJob> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT id FROM (
-                    SELECT id, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY id) AS rank
+                "SELECT id, tenant, module, input, min_gpu_memory, max_gpu_ns, timeout_ns,
+                        max_memory, max_dispatch_ns, max_attempts FROM (
+                    SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY id) AS rank
                     FROM jobs WHERE state = 'queued')
                  WHERE rank <= ?1 ORDER BY id",
             )?;
-            stmt.query_map(params![per_tenant], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(view) = self.job(u(id))? {
+            let rows = stmt.query_map(params![per_tenant], |r| {
+                Ok((
+                    u(r.get(0)?),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    u(r.get(4)?),
+                    limits_from(r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
+                    r.get::<_, u32>(9)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, tenant, module, input, min_gpu_memory, limits, max_attempts) = row?;
                 out.push(QueuedJob {
-                    crashed_on: crashed_on(&view),
-                    missed_on: missed_deadline_on(&view),
-                    id: view.id,
-                    tenant: view.tenant,
-                    attempts: view.attempts.len() as u32,
-                    spec: view.spec,
+                    id,
+                    tenant,
+                    spec: JobSpec {
+                        module: hash_from(module)?,
+                        input: hash_from(input)?,
+                        requirements: Requirements { min_gpu_memory },
+                        limits,
+                        max_attempts,
+                    },
+                    attempts: 0,
+                    crashed_on: Vec::new(),
+                    missed_on: Vec::new(),
                 });
             }
-        }
+            out
+        };
+        self.add_past_attempts(&mut out)?;
         Ok(out)
+    }
+
+    /// Fills in the attempts made so far and the node token names each job
+    /// crashed on or missed its deadline on (as [`crashed_on`] and
+    /// [`missed_deadline_on`] derive them), in one query for all `jobs`.
+    fn add_past_attempts(&self, jobs: &mut [QueuedJob]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let index: std::collections::HashMap<u64, usize> =
+            jobs.iter().enumerate().map(|(n, j)| (j.id, n)).collect();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.job, n.name, a.outcome = 'crashed',
+                    a.outcome = 'provider_fault' AND substr(a.error, 1, ?1) = ?2
+             FROM attempts a JOIN nodes n ON n.id = a.node_id
+             WHERE a.job IN (SELECT id FROM jobs WHERE state = 'queued')
+             ORDER BY a.job, a.attempt",
+        )?;
+        let rows = stmt.query_map(
+            params![DEADLINE_MISSED.len() as i64, DEADLINE_MISSED],
+            |r| {
+                Ok((
+                    u(r.get(0)?),
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<bool>>(2)?.unwrap_or(false),
+                    r.get::<_, Option<bool>>(3)?.unwrap_or(false),
+                ))
+            },
+        )?;
+        for row in rows {
+            let (job, node, crashed, missed) = row?;
+            let Some(&n) = index.get(&job) else { continue };
+            let j = &mut jobs[n];
+            j.attempts += 1;
+            if crashed && !j.crashed_on.contains(&node) {
+                j.crashed_on.push(node.clone());
+            }
+            if missed && !j.missed_on.contains(&node) {
+                j.missed_on.push(node);
+            }
+        }
+        Ok(())
+    }
+
+    /// Running jobs per tenant, in one query (the scheduler's fairness).
+    pub fn running_per_tenant(&self) -> Result<std::collections::HashMap<String, u32>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT tenant, COUNT(*) FROM jobs WHERE state = 'running' GROUP BY tenant",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Moves a queued job to running with a new attempt on `node_id`, at the
@@ -495,7 +567,7 @@ impl Ledger {
     /// take the tenant past its credit limit (spend + running attempts'
     /// worst cases at their prices + this one).
     pub fn start_attempt(&mut self, job: u64, node_id: u64, now_ms: u64) -> Result<Start> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let row: Option<(String, JobLimits)> = tx
             .query_row(
                 "SELECT tenant, max_gpu_ns, timeout_ns, max_memory, max_dispatch_ns FROM jobs
@@ -586,7 +658,7 @@ impl Ledger {
         now_ms: u64,
     ) -> Result<Recorded> {
         let rec = &r.receipt;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let Some(a) = open_attempt(&tx, rec.job, rec.attempt)? else {
             return Ok(Recorded::Unknown);
         };
@@ -673,7 +745,7 @@ impl Ledger {
         reason: &str,
     ) -> Result<Recorded> {
         let reason = bounded_error(reason.to_owned());
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let Some(a) = open_attempt(&tx, job, attempt)? else {
             return Ok(Recorded::Unknown);
         };
@@ -714,7 +786,7 @@ impl Ledger {
     /// Cancels a job that is not final. Returns its running attempt, if any,
     /// for the caller to stop on its node.
     pub fn cancel(&mut self, job: u64, now_ms: u64) -> Result<Option<Option<(u32, u64)>>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let changed = tx.execute(
             "UPDATE jobs SET state = 'cancelled', outcome = 'cancelled', finished_ms = ?2
              WHERE id = ?1 AND state IN ('queued', 'running')",
@@ -799,7 +871,7 @@ fn beyond_sqlite(r: &AttemptResult) -> Option<String> {
 /// The job's state after a node's result for one of its attempts (already
 /// recorded in `tx`), by [`retry`].
 fn job_after_result(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     a: &OpenAttempt,
     r: &AttemptResult,
     error: Option<&str>,
@@ -849,7 +921,7 @@ fn job_after_result(
 /// (the scheduler skips the nodes in [`QueuedJob::crashed_on`]) if this is
 /// its first crash and attempts remain; a second crash is final.
 fn after_crash(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     a: &OpenAttempt,
     rec: &Receipt,
     error: Option<&str>,
@@ -888,13 +960,7 @@ fn after_crash(
 }
 
 /// Marks a running job `failed` with `outcome` and `error` (bounded).
-fn fail_job(
-    tx: &Transaction<'_>,
-    job: u64,
-    outcome: Outcome,
-    error: &str,
-    now_ms: u64,
-) -> Result<()> {
+fn fail_job(tx: &Connection, job: u64, outcome: Outcome, error: &str, now_ms: u64) -> Result<()> {
     tx.execute(
         "UPDATE jobs SET state = 'failed', outcome = ?2, error = ?3, finished_ms = ?4
          WHERE id = ?1 AND state = 'running'",
@@ -910,7 +976,7 @@ fn fail_job(
 
 /// The job goes back to the queue while it has attempts left, else fails.
 fn requeue_or_fail(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: u64,
     attempt: u32,
     a: &OpenAttempt,
@@ -937,7 +1003,7 @@ fn requeue_or_fail(
 /// with the charge cap it was billed under. A row without a signature is
 /// one the coordinator ended: nothing was measured, so its metering is NULL.
 fn insert_usage(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     a: &OpenAttempt,
     rec: &Receipt,
     signature: Option<&Signature>,

@@ -8,13 +8,17 @@
 //! after its transaction commits; `(job, attempt)` is unique, so a result sent
 //! twice is recorded once.
 
-pub mod billing;
+/// The billing rules, from the pure `suanli-billing` crate (re-exported so
+/// existing users of `suanli_ledger::billing` keep working).
+pub use suanli_billing as billing;
 mod check;
 mod jobs;
+mod ops;
 mod schema;
 mod storage;
 mod tokens;
 mod usage;
+pub mod writer;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use suanli_proto::usage::Price;
@@ -24,6 +28,7 @@ pub use jobs::{
     Admission, DEADLINE_MISSED, QueuedJob, Recorded, Retry, Start, crashed_on, missed_deadline_on,
     retry,
 };
+pub use ops::LedgerWrites;
 pub use storage::{QuotaRefusal, Stored};
 pub use tokens::LAST_USED_RESOLUTION_MS;
 
@@ -37,6 +42,16 @@ pub enum LedgerError {
     Corrupt(String),
     #[error("cannot migrate the ledger to schema version {version}: {reason}")]
     Migration { version: i64, reason: String },
+    /// The operation's batch did not commit (see [`writer`]): nothing of it
+    /// is stored.
+    #[error("the ledger write was not committed: {0}")]
+    NotCommitted(String),
+    /// The writer thread is gone (the coordinator is shutting down).
+    #[error("the ledger writer has stopped")]
+    WriterStopped,
+    /// The writer's queue is full ([`writer::WRITE_QUEUE_CAPACITY`]).
+    #[error("the ledger is busy: its write queue is full; try again")]
+    Busy,
 }
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
@@ -104,6 +119,24 @@ impl Ledger {
         // Turns foreign keys on once the schema is current.
         schema::migrate(&mut ledger.conn)?;
         Ok(ledger)
+    }
+
+    /// A read-only connection to the ledger at `path`, which [`Ledger::open`]
+    /// has already created and migrated (WAL: it reads committed data while
+    /// the writer writes). Any write through it fails (`query_only`).
+    pub fn open_reader(path: &std::path::Path) -> Result<Ledger> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        let known = schema::MIGRATIONS.len() as i64;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found != known {
+            return Err(LedgerError::Migration {
+                version: found,
+                reason: format!("a reader needs a ledger at schema version {known}"),
+            });
+        }
+        Ok(Ledger { conn })
     }
 
     // ---- tokens -------------------------------------------------------
@@ -180,7 +213,7 @@ impl Ledger {
         let gpu = serde_json::to_string(&GpuJson::from(&info.gpu))
             .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         let key = info.public_key.0.as_slice();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let row: Option<TokenRow> = tx
             .query_row(
                 "SELECT node_key, max_slots, drained, quarantine FROM tokens
@@ -266,7 +299,7 @@ impl Ledger {
         window_ms: u64,
         max_faults: u32,
     ) -> Result<Option<Quarantined>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let token: Option<(Vec<u8>, String, Option<String>, i64)> = tx
             .query_row(
                 "SELECT t.hash, t.name, t.quarantine, t.restored_ms FROM nodes n
@@ -310,7 +343,7 @@ impl Ledger {
     /// Puts the nodes of token name `node` in `class` (or back to their
     /// derived class). Applies to its live sessions' next attempts too.
     pub fn set_node_class(&mut self, node: &str, class: Option<&str>) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         match class {
             Some(class) => {
                 tx.execute(
@@ -472,7 +505,7 @@ impl Ledger {
 /// Why a node token and key may not register together: the token is bound
 /// to another key, or the key to another token (a key serves one token).
 fn key_refusal(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     token_hash: &[u8; 32],
     info: &NodeInfo,
     bound: Option<&[u8]>,

@@ -279,6 +279,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_by_input ON jobs (input);
     CREATE INDEX jobs_by_output ON jobs (output) WHERE output IS NOT NULL;
     CREATE INDEX attempts_by_node ON attempts (node_id);",
+    // 7: each tenant's spend kept as a running total (issue 12), so a credit
+    // check reads one row instead of the tenant's whole usage history. The
+    // trigger adds each usage row's cost in the row's own transaction
+    // (saturating at i64::MAX); `check` verifies total = sum of rows.
+    // Existing totals are summed once here.
+    "CREATE TABLE tenant_spend (
+        tenant TEXT PRIMARY KEY,
+        micros INTEGER NOT NULL CHECK (micros >= 0)
+    );
+    INSERT INTO tenant_spend (tenant, micros)
+        SELECT tenant, CAST(MIN(total(cost_micros), 9223372036854775807.0) AS INTEGER)
+        FROM usage GROUP BY tenant;
+    CREATE TRIGGER usage_adds_to_spend AFTER INSERT ON usage BEGIN
+        INSERT INTO tenant_spend (tenant, micros) VALUES (NEW.tenant, NEW.cost_micros)
+        ON CONFLICT (tenant) DO UPDATE SET micros =
+            CASE WHEN micros > 9223372036854775807 - excluded.micros
+                 THEN 9223372036854775807 ELSE micros + excluded.micros END;
+    END;",
 ];
 
 /// The outcome names migration 3's CHECK constraints allow, in the order of

@@ -172,7 +172,7 @@ impl Ledger {
         default_quota: u64,
         now_ms: u64,
     ) -> Result<Stored> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         if let Some(t) = tenant
             && !has_grant(&tx, hash, t)?
             && let Some(refusal) = over_quota(&tx, t, size.max(MIN_BLOB_CHARGE), default_quota)?
@@ -240,7 +240,7 @@ impl Ledger {
     /// holds the increase. The coordinator reserves in steps (not per
     /// chunk) so a chatty job does not cost a commit per line.
     pub fn reserve_log(&mut self, job: u64, total: u64, default_quota: u64) -> Result<Stored> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let tenant: Option<String> = tx
             .query_row(
                 "SELECT tenant FROM jobs WHERE id = ?1",
@@ -352,7 +352,7 @@ impl Ledger {
     /// made meanwhile keeps it). Returns its size if it was deleted; the
     /// caller deletes the file after this.
     pub fn forget_blob(&mut self, hash: &Hash, stored_before_ms: u64) -> Result<Option<u64>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let size: Option<i64> = tx
             .query_row(
                 "SELECT size FROM blobs WHERE hash = ?1",
@@ -376,7 +376,7 @@ impl Ledger {
     /// receipt has its attempt, so the sessions they name stay forever). Returns how
     /// many. A row some other table still refers to is kept.
     pub fn prune_node_sessions(&mut self, cutoff_ms: u64, live: &[u64]) -> Result<u64> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let candidates: Vec<i64> = {
             let mut stmt = tx.prepare(
                 "SELECT id FROM nodes n WHERE connected_ms < ?1

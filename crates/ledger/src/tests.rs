@@ -1221,3 +1221,141 @@ fn a_running_job_cancelled_before_its_node_reports_passes_the_check() {
     assert!(l.cancel(job, 2).unwrap().unwrap().is_some());
     assert_eq!(l.check().unwrap(), Vec::<String>::new());
 }
+
+/// Random workloads written through the writer from several threads at
+/// once (so batches hold many operations): every tenant's running spend
+/// total (what credit checks read) equals the sum of its usage rows, the
+/// check agrees, and it names a total that drifts from its rows.
+#[test]
+fn running_spend_totals_equal_the_sum_of_usage_rows_after_random_batched_writes() {
+    use crate::writer::{Writer, WriterConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let mut l = Ledger::open(&path).unwrap();
+    for (c, p) in [("alpha-gpu", 1_700_000), ("default", 3_100_000)] {
+        l.set_price(c, p, 0).unwrap();
+    }
+    let nodes: Vec<(u64, ReceiptSigner)> = (0..3)
+        .map(|n| {
+            add_node(
+                &mut l,
+                &format!("n{n}"),
+                ["Alpha GPU", "Beta GPU"][n % 2],
+                n as u8 + 1,
+            )
+        })
+        .collect();
+    let tenants = ["t1", "t2", "t3", "t4"];
+    for t in tenants {
+        l.set_credit_limit(t, Some(u64::MAX / 4)).unwrap();
+    }
+    let (w, thread) = Writer::start(l, WriterConfig::default()).unwrap();
+    let nodes = std::sync::Arc::new(nodes);
+    let workers: Vec<_> = (0..4u64)
+        .map(|seed| {
+            let (w, nodes) = (w.clone(), nodes.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                for _ in 0..60 {
+                    let tenant = tenants[rng.random_range(0..tenants.len())];
+                    let n = rng.random_range(0..nodes.len());
+                    let node_id = nodes[n].0;
+                    let key = ReceiptSigner::from_seed(&[n as u8 + 1; 32]);
+                    let outcome = Outcome::ALL[rng.random_range(0..Outcome::ALL.len())];
+                    let gpu_ns = rng.random_range(0..3_000_000_000u64);
+                    let lose = rng.random_bool(0.1);
+                    w.write_blocking(move |l: &mut Ledger| {
+                        let job = submit(l, tenant, &spec(2));
+                        let attempt = start(l, job, node_id);
+                        if lose {
+                            l.lose_attempt(job, attempt, 5, "gone")?;
+                        } else {
+                            let r = result(&key, job, attempt, node_id, outcome, gpu_ns);
+                            l.finish_attempt(node_id, &r, 5)?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in workers {
+        t.join().unwrap();
+    }
+    drop(w);
+    thread.join();
+    let mut l = Ledger::open(&path).unwrap();
+    assert_eq!(l.check().unwrap(), Vec::<String>::new());
+    for t in tenants {
+        let q = UsageQuery {
+            tenant: Some(t.to_owned()),
+            ..UsageQuery::default()
+        };
+        let rows: u64 = l
+            .usage_records(&q, None, 10_000)
+            .unwrap()
+            .iter()
+            .map(|r| r.cost_micros)
+            .sum();
+        assert_eq!(
+            l.credit(t).unwrap().map(|(_, spent)| spent),
+            Some(rows),
+            "{t}"
+        );
+    }
+    l.conn
+        .execute(
+            "UPDATE tenant_spend SET micros = micros + 1 WHERE tenant = 't2'",
+            [],
+        )
+        .unwrap();
+    let found = l.check().unwrap();
+    assert!(
+        found.len() == 1 && found[0].starts_with("tenant t2: its running spend total"),
+        "{found:?}"
+    );
+}
+
+/// The scheduler's batched view of the queue says what the per-job views
+/// say: attempts made, nodes crashed on and deadlines missed on.
+#[test]
+fn the_batched_queue_agrees_with_each_job_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    let (a, ka) = add_node(&mut l, "a", "Alpha GPU", 1);
+    let (b, _) = add_node(&mut l, "b", "Alpha GPU", 2);
+    let crashed = submit(&mut l, "t", &spec(5));
+    let attempt = start(&mut l, crashed, a);
+    l.finish_attempt(
+        a,
+        &result(&ka, crashed, attempt, a, Outcome::Crashed, 10),
+        5,
+    )
+    .unwrap();
+    let missed = submit(&mut l, "t", &spec(5));
+    let attempt = start(&mut l, missed, b);
+    let why = format!("{DEADLINE_MISSED}: late");
+    l.fault_attempt(missed, attempt, 5, &why).unwrap();
+    let attempt = start(&mut l, missed, a);
+    l.lose_attempt(missed, attempt, 6, "gone").unwrap();
+    let fresh = submit(&mut l, "u", &spec(1));
+    let queued = l.queued(32).unwrap();
+    assert_eq!(queued.len(), 3);
+    for q in &queued {
+        let view = l.job(q.id).unwrap().unwrap();
+        assert_eq!(q.attempts as usize, view.attempts.len(), "job {}", q.id);
+        assert_eq!(q.crashed_on, crashed_on(&view), "job {}", q.id);
+        assert_eq!(q.missed_on, missed_deadline_on(&view), "job {}", q.id);
+        assert_eq!(q.spec, view.spec);
+        assert_eq!(q.tenant, view.tenant);
+    }
+    assert_eq!(queued[0].crashed_on, ["a"]);
+    assert_eq!(queued[1].missed_on, ["b"]);
+    assert_eq!(queued[1].attempts, 2);
+    assert_eq!(queued[2].id, fresh);
+    let running = l.running_per_tenant().unwrap();
+    assert!(running.is_empty(), "{running:?}");
+    start(&mut l, fresh, b);
+    assert_eq!(l.running_per_tenant().unwrap().get("u"), Some(&1));
+}

@@ -46,7 +46,7 @@ impl Ledger {
     /// no live token has that name). Revoking is final (a revoked secret
     /// never works again; create a new token).
     pub fn revoke_tokens(&mut self, name: &str, now_ms: u64) -> Result<Vec<[u8; 32]>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let hashes = {
             let mut stmt =
                 tx.prepare("SELECT hash FROM tokens WHERE name = ?1 AND revoked_ms IS NULL")?;

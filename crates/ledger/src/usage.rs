@@ -200,7 +200,7 @@ impl Ledger {
 
     /// A tenant's credit limit and what it has spent, if it has a limit.
     pub fn credit(&mut self, tenant: &str) -> Result<Option<(u64, u64)>> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let Some(limit) = crate::jobs::credit_limit(&tx, tenant)? else {
             return Ok(None);
         };

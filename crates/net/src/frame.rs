@@ -114,6 +114,44 @@ pub async fn read_blob_within(
     Ok(())
 }
 
+/// [`read_blob_within`] into an async writer: for a file, a
+/// `tokio::fs::File`, whose writes run on blocking threads, so a task that
+/// drives QUIC never waits on a disk. Flushed before returning.
+pub async fn read_blob_to<W: tokio::io::AsyncWrite + Unpin>(
+    recv: &mut quinn::RecvStream,
+    size: u64,
+    hash: &Hash,
+    idle: Option<Duration>,
+    out: &mut W,
+) -> Result<(), NetError> {
+    use tokio::io::AsyncWriteExt;
+    let mut hasher = blake3_hasher();
+    let mut left = size;
+    let mut buf = vec![0u8; CHUNK];
+    while left > 0 {
+        let want = left.min(CHUNK as u64) as usize;
+        let read = recv.read(&mut buf[..want]);
+        let got = match idle {
+            Some(limit) => tokio::time::timeout(limit, read)
+                .await
+                .map_err(|_| NetError::Timeout("the blob body stalled"))??,
+            None => read.await?,
+        };
+        let Some(n) = got else {
+            return Err(NetError::ClosedStream);
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).await?;
+        left -= n as u64;
+    }
+    out.flush().await?;
+    let got = Hash(*hasher.finalize().as_bytes());
+    if &got != hash {
+        return Err(NetError::HashMismatch(hash.to_hex()));
+    }
+    Ok(())
+}
+
 fn blake3_hasher() -> blake3::Hasher {
     blake3::Hasher::new()
 }

@@ -1,4 +1,5 @@
-//! The billing rules, as pure functions over integers.
+//! The billing rules, as pure functions over integers: no SQLite and no
+//! I/O, so the ledger, the CLI and any client share one definition.
 //!
 //! **Cost rule** (the only place money is computed):
 //! `cost_micros = round_half_up(charged_gpu_ns × price_micros_per_gpu_second / 10⁹)`,
