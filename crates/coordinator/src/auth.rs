@@ -123,6 +123,7 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
             matches!(role, Role::Tenant | Role::Admin)
         }
         PutBlob { .. } | GetBlob(_) | ListPrices | Usage(_) | UsageRecords { .. } => true,
+        ShowTenant(_) => matches!(role, Role::Tenant | Role::Admin),
         ListNodes
         | CreateToken { .. }
         | SetPrice { .. }
@@ -147,7 +148,14 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         }
         (
             Role::Node,
-            HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs(_),
+            HasBlobs(_)
+            | Submit(_)
+            | Status(_)
+            | Wait(_)
+            | Logs { .. }
+            | Cancel(_)
+            | ListJobs(_)
+            | ShowTenant(_),
         ) => {
             format!("a node token cannot {}; use a tenant token", request.kind())
         }

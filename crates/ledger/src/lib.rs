@@ -8,6 +8,7 @@
 //! after its transaction commits; `(job, attempt)` is unique, so a result sent
 //! twice is recorded once.
 
+mod account;
 pub mod billing;
 mod check;
 mod jobs;

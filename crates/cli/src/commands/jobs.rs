@@ -148,6 +148,9 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
                 json::secs(n.caps.max_timeout_ns),
                 json::secs(n.caps.max_dispatch_ns),
             );
+            for d in &n.devices {
+                println!("{}", json::device_line(d));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
