@@ -109,7 +109,7 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
         ),
         (
             "list-jobs",
-            Request::ListJobs,
+            Request::ListJobs(Default::default()),
             [Allowed, Allowed, Allowed, Forbidden],
         ),
         (
@@ -217,6 +217,16 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
                 bytes: None,
             },
             [Allowed, Forbidden, Forbidden, Forbidden],
+        ),
+        (
+            "show-tenant (tenant a's)",
+            Request::ShowTenant(Some("tenant-a".into())),
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "show-tenant (own)",
+            Request::ShowTenant(None),
+            [BadRequest, Allowed, Allowed, Forbidden],
         ),
         (
             "list-tokens",
@@ -393,7 +403,7 @@ async fn revoked_tokens_are_cut_off_within_a_second_and_refused_for_every_reques
     eprintln!("connections closed {:?} after revoke", revoked_at.elapsed());
     // Every request type on a connection of the revoked token fails.
     let requests = [
-        Request::ListJobs,
+        Request::ListJobs(Default::default()),
         Request::HasBlobs(Vec::new()),
         Request::Usage(UsageQuery::default()),
         Request::ListPrices,

@@ -180,7 +180,7 @@ async fn request_frames_must_arrive_within_the_request_timeout() {
     let cluster =
         TestCluster::start_with(|c| c.request_timeout = Duration::from_millis(1500)).await;
     let alice = cluster.tenant("alice").await;
-    let frame = suanli_proto::encode(&Request::ListJobs).unwrap();
+    let frame = suanli_proto::encode(&Request::ListJobs(Default::default())).unwrap();
     // Inside the limit: the whole frame within ~0.5 s.
     let (mut send, mut recv) = alice.connection().open_bi().await.unwrap();
     let pause = Duration::from_millis(500) / frame.len() as u32;

@@ -181,6 +181,8 @@ mod tests {
     fn roles_are_checked_per_request() {
         assert!(allowed(Role::Tenant, &Request::ListJobs(Default::default())).is_ok());
         assert!(allowed(Role::Tenant, &Request::ListNodes).is_err());
+        assert!(allowed(Role::Tenant, &Request::ShowTenant(None)).is_ok());
+        assert!(allowed(Role::Node, &Request::ShowTenant(None)).is_err());
         assert!(
             allowed(Role::Node, &Request::ListJobs(Default::default()))
                 .unwrap_err()
