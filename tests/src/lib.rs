@@ -375,6 +375,7 @@ impl FakeNode {
             caps: suanli_proto::NodeCaps::default(),
             public_key: signer.public_key(),
             in_flight: Vec::new(),
+            devices: Vec::new(),
         };
         tweak(&mut info);
         let (send, recv, node_id, _) = client.register(info).await?;

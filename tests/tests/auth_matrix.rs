@@ -219,6 +219,16 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
             [Allowed, Forbidden, Forbidden, Forbidden],
         ),
         (
+            "show-tenant (tenant a's)",
+            Request::ShowTenant(Some("tenant-a".into())),
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "show-tenant (own)",
+            Request::ShowTenant(None),
+            [BadRequest, Allowed, Allowed, Forbidden],
+        ),
+        (
             "list-tokens",
             Request::ListTokens,
             [Allowed, Forbidden, Forbidden, Forbidden],
@@ -255,6 +265,7 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
         caps: suanli_proto::NodeCaps::default(),
         public_key: suanli_proto::ReceiptSigner::from_seed(&[5; 32]).public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     for (who, client) in [("admin", admin), ("tenant a", &a), ("tenant b", &b)] {
         match client.register(info.clone()).await {
@@ -318,6 +329,7 @@ async fn a_bound_node_key_is_refused_for_another_token_and_has_blobs_is_no_oracl
         caps: suanli_proto::NodeCaps::default(),
         public_key: key,
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     let node = cluster.connect(&first, Role::Node).await.unwrap();
     let _kept = node.register(info.clone()).await.unwrap();

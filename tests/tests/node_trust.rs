@@ -96,6 +96,7 @@ async fn a_second_token_with_a_bound_key_can_neither_adopt_nor_fetch_nor_fault()
         caps: suanli_proto::NodeCaps::default(),
         public_key: signer.public_key(),
         in_flight: vec![(job, 1)],
+        devices: Vec::new(),
     };
     let (mut send, mut recv, _, adopted) = client.register(info).await.unwrap();
     assert!(adopted.is_empty(), "adopted {adopted:?}");

@@ -65,6 +65,7 @@ pub async fn serve_instantly(
         caps: NodeCaps::default(),
         public_key: signer.public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     let (mut send, mut recv, node_id, _) = client.register(info).await?;
     while let Some(message) = read_frame::<ToNode>(&mut recv).await? {

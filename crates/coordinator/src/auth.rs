@@ -123,6 +123,7 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
             matches!(role, Role::Tenant | Role::Admin)
         }
         PutBlob { .. } | GetBlob(_) | ListPrices | Usage(_) | UsageRecords { .. } => true,
+        ShowTenant(_) => matches!(role, Role::Tenant | Role::Admin),
         ListNodes
         | CreateToken { .. }
         | SetPrice { .. }
@@ -147,7 +148,14 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         }
         (
             Role::Node,
-            HasBlobs(_) | Submit(_) | Status(_) | Wait(_) | Logs { .. } | Cancel(_) | ListJobs(_),
+            HasBlobs(_)
+            | Submit(_)
+            | Status(_)
+            | Wait(_)
+            | Logs { .. }
+            | Cancel(_)
+            | ListJobs(_)
+            | ShowTenant(_),
         ) => {
             format!("a node token cannot {}; use a tenant token", request.kind())
         }
@@ -173,6 +181,8 @@ mod tests {
     fn roles_are_checked_per_request() {
         assert!(allowed(Role::Tenant, &Request::ListJobs(Default::default())).is_ok());
         assert!(allowed(Role::Tenant, &Request::ListNodes).is_err());
+        assert!(allowed(Role::Tenant, &Request::ShowTenant(None)).is_ok());
+        assert!(allowed(Role::Node, &Request::ShowTenant(None)).is_err());
         assert!(
             allowed(Role::Node, &Request::ListJobs(Default::default()))
                 .unwrap_err()

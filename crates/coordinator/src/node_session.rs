@@ -114,6 +114,9 @@ fn refuse_info(info: &NodeInfo) -> Option<String> {
             g.features.len()
         ));
     }
+    if let Some(reason) = refuse_devices(&info.devices) {
+        return Some(reason);
+    }
     if info.in_flight.len() > MAX_IN_FLIGHT_CLAIMS {
         return Some(format!(
             "the node claims {} in-flight attempts; at most {MAX_IN_FLIGHT_CLAIMS} are accepted",
@@ -129,6 +132,30 @@ fn refuse_info(info: &NodeInfo) -> Option<String> {
     .into_iter()
     .find(|(_, v)| i64::try_from(*v).is_err())
     .map(|(what, v)| format!("the node's cap {what} ({v}) is above {}", i64::MAX))
+}
+
+/// Why a node's device list is refused: it is stored per session and shown
+/// in `suanli nodes`, so its count and strings are bounded like the GPU's.
+fn refuse_devices(devices: &[suanli_proto::DeviceInfo]) -> Option<String> {
+    if devices.len() > suanli_proto::MAX_NODE_DEVICES {
+        return Some(format!(
+            "the node reports {} GPUs; at most {} are accepted",
+            devices.len(),
+            suanli_proto::MAX_NODE_DEVICES
+        ));
+    }
+    devices.iter().find_map(|d| {
+        [("GPU name", &d.name), ("PCI bus id", &d.pci_bus_id)]
+            .into_iter()
+            .find(|(_, s)| s.len() > MAX_NODE_STRING_BYTES)
+            .map(|(what, s)| {
+                format!(
+                    "the node's GPU {} {what} is {} bytes; at most {MAX_NODE_STRING_BYTES} are accepted",
+                    d.index,
+                    s.len()
+                )
+            })
+    })
 }
 
 /// Why a result's output cannot be the node's: it names a blob this

@@ -197,7 +197,7 @@ async fn handshake(
         let (shared, hello) = (shared.clone(), hello.clone());
         blocking(move || check_hello(&shared, &hello))
             .await
-            .unwrap_or_else(Err)
+            .unwrap_or_else(|e| Err(e.into()))
     };
     let presented = token_hash(&hello.token);
     let verdict = verdict.and_then(|(role, name)| {
@@ -215,7 +215,11 @@ async fn handshake(
     }
     let welcome = match &verdict {
         Ok((_, name, _)) => Welcome::Accepted { name: name.clone() },
-        Err(reason) => Welcome::Refused {
+        Err(Refusal::Reason(reason)) => Welcome::Refused {
+            reason: reason.clone(),
+        },
+        Err(Refusal::WrongRole { actual, reason }) => Welcome::WrongRole {
+            actual: *actual,
             reason: reason.clone(),
         },
     };
@@ -223,7 +227,7 @@ async fn handshake(
         .await
         .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    let (role, name, slot) = verdict?;
+    let (role, name, slot) = verdict.map_err(Refusal::into_reason)?;
     let peer = Peer {
         role,
         name,
@@ -236,14 +240,36 @@ async fn handshake(
     Ok((peer, slot))
 }
 
+/// Why a handshake is refused. A token of another role hears its real role
+/// (typed, in `Welcome::WrongRole`) so a client can reconnect as that role
+/// for requests every role may make; the token was already proven valid.
+enum Refusal {
+    Reason(String),
+    WrongRole { actual: Role, reason: String },
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Refusal {
+        Refusal::Reason(reason)
+    }
+}
+
+impl Refusal {
+    fn into_reason(self) -> String {
+        match self {
+            Refusal::Reason(reason) | Refusal::WrongRole { reason, .. } => reason,
+        }
+    }
+}
+
 /// The token's role and name. An admin token may also connect as a tenant
 /// (admins can do whatever tenants can); every other mismatch is refused.
-fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), String> {
+fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), Refusal> {
     if hello.version != PROTOCOL_VERSION {
-        return Err(format!(
+        return Err(Refusal::Reason(format!(
             "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
             hello.version
-        ));
+        )));
     }
     let presented = token_hash(&hello.token);
     let found = shared
@@ -256,13 +282,18 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), String>
         })
         .map(|(role, name, _)| (role, name));
     let Some((role, name)) = found else {
-        return Err("token rejected: unknown token".into());
+        return Err(Refusal::Reason("token rejected: unknown token".into()));
     };
     // Revoked first: whatever role it claims, a revoked token hears why.
     crate::auth::refuse_revoked(shared, &presented)?;
     let accepted = match (role, name) {
         (Role::Admin, name) if hello.role == Role::Tenant => (Role::Admin, name),
-        (role, _) if role != hello.role => return Err(role_mismatch(hello.role, role)),
+        (role, _) if role != hello.role => {
+            return Err(Refusal::WrongRole {
+                actual: role,
+                reason: role_mismatch(hello.role, role),
+            });
+        }
         found => found,
     };
     Ok(accepted)
@@ -509,10 +540,11 @@ fn handle(
             if !billing::valid_class(&class) {
                 return Ok(bad_class(&class));
             }
+            let known = shared.reader().class_known(&class)?;
             let price_class = class.clone();
             shared.write(move |l| l.set_price(&price_class, micros, now_ms()))?;
-            tracing::info!(%class, micros, "price set");
-            Response::Ok
+            tracing::info!(%class, micros, known, "price set");
+            Response::Applied { known }
         }
         Request::ListPrices => Response::Prices(shared.reader().prices()?),
         Request::SetNodeClass { node, class } => {
@@ -521,15 +553,17 @@ fn handle(
             {
                 return Ok(bad_class(c));
             }
+            let known = shared.reader().node_token_known(&node)?;
             shared.set_node_class(&node, class.as_deref())?;
-            tracing::info!(%node, class = class.as_deref().unwrap_or("(derived)"), "node class set");
-            Response::Ok
+            tracing::info!(%node, class = class.as_deref().unwrap_or("(derived)"), known, "node class set");
+            Response::Applied { known }
         }
         Request::SetCreditLimit { tenant, micros } => {
+            let known = shared.reader().tenant_known(&tenant)?;
             let who = tenant.clone();
             shared.write(move |l| l.set_credit_limit(&who, micros))?;
-            tracing::info!(%tenant, ?micros, "credit limit set");
-            Response::Ok
+            tracing::info!(%tenant, ?micros, known, "credit limit set");
+            Response::Applied { known }
         }
         Request::Usage(query) => match narrow(peer, query) {
             Ok(q) => Response::Usage(shared.reader().usage(&q)?),
@@ -553,12 +587,14 @@ fn handle(
         Request::Check => Response::Check(shared.reader().check()?),
         Request::Gc => Response::Gc(crate::gc::collect(shared)?),
         Request::SetStorageQuota { tenant, bytes } => {
+            let known = shared.reader().tenant_known(&tenant)?;
             let who = tenant.clone();
             shared.write(move |l| l.set_storage_quota(&who, bytes))?;
-            tracing::info!(%tenant, ?bytes, "storage quota set");
-            Response::Ok
+            tracing::info!(%tenant, ?bytes, known, "storage quota set");
+            Response::Applied { known }
         }
         Request::ListTokens => Response::Tokens(shared.reader().tokens()?),
+        Request::ShowTenant(name) => show_tenant(shared, peer, name)?,
         Request::Register(_)
         | Request::PutBlob { .. }
         | Request::GetBlob(_)
@@ -634,7 +670,38 @@ fn node_flag(
     }
     tracing::info!(node = %name, ?flag, sessions, "node token changed by the admin");
     shared.wake_scheduler.notify_one();
-    Ok(Response::Ok)
+    // Stored on the node tokens of that name, so the name is known.
+    Ok(Response::Applied { known: true })
+}
+
+/// A tenant's account: any tenant's for the admin (who must name one), a
+/// tenant's own otherwise; naming another tenant is refused, not narrowed.
+fn show_tenant(
+    shared: &Shared,
+    peer: &Peer,
+    name: Option<String>,
+) -> Result<Response, suanli_ledger::LedgerError> {
+    let tenant = match (peer.role, name) {
+        (Role::Admin, Some(name)) => name,
+        (Role::Admin, None) => {
+            return Ok(error(
+                ErrorCode::BadRequest,
+                "name the tenant to show (suanli tenant show NAME)",
+            ));
+        }
+        (_, None) => peer.name.clone(),
+        (_, Some(name)) if name == peer.name => name,
+        (_, Some(_)) => {
+            return Ok(error(
+                ErrorCode::Forbidden,
+                "tenants see only their own account",
+            ));
+        }
+    };
+    let quota = shared.config.storage_quota;
+    Ok(Response::Tenant(
+        shared.reader().tenant_account(&tenant, quota)?,
+    ))
 }
 
 /// Why a submission's own values are refused, before the ledger sees it.

@@ -218,6 +218,7 @@ impl Shared {
                 connected: true,
                 connected_ms: n.connected_ms,
                 jobs_run: n.jobs_run,
+                devices: n.info.devices.clone(),
             })
             .collect();
         views.sort_by_key(|v| v.id);
@@ -537,6 +538,7 @@ mod tests {
                 caps,
                 public_key: PublicKey([0; 32]),
                 in_flight: vec![],
+                devices: Vec::new(),
             },
             gpu_class: "test-gpu".into(),
             tx: mpsc::unbounded_channel().0,

@@ -36,6 +36,10 @@ pub struct AdapterInfo {
     #[serde(default)]
     pub pci_bus_id: String,
     pub metering: Metering,
+    /// Its index in [`list_adapters`] (what `suanli node --gpu N` takes),
+    /// so a node can say which of the machine's GPUs it drives.
+    #[serde(default)]
+    pub index: usize,
 }
 
 /// One adapter as `list_adapters` shows it: `index` is what
@@ -85,10 +89,10 @@ impl Gpu {
     pub fn open(options: &GpuOptions) -> Result<Gpu, GpuError> {
         let instance = new_instance();
         let adapters = enumerate_sorted(&instance);
-        let adapter = match options.adapter_index {
+        let (index, adapter) = match options.adapter_index {
             Some(index) => {
                 let available = describe_indexes(&adapters);
-                adapters.into_iter().nth(index).ok_or_else(|| {
+                adapters.into_iter().enumerate().nth(index).ok_or_else(|| {
                     GpuError::new(
                         ErrorKind::NoAdapter,
                         format!(
@@ -102,13 +106,14 @@ impl Gpu {
                 let seen: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
                 adapters
                     .into_iter()
-                    .filter(|a| {
+                    .enumerate()
+                    .filter(|(_, a)| {
                         let info = a.get_info();
                         wanted
                             .as_ref()
                             .is_none_or(|w| info.name.to_lowercase().contains(w))
                     })
-                    .min_by_key(|a| device_type_rank(a.get_info().device_type))
+                    .min_by_key(|(_, a)| device_type_rank(a.get_info().device_type))
                     .ok_or_else(|| {
                         GpuError::new(
                             ErrorKind::NoAdapter,
@@ -140,6 +145,7 @@ impl Gpu {
             device: raw.device,
             pci_bus_id: raw.device_pci_bus_id,
             metering,
+            index,
         };
         tracing::info!(adapter = %info.name, backend = %info.backend, pci_bus_id = %info.pci_bus_id, metering = info.metering.as_str(), "gpu adapter chosen");
         Ok(Gpu {

@@ -127,7 +127,7 @@ pub enum Recorded {
     Rejected(String),
 }
 
-fn parse_state(s: &str) -> Result<JobState> {
+pub(crate) fn parse_state(s: &str) -> Result<JobState> {
     Ok(match s {
         "queued" => JobState::Queued,
         "running" => JobState::Running,
@@ -249,7 +249,7 @@ pub(crate) fn price_for(tx: &Connection, class: &str) -> Result<u64> {
 }
 
 /// The highest price in force: what a queued job may end up paying.
-fn max_price(tx: &Connection) -> Result<u64> {
+pub(crate) fn max_price(tx: &Connection) -> Result<u64> {
     let price: Option<i64> = tx.query_row(
         "SELECT MAX(micros) FROM prices p WHERE id = (SELECT MAX(id) FROM prices WHERE class = p.class)",
         [],
@@ -282,6 +282,24 @@ pub(crate) fn spend(tx: &Connection, tenant: &str) -> Result<u64> {
     Ok(micros.map(u).unwrap_or(0))
 }
 
+/// What `tenant`'s queued and running jobs may still cost: each one's
+/// worst case at `price` (the highest in force). Admission holds this back,
+/// and `suanli tenant show` reports it.
+pub(crate) fn held(tx: &Connection, tenant: &str, price: u64) -> Result<u64> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT max_gpu_ns, timeout_ns, max_memory, max_dispatch_ns FROM jobs
+         WHERE tenant = ?1 AND state IN ('queued', 'running')",
+    )?;
+    let rows = stmt.query_map(params![tenant], |r| {
+        Ok(limits_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    let mut held = 0u64;
+    for limits in rows {
+        held = held.saturating_add(worst_case_micros(&limits?, price));
+    }
+    Ok(held)
+}
+
 impl Ledger {
     /// Queues a job, unless the tenant's credit limit cannot cover its worst
     /// case on top of what the tenant spent and what its queued and running
@@ -291,19 +309,7 @@ impl Ledger {
         if let Some(limit) = credit_limit(&tx, tenant)? {
             let price = max_price(&tx)?;
             let spent = spend(&tx, tenant)?;
-            let mut held = 0u64;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT max_gpu_ns, timeout_ns, max_memory, max_dispatch_ns FROM jobs
-                     WHERE tenant = ?1 AND state IN ('queued', 'running')",
-                )?;
-                let rows = stmt.query_map(params![tenant], |r| {
-                    Ok(limits_from(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?;
-                for limits in rows {
-                    held = held.saturating_add(worst_case_micros(&limits?, price));
-                }
-            }
+            let held = held(&tx, tenant, price)?;
             let worst = worst_case_micros(&spec.limits, price);
             if spent.saturating_add(held).saturating_add(worst) > limit {
                 return Ok(Admission::OverCredit(format!(

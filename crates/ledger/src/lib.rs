@@ -8,6 +8,7 @@
 //! after its transaction commits; `(job, attempt)` is unique, so a result sent
 //! twice is recorded once.
 
+mod account;
 /// The billing rules, from the pure `suanli-billing` crate (re-exported so
 /// existing users of `suanli_ledger::billing` keep working).
 pub use suanli_billing as billing;

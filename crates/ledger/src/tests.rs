@@ -45,6 +45,7 @@ fn add_node(l: &mut Ledger, name: &str, adapter: &str, seed: u8) -> (u64, Receip
         caps: NodeCaps::default(),
         public_key: signer.public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     match l.register_node(&token, name, &info, 0).unwrap() {
         Registration::Registered(s) => (s.id, signer),
@@ -204,6 +205,7 @@ fn a_node_token_keeps_the_key_it_first_registered() {
         caps: NodeCaps::default(),
         public_key: impostor.public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     match l.register_node(&[1; 32], "prov", &info, 0).unwrap() {
         Registration::KeyMismatch(m) => assert!(m.contains(&first.public_key().to_hex()), "{m}"),
@@ -229,6 +231,7 @@ fn a_bound_key_serves_one_node_token_only() {
         caps: NodeCaps::default(),
         public_key: signer.public_key(),
         in_flight: vec![(job, 1)],
+        devices: Vec::new(),
     };
     match l.register_node(&[7; 32], "thief", &info, 0).unwrap() {
         Registration::KeyTaken(m) => assert!(m.contains("bound to another node token"), "{m}"),
@@ -308,6 +311,7 @@ fn drain_quarantine_and_slot_caps_live_with_the_token() {
         caps: NodeCaps::default(),
         public_key: signer.public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     let Registration::Registered(s) = l.register_node(&[3; 32], "prov", &info, 40).unwrap() else {
         panic!("registered")
@@ -759,6 +763,7 @@ fn limits_and_caps_round_trip() {
         caps,
         public_key: ReceiptSigner::from_seed(&[9; 32]).public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     let Registration::Registered(session) = l.register_node(&token, "capped", &info, 0).unwrap()
     else {

@@ -4,7 +4,7 @@ use std::time::Duration;
 use suanli_proto::usage::{Price, UsageQuery, UsageRecord, UsageReport};
 use suanli_proto::{
     ErrorCode, Hash, Hello, JobLimits, JobSpec, JobView, NodeInfo, NodeView, PROTOCOL_VERSION,
-    Request, Requirements, Response, Role, TokenView, Welcome,
+    Request, Requirements, Response, Role, TenantView, TokenView, Welcome,
 };
 
 use crate::frame::{expect_frame, read_blob, write_frame};
@@ -85,6 +85,8 @@ impl Client {
             .map_err(|_| NetError::Timeout("handshake with the coordinator"))??;
         let name = match tokio::time::timeout(HANDSHAKE_TIMEOUT, hello(&conn, token, role)).await {
             Ok(Ok(name)) => name,
+            // Typed: the caller may reconnect with the token's real role.
+            Ok(Err(e @ NetError::WrongRole { .. })) => return Err(e),
             // A coordinator over a connection limit closes with its reason.
             Ok(Err(e)) => return Err(refusal(&conn).unwrap_or(e)),
             Err(_) => return Err(NetError::Timeout("handshake with the coordinator")),
@@ -372,18 +374,45 @@ impl Client {
     }
 
     /// Stops assigning jobs to the live nodes of a node token name (admin).
-    pub async fn drain_node(&self, node: &str) -> Result<(), NetError> {
-        self.ok(&Request::DrainNode(node.to_owned())).await
+    /// An unknown name is refused (`NotFound`): the drain is stored on the
+    /// tokens. `Ok(true)`: stored.
+    pub async fn drain_node(&self, node: &str) -> Result<bool, NetError> {
+        self.applied(&Request::DrainNode(node.to_owned())).await
     }
 
     /// Lifts an admin's drain of a node token name (admin).
-    pub async fn undrain_node(&self, node: &str) -> Result<(), NetError> {
-        self.ok(&Request::UndrainNode(node.to_owned())).await
+    pub async fn undrain_node(&self, node: &str) -> Result<bool, NetError> {
+        self.applied(&Request::UndrainNode(node.to_owned())).await
     }
 
     /// Lifts the quarantine of a node token name (admin).
-    pub async fn restore_node(&self, node: &str) -> Result<(), NetError> {
-        self.ok(&Request::RestoreNode(node.to_owned())).await
+    pub async fn restore_node(&self, node: &str) -> Result<bool, NetError> {
+        self.applied(&Request::RestoreNode(node.to_owned())).await
+    }
+
+    /// A tenant's account (admin: `Some(name)`; a tenant: its own).
+    pub async fn tenant(&self, name: Option<&str>) -> Result<TenantView, NetError> {
+        match self
+            .call(&Request::ShowTenant(name.map(str::to_owned)))
+            .await?
+        {
+            Response::Tenant(view) => Ok(view),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets a tenant's storage quota in bytes, or back to the coordinator's
+    /// default with `None` (admin). Returns whether the tenant is known.
+    pub async fn set_storage_quota(
+        &self,
+        tenant: &str,
+        bytes: Option<u64>,
+    ) -> Result<bool, NetError> {
+        self.applied(&Request::SetStorageQuota {
+            tenant: tenant.to_owned(),
+            bytes,
+        })
+        .await
     }
 
     /// The ledger's invariant violations (admin); empty when consistent.
@@ -395,8 +424,10 @@ impl Client {
     }
 
     /// Sets a GPU class's price in micro-units per GPU-second (admin).
-    pub async fn set_price(&self, class: &str, micros: u64) -> Result<(), NetError> {
-        self.ok(&Request::SetPrice {
+    /// Returns whether the class is known (`default`, priced before, or
+    /// some node's class).
+    pub async fn set_price(&self, class: &str, micros: u64) -> Result<bool, NetError> {
+        self.applied(&Request::SetPrice {
             class: class.to_owned(),
             micros,
         })
@@ -410,9 +441,10 @@ impl Client {
         }
     }
 
-    /// Puts a provider's nodes in a class, or back to the derived one (admin).
-    pub async fn set_node_class(&self, node: &str, class: Option<&str>) -> Result<(), NetError> {
-        self.ok(&Request::SetNodeClass {
+    /// Puts a provider's nodes in a class, or back to the derived one
+    /// (admin). Returns whether a node token of that name exists.
+    pub async fn set_node_class(&self, node: &str, class: Option<&str>) -> Result<bool, NetError> {
+        self.applied(&Request::SetNodeClass {
             node: node.to_owned(),
             class: class.map(str::to_owned),
         })
@@ -420,12 +452,13 @@ impl Client {
     }
 
     /// Sets or clears a tenant's credit limit in micro-units (admin).
+    /// Returns whether a tenant token of that name exists.
     pub async fn set_credit_limit(
         &self,
         tenant: &str,
         micros: Option<u64>,
-    ) -> Result<(), NetError> {
-        self.ok(&Request::SetCreditLimit {
+    ) -> Result<bool, NetError> {
+        self.applied(&Request::SetCreditLimit {
             tenant: tenant.to_owned(),
             micros,
         })
@@ -462,6 +495,14 @@ impl Client {
         }
     }
 
+    /// A setter's answer: whether the name it applies to is known.
+    async fn applied(&self, request: &Request) -> Result<bool, NetError> {
+        match self.call(request).await? {
+            Response::Applied { known } => Ok(known),
+            other => Err(unexpected(other)),
+        }
+    }
+
     async fn ok(&self, request: &Request) -> Result<(), NetError> {
         match self.call(request).await? {
             Response::Ok => Ok(()),
@@ -492,6 +533,7 @@ async fn hello(conn: &quinn::Connection, token: &str, role: Role) -> Result<Stri
     match expect_frame::<Welcome>(&mut recv).await? {
         Welcome::Accepted { name } => Ok(name),
         Welcome::Refused { reason } => Err(NetError::Refused(reason)),
+        Welcome::WrongRole { actual, reason } => Err(NetError::WrongRole { actual, reason }),
     }
 }
 

@@ -1,4 +1,4 @@
-use suanli_proto::{CodecError, ErrorCode};
+use suanli_proto::{CodecError, ErrorCode, Role};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -16,6 +16,10 @@ pub enum NetError {
     Codec(#[from] CodecError),
     #[error("the coordinator refused the connection: {0}")]
     Refused(String),
+    /// The token is valid but has another role: `actual`. Requests every
+    /// role may make can be retried by connecting as that role.
+    #[error("the coordinator refused the connection: {reason}")]
+    WrongRole { actual: Role, reason: String },
     #[error("{message}")]
     Remote { code: ErrorCode, message: String },
     #[error("unexpected answer from the peer: {0}")]

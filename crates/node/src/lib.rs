@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use suanli_proto::{GpuInfo, Metering, NodeCaps, NodeInfo, ReceiptSigner};
+use suanli_proto::{DeviceInfo, GpuInfo, Metering, NodeCaps, NodeInfo, ReceiptSigner};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::supervisor::WorkerPool;
@@ -254,6 +254,23 @@ fn same_model(workers: &[(Option<usize>, suanli_gpu::AdapterInfo)]) -> Result<()
     ))
 }
 
+/// Every GPU the workers opened, in index order, with its slot count: what
+/// the node reports so `suanli nodes` shows each GPU as its own device.
+fn devices(workers: &[(Option<usize>, suanli_gpu::AdapterInfo)]) -> Vec<DeviceInfo> {
+    let mut by_index: std::collections::BTreeMap<usize, DeviceInfo> = Default::default();
+    for (chosen, a) in workers {
+        let index = chosen.unwrap_or(a.index);
+        let device = by_index.entry(index).or_insert_with(|| DeviceInfo {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            name: a.name.clone(),
+            pci_bus_id: a.pci_bus_id.clone(),
+            slots: 0,
+        });
+        device.slots += 1;
+    }
+    by_index.into_values().collect()
+}
+
 /// A node, set up (GPU opened, slots created) but not yet connected.
 pub struct Node {
     config: NodeConfig,
@@ -281,6 +298,7 @@ impl Node {
         let described = workers.describe();
         let models: Vec<_> = described.iter().map(|(i, a, _)| (*i, a.clone())).collect();
         same_model(&models).map_err(NodeError::Gpus)?;
+        let devices = devices(&models);
         let (_, info, limits) = described
             .into_iter()
             .next()
@@ -310,6 +328,7 @@ impl Node {
             caps: config.caps,
             public_key: signer.public_key(),
             in_flight: Vec::new(),
+            devices,
         };
         let blobs =
             blob_cache::BlobCache::new(config.data_dir.join("blobs"), config.blob_cache_bytes)
@@ -486,7 +505,28 @@ mod tests {
             device,
             pci_bus_id: format!("0000:{device:02x}:00.0"),
             metering: suanli_gpu::Metering::Timestamp,
+            index: device as usize,
         }
+    }
+
+    #[test]
+    fn each_gpu_is_one_device_with_its_slots() {
+        let (a, b) = (adapter("NVIDIA H100", 1), adapter("NVIDIA H100", 0));
+        let workers = [
+            (Some(1), a.clone()),
+            (Some(1), a),
+            (Some(0), b.clone()),
+            (Some(0), b),
+        ];
+        let got = devices(&workers);
+        let summary: Vec<_> = got
+            .iter()
+            .map(|d| (d.index, d.pci_bus_id.as_str(), d.slots))
+            .collect();
+        assert_eq!(summary, [(0, "0000:00:00.0", 2), (1, "0000:01:00.0", 2)]);
+        // Without --gpu: the adapter the worker chose, by its own index.
+        let one = devices(&[(None, adapter("llvmpipe", 3))]);
+        assert_eq!((one[0].index, one[0].slots), (3, 1));
     }
 
     #[test]

@@ -65,6 +65,13 @@ pub enum Welcome {
     Refused {
         reason: String,
     },
+    /// Refused because the token has another role than the one claimed:
+    /// `actual` lets a client reconnect with the token's real role for
+    /// requests every role may make (usage, invoices, prices).
+    WrongRole {
+        actual: Role,
+        reason: String,
+    },
 }
 
 /// What a job needs from a node's GPU.
@@ -280,6 +287,25 @@ pub struct NodeInfo {
     /// of (from an earlier session): the coordinator adopts those it still
     /// considers running on this node's key, instead of declaring them lost.
     pub in_flight: Vec<(u64, u32)>,
+    /// Every GPU the node drives (one entry per `suanli node --gpu N`, or
+    /// the one adapter it chose). Bounded by the coordinator
+    /// ([`MAX_NODE_DEVICES`]).
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// Most GPUs one node may report in [`NodeInfo::devices`].
+pub const MAX_NODE_DEVICES: usize = 64;
+
+/// One GPU of a node: which adapter it is and how many jobs run on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The adapter index on the node (`suanli gpus`).
+    pub index: u32,
+    pub name: String,
+    /// `DDDD:BB:DD.F` where the driver reports it, else empty.
+    pub pci_bus_id: String,
+    /// Job slots on this GPU.
+    pub slots: u32,
 }
 
 /// Slots a node token's nodes are given work for unless its token says
@@ -310,6 +336,8 @@ pub struct NodeView {
     pub connected: bool,
     pub connected_ms: u64,
     pub jobs_run: u64,
+    /// The GPUs the node reported, each with its slots.
+    pub devices: Vec<DeviceInfo>,
 }
 
 /// What a client or node asks of the coordinator: one per stream.
@@ -401,6 +429,9 @@ pub enum Request {
     /// connections are closed within a second and it is refused at every
     /// later handshake with the reason "token revoked".
     RevokeToken(String),
+    /// A tenant's account (answer `Tenant`): the admin names any tenant; a
+    /// tenant sees its own (`None` or its own name).
+    ShowTenant(Option<String>),
 }
 
 impl Request {
@@ -433,6 +464,7 @@ impl Request {
             Request::SetStorageQuota { .. } => "set-storage-quota",
             Request::ListTokens => "list-tokens",
             Request::RevokeToken(_) => "revoke-token",
+            Request::ShowTenant(_) => "show-tenant",
         }
     }
 }
@@ -494,6 +526,44 @@ pub enum Response {
     /// What one garbage collection deleted.
     Gc(GcReport),
     Tokens(Vec<TokenView>),
+    /// A setting was stored (price, node class, credit limit, storage
+    /// quota, drain, restore). `known`: the name it applies to exists (a
+    /// tenant or node token of that name, or a GPU class seen on a node or
+    /// priced before); a setting for an unknown name waits for it.
+    Applied {
+        known: bool,
+    },
+    Tenant(TenantView),
+}
+
+/// A tenant's account (`suanli tenant show`). Money in micro-units.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantView {
+    pub name: String,
+    /// A tenant token of this name exists (revoked or not).
+    pub known: bool,
+    pub credit_limit_micros: Option<u64>,
+    /// The sum of its usage costs.
+    pub spent_micros: u64,
+    /// What its queued and running jobs may still cost, each at its worst
+    /// case at the highest price in force (what admission holds back).
+    pub held_micros: u64,
+    pub storage_used_bytes: u64,
+    pub storage_quota_bytes: u64,
+    /// How many of its jobs are in each state (states with none left out).
+    pub jobs: Vec<(JobState, u64)>,
+}
+
+impl TenantView {
+    /// What a new job may still take: limit − spent − held (0 when
+    /// overdrawn), or `None` without a limit.
+    pub fn available_micros(&self) -> Option<u64> {
+        self.credit_limit_micros.map(|limit| {
+            limit
+                .saturating_sub(self.spent_micros)
+                .saturating_sub(self.held_micros)
+        })
+    }
 }
 
 /// A token as `suanli token list` shows it: never its secret.

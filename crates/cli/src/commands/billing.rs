@@ -62,6 +62,16 @@ pub enum TenantCommand {
         /// A size (`50GB`, `512MiB`, or bytes), or `default`.
         bytes: String,
     },
+    /// Show a tenant's account: credit limit, spent, held for its queued
+    /// and running jobs, available, storage, jobs by state (admin: any
+    /// tenant; a tenant: itself, without a name).
+    Show {
+        /// The tenant's token name (admin); a tenant leaves it out.
+        tenant: Option<String>,
+        /// Print the integers (micro-units, bytes) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -97,7 +107,8 @@ pub struct UsageArgs {
     /// Re-check every receipt in the report against its node's key and the cost rule.
     #[arg(long)]
     verify: bool,
-    /// Connect with a node token, to see a provider's earnings.
+    /// A provider's earnings: connect as a node token first. Optional: a
+    /// node token is recognised and used as one without it.
     #[arg(long)]
     provider: bool,
 }
@@ -107,6 +118,13 @@ pub struct InvoiceArgs {
     /// The tenant (admins; a tenant gets its own).
     #[arg(long)]
     tenant: Option<String>,
+    /// A provider's earnings (its nodes' attempts) instead of a tenant's
+    /// bill; implied by a node token.
+    #[arg(long)]
+    provider: bool,
+    /// With --provider: the node token name (admins; a provider gets its own).
+    #[arg(long, requires = "provider")]
+    node: Option<String>,
     /// YYYY-MM (UTC).
     #[arg(long)]
     month: String,
@@ -122,11 +140,17 @@ pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCo
         PriceCommand::Set { class, price } => {
             let m = suanli_ledger::billing::parse_units(&price)?;
             let client = conn.connect(Role::Admin).await?;
-            client.set_price(&class, m).await?;
+            let known = client.set_price(&class, m).await?;
             eprintln!("{class}: {} per GPU-second", micros(m));
+            if !known {
+                eprintln!(
+                    "warning: no node has GPU class {class:?} and it was never priced; \
+                     the price applies once a node of that class connects"
+                );
+            }
         }
         PriceCommand::List { json } => {
-            let client = conn.connect(Role::Tenant).await?;
+            let (client, _) = conn.connect_any(Role::Tenant).await?;
             let prices = client.prices().await?;
             if json {
                 let rows: Vec<_> = prices
@@ -145,11 +169,12 @@ pub async fn price(cmd: PriceCommand, conn: Connection) -> anyhow::Result<ExitCo
         PriceCommand::Node { node, class } => {
             let client = conn.connect(Role::Admin).await?;
             let class = (class != "auto").then_some(class);
-            client.set_node_class(&node, class.as_deref()).await?;
+            let known = client.set_node_class(&node, class.as_deref()).await?;
             eprintln!(
                 "{node}: class {}",
                 class.as_deref().unwrap_or("derived from its adapter")
             );
+            warn_unknown_node(&node, known, "class");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -159,18 +184,102 @@ pub async fn tenant(cmd: TenantCommand, conn: Connection) -> anyhow::Result<Exit
     let (tenant, m) = match cmd {
         TenantCommand::Limit { tenant, amount } => (tenant, amount),
         TenantCommand::Quota { tenant, bytes } => return storage_quota(conn, tenant, bytes).await,
+        TenantCommand::Show { tenant, json } => return show_tenant(conn, tenant, json).await,
     };
     let limit = match m.as_str() {
         "none" => None,
         n => Some(suanli_ledger::billing::parse_units(n)?),
     };
     let client = conn.connect(Role::Admin).await?;
-    client.set_credit_limit(&tenant, limit).await?;
+    let known = client.set_credit_limit(&tenant, limit).await?;
     match limit {
         Some(l) => eprintln!("{tenant}: credit limit {}", micros(l)),
         None => eprintln!("{tenant}: no credit limit"),
     }
+    warn_unknown_tenant(&tenant, known, "limit");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The warning for a setting stored for a tenant no token names yet (a
+/// typo, or a tenant not created yet); the setting is kept either way.
+fn warn_unknown_tenant(tenant: &str, known: bool, what: &str) {
+    if !known {
+        eprintln!(
+            "warning: no tenant named {tenant:?} exists yet; the {what} applies once one does"
+        );
+    }
+}
+
+/// The warning for a setting stored for a node token name no token has.
+pub fn warn_unknown_node(node: &str, known: bool, what: &str) {
+    if !known {
+        eprintln!(
+            "warning: no node token named {node:?} exists yet; the {what} applies once one does"
+        );
+    }
+}
+
+/// `suanli tenant show [NAME]`: the account as the coordinator computes it.
+async fn show_tenant(
+    conn: Connection,
+    tenant: Option<String>,
+    as_json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = conn.connect(Role::Tenant).await?;
+    let v = client.tenant(tenant.as_deref()).await?;
+    if as_json {
+        let jobs: serde_json::Map<String, serde_json::Value> = v
+            .jobs
+            .iter()
+            .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "tenant": v.name,
+                "known": v.known,
+                "credit_limit_micros": v.credit_limit_micros,
+                "spent_micros": v.spent_micros,
+                "held_micros": v.held_micros,
+                "available_micros": v.available_micros(),
+                "storage_used_bytes": v.storage_used_bytes,
+                "storage_quota_bytes": v.storage_quota_bytes,
+                "jobs": jobs,
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", tenant_text(&v));
+    warn_unknown_tenant(&v.name, v.known, "account");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The account for people: units with six decimals, sizes with units.
+fn tenant_text(v: &suanli_proto::TenantView) -> String {
+    let limit = v
+        .credit_limit_micros
+        .map_or_else(|| "no limit".to_owned(), micros);
+    let available = v
+        .available_micros()
+        .map_or_else(|| "no limit".to_owned(), micros);
+    let jobs = if v.jobs.is_empty() {
+        "none".to_owned()
+    } else {
+        let parts: Vec<String> = v
+            .jobs
+            .iter()
+            .map(|(s, n)| format!("{n} {}", s.as_str()))
+            .collect();
+        parts.join(", ")
+    };
+    format!(
+        "tenant     {}\ncredit     {limit}\nspent      {}\nheld       {} (worst case of queued and running jobs)\navailable  {available}\nstorage    {} of {}\njobs       {jobs}\n",
+        v.name,
+        micros(v.spent_micros),
+        micros(v.held_micros),
+        Bytes(v.storage_used_bytes),
+        Bytes(v.storage_quota_bytes),
+    )
 }
 
 async fn storage_quota(
@@ -187,21 +296,15 @@ async fn storage_quota(
         ),
     };
     let client = conn.connect(Role::Admin).await?;
-    let request = suanli_proto::Request::SetStorageQuota {
-        tenant: tenant.clone(),
-        bytes: quota,
-    };
-    match client.call(&request).await? {
-        suanli_proto::Response::Ok => {}
-        suanli_proto::Response::Error { code, message } => {
-            bail!("storage quota refused ({code:?}): {message}")
-        }
-        other => bail!("unexpected answer: {other:?}"),
-    }
+    let known = client
+        .set_storage_quota(&tenant, quota)
+        .await
+        .map_err(|e| anyhow::anyhow!("storage quota refused: {e}"))?;
     match quota {
         Some(b) => eprintln!("{tenant}: storage quota {} ({b} bytes)", Bytes(b)),
         None => eprintln!("{tenant}: the coordinator's default storage quota"),
     }
+    warn_unknown_tenant(&tenant, known, "quota");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -225,7 +328,9 @@ pub async fn usage(args: UsageArgs, conn: Connection) -> anyhow::Result<ExitCode
     } else {
         Role::Tenant
     };
-    let client = conn.connect(role).await?;
+    // A node token connects as a node without --provider (the coordinator
+    // narrows the report to its own nodes either way).
+    let (client, _) = conn.connect_any(role).await?;
     let report = client.usage(query.clone()).await?;
     let mut rows = report.groups.clone();
     let mut total = report.total.clone();
@@ -344,20 +449,48 @@ fn print_groups(key: &str, rows: &[UsageGroup], format: Format) -> anyhow::Resul
 
 pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     let (since, until) = month_range_ms(&args.month)?;
-    let client = conn.connect(Role::Tenant).await?;
-    let tenant = args.tenant.unwrap_or_else(|| client.name().to_owned());
+    let preferred = if args.provider {
+        Role::Node
+    } else {
+        Role::Tenant
+    };
+    let (client, role) = conn.connect_any(preferred).await?;
+    // A provider's invoice itemises its nodes' attempts: what `usage` with
+    // its node token totals.
+    let provider = role == Role::Node || args.provider;
+    let (who, query) = if provider {
+        let node = args
+            .node
+            .or_else(|| (role == Role::Node).then(|| client.name().to_owned()));
+        let who = node.as_ref().map_or_else(
+            || "provider (every node)".to_owned(),
+            |n| format!("provider {n}"),
+        );
+        let query = UsageQuery {
+            node,
+            tenant: args.tenant,
+            ..UsageQuery::default()
+        };
+        (who, query)
+    } else {
+        let tenant = args.tenant.unwrap_or_else(|| client.name().to_owned());
+        let query = UsageQuery {
+            tenant: Some(tenant.clone()),
+            ..UsageQuery::default()
+        };
+        (format!("tenant {tenant}"), query)
+    };
     let records = client
         .usage_records(UsageQuery {
-            tenant: Some(tenant.clone()),
             since_ms: Some(since),
             until_ms: Some(until),
-            ..UsageQuery::default()
+            ..query.clone()
         })
         .await?;
     let total: u64 = records.iter().map(|r| r.cost_micros).sum();
     let billed: u64 = records.iter().map(|r| r.charged_gpu_ns).sum();
     match args.format {
-        Format::Table => invoice_table(&tenant, &args.month, &records, billed, total),
+        Format::Table => invoice_table(&who, &args.month, &records, billed, total),
         Format::Csv => invoice_csv(&records, billed, total)?,
         Format::Json => {
             let lines: Vec<_> = records
@@ -366,6 +499,7 @@ pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<Exit
                     json!({
                         "job": r.receipt.job,
                         "attempt": r.receipt.attempt,
+                        "tenant": r.tenant,
                         "node": r.node,
                         "class": r.gpu_class,
                         "outcome": r.receipt.outcome,
@@ -376,27 +510,32 @@ pub async fn invoice(args: InvoiceArgs, conn: Connection) -> anyhow::Result<Exit
                     })
                 })
                 .collect();
-            println!(
-                "{}",
-                json!({
-                    "tenant": tenant,
-                    "month": args.month,
-                    "lines": lines,
-                    "charged_gpu_ns": billed,
-                    "total_micros": total,
-                })
-            );
+            let mut doc = json!({
+                "month": args.month,
+                "lines": lines,
+                "charged_gpu_ns": billed,
+                "total_micros": total,
+            });
+            // Who it is for: "tenant" (a bill) or "provider" (earnings).
+            let (key, name) = match (&query.node, &query.tenant) {
+                (Some(node), _) => ("provider", json!(node)),
+                (None, Some(tenant)) if !provider => ("tenant", json!(tenant)),
+                (None, _) => ("provider", serde_json::Value::Null),
+            };
+            doc[key] = name;
+            println!("{doc}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn invoice_table(tenant: &str, month: &str, records: &[UsageRecord], billed: u64, total: u64) {
-    println!("Invoice — tenant {tenant}, {month} (UTC)");
+fn invoice_table(who: &str, month: &str, records: &[UsageRecord], billed: u64, total: u64) {
+    println!("Invoice — {who}, {month} (UTC)");
     let mut t = table::new(
         &[
             "JOB",
             "ATTEMPT",
+            "TENANT",
             "NODE",
             "CLASS",
             "OUTCOME",
@@ -416,6 +555,7 @@ fn invoice_table(tenant: &str, month: &str, records: &[UsageRecord], billed: u64
         t.add_row(vec![
             r.receipt.job.to_string(),
             r.receipt.attempt.to_string(),
+            r.tenant.clone(),
             r.node.clone(),
             r.gpu_class.clone(),
             r.receipt.outcome.as_str().to_owned(),

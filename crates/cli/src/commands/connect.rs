@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use suanli_coordinator::ClientFile;
-use suanli_net::Client;
+use suanli_net::{Client, NetError};
 use suanli_proto::Role;
 
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -176,5 +176,24 @@ impl Connection {
             .with_context(|| format!("cannot connect to the coordinator at {}", t.address))?;
         client.set_progress(super::progress::transfers());
         Ok(client)
+    }
+
+    /// Connects as `preferred`, or, when the coordinator says the token has
+    /// another role (`NetError::WrongRole`), as that role: for commands
+    /// every role may run (usage, invoice, price list). Returns the role
+    /// connected as (an admin token accepted as a tenant reports `Tenant`).
+    pub async fn connect_any(&self, preferred: Role) -> anyhow::Result<(Client, Role)> {
+        let t = self.resolve()?;
+        let context = || format!("cannot connect to the coordinator at {}", t.address);
+        match Client::connect(t.address, &t.fingerprint, &t.token, preferred).await {
+            Ok(client) => Ok((client, preferred)),
+            Err(NetError::WrongRole { actual, .. }) => {
+                let client = Client::connect(t.address, &t.fingerprint, &t.token, actual)
+                    .await
+                    .with_context(context)?;
+                Ok((client, actual))
+            }
+            Err(e) => Err(anyhow::Error::new(e).context(context())),
+        }
     }
 }

@@ -207,7 +207,7 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
     }
     let mut t = table::new(
         &[
-            "ID", "NAME", "GPU", "CLASS", "MEMORY", "SLOTS", "JOBS", "CAPS", "STATE",
+            "ID", "NAME", "GPU", "DEVICES", "CLASS", "MEMORY", "SLOTS", "JOBS", "CAPS", "STATE",
         ],
         &["ID", "MEMORY", "JOBS"],
     );
@@ -225,6 +225,11 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
             n.id.to_string(),
             n.name.clone(),
             format!("{} ({}, {})", n.gpu.name, n.gpu.backend, n.gpu.metering),
+            n.devices
+                .iter()
+                .map(json::device_line)
+                .collect::<Vec<_>>()
+                .join("; "),
             n.gpu_class.clone(),
             units::Bytes(n.gpu.max_buffer_size).to_string(),
             format!("{}/{} ({} reported)", n.running, n.allowed_slots, n.slots),

@@ -69,7 +69,28 @@ pub fn node(n: &NodeView) -> Value {
         "jobs_run": n.jobs_run,
         "connected": n.connected,
         "connected_ms": n.connected_ms,
+        "devices": n.devices.iter().map(device).collect::<Vec<_>>(),
     })
+}
+
+/// One GPU of a node, as `nodes --json` lists it.
+pub fn device(d: &suanli_proto::DeviceInfo) -> Value {
+    json!({
+        "index": d.index,
+        "name": d.name,
+        "pci_bus_id": d.pci_bus_id,
+        "slots": d.slots,
+    })
+}
+
+/// One GPU of a node, as the `nodes` table lists it.
+pub fn device_line(d: &suanli_proto::DeviceInfo) -> String {
+    let bus = if d.pci_bus_id.is_empty() {
+        "no PCI bus id"
+    } else {
+        &d.pci_bus_id
+    };
+    format!("GPU {}: {} ({bus}), {} slots", d.index, d.name, d.slots)
 }
 
 /// One line per attempt, for people.

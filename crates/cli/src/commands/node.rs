@@ -93,22 +93,25 @@ pub async fn run(args: Args, conn: Connection) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(NodeCommand::Drain { node }) => {
             let client = conn.connect(Role::Admin).await?;
-            client.drain_node(&node).await?;
+            let known = client.drain_node(&node).await?;
             eprintln!("{node}: draining (no new jobs; running jobs finish)");
+            super::billing::warn_unknown_node(&node, known, "drain");
             Ok(ExitCode::SUCCESS)
         }
         Some(NodeCommand::Undrain { node }) => {
             let client = conn.connect(Role::Admin).await?;
-            client.undrain_node(&node).await?;
+            let known = client.undrain_node(&node).await?;
             eprintln!("{node}: takes jobs again (drain lifted)");
+            super::billing::warn_unknown_node(&node, known, "undrain");
             Ok(ExitCode::SUCCESS)
         }
         Some(NodeCommand::Restore { node }) => {
             let client = conn.connect(Role::Admin).await?;
-            client.restore_node(&node).await?;
+            let known = client.restore_node(&node).await?;
             eprintln!(
                 "{node}: takes jobs again (quarantine lifted; earlier faults no longer count)"
             );
+            super::billing::warn_unknown_node(&node, known, "restore");
             Ok(ExitCode::SUCCESS)
         }
         None => serve(args.run, conn).await,

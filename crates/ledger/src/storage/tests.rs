@@ -202,6 +202,7 @@ fn old_disconnected_node_sessions_without_attempts_are_pruned() {
         caps: suanli_proto::NodeCaps::default(),
         public_key: suanli_proto::ReceiptSigner::from_seed(&[7; 32]).public_key(),
         in_flight: Vec::new(),
+        devices: Vec::new(),
     };
     let session = |l: &mut Ledger, now| match l.register_node(&token, "prov", &info, now) {
         Ok(crate::Registration::Registered(s)) => s.id,
