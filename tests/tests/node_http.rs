@@ -65,14 +65,16 @@ fn node_metrics_match_the_ledger_and_readiness_follows_the_connection() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let _node = Running(child);
-    let addr = BufReader::new(stdout)
-        .lines()
-        .map(|l| l.unwrap())
+    let mut lines = BufReader::new(stdout).lines().map(|l| l.unwrap());
+    let addr = lines
+        .by_ref()
         .find_map(|l| {
             l.strip_prefix("http: http://")
                 .map(|r| r.split('/').next().unwrap().to_owned())
         })
         .expect("the node prints its HTTP address");
+    // Keep reading, so the node never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     assert_eq!(get(&addr, "/healthz").0, 200);
     wait_for("the node became ready", || get(&addr, "/readyz").0 == 200);
     let (status, _) = get(&addr, "/nope");

@@ -184,9 +184,11 @@ impl Client {
         tokio::pin!(answered);
         let reply: Response = tokio::select! {
             a = &mut answered => a?,
-            w = written => {
-                w?;
-                answered.await?
+            w = written => match w {
+                Ok(()) => answered.await?,
+                // A refusal (quota, size) stops our stream: its answer,
+                // not the broken write, says why.
+                Err(write_error) => answered.await.map_err(|_| write_error)?,
             }
         };
         match answer(reply)? {
