@@ -5,9 +5,11 @@
 mod cluster;
 mod metering;
 mod native;
+mod start;
 
 pub use cluster::{ClusterBenchConfig, ClusterReport, run as run_cluster};
 pub use metering::{MeteringBenchConfig, MeteringReport, run as run_metering};
+pub use start::{StartBenchConfig, StartReport, run as run_start};
 
 use std::time::{Duration, Instant};
 

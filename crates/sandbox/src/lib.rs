@@ -161,6 +161,10 @@ pub enum SandboxError {
     Engine(String),
     #[error("cannot start the job on its GPU slot: {0}")]
     Slot(#[from] GpuError),
+    /// Only from [`Sandbox::instance_floor`]: the benchmark job did not
+    /// instantiate or trapped.
+    #[error("cannot measure the instantiation floor: {0}")]
+    Floor(String),
 }
 
 /// The wasmtime engine, linker and compiled-component cache, reused across jobs.
@@ -301,41 +305,7 @@ impl Sandbox {
             limits.kill_on_log_overflow,
             hooks.on_log.clone(),
         );
-        let wasi = WasiCtxBuilder::new()
-            .stdout(log.clone())
-            .stderr(log.clone())
-            .allow_blocking_current_thread(false)
-            .allow_ip_name_lookup(false)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .build();
-        let mut store = Store::new(
-            &self.engine,
-            JobState {
-                wasi,
-                table: ResourceTable::new(),
-                gpu,
-                limiter: MemoryLimiter::new(limits.max_memory_bytes),
-                max_gpu_ns: limits.max_gpu_ns,
-                probe: probe.clone(),
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        // Every tick, check the cancel flag and the wall-time deadline.
-        let deadline = Instant::now() + limits.timeout;
-        let cancel = hooks.cancel.clone();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(wasmtime::Error::new(host::HostTrap::Cancelled));
-            }
-            if Instant::now() >= deadline {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
-        store.data_mut().gpu.set_deadline(Some(deadline));
-        probe.set_deadline(deadline);
+        let mut store = self.new_store(gpu, limits, &log, hooks.cancel.clone(), probe.clone());
 
         let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
             .map_err(|e| (true, e))
@@ -388,6 +358,83 @@ impl Sandbox {
             "job finished"
         );
         Ok(report)
+    }
+
+    /// A store for one job: WASI without files, network or environment, its
+    /// log, the memory limiter, and the wall-time deadline checked every
+    /// epoch tick (with the cancel flag).
+    fn new_store(
+        &self,
+        gpu: JobGpu,
+        limits: &JobLimits,
+        log: &LogPipe,
+        cancel: Option<Arc<AtomicBool>>,
+        probe: Arc<JobProbe>,
+    ) -> Store<JobState> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .allow_blocking_current_thread(false)
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            JobState {
+                wasi,
+                table: ResourceTable::new(),
+                gpu,
+                limiter: MemoryLimiter::new(limits.max_memory_bytes),
+                max_gpu_ns: limits.max_gpu_ns,
+                probe: probe.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(wasmtime::Error::new(host::HostTrap::Cancelled));
+            }
+            if Instant::now() >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.data_mut().gpu.set_deadline(Some(deadline));
+        probe.set_deadline(deadline);
+        store
+    }
+
+    /// For benchmarks: the floor of a warm start, the time of instantiating
+    /// the (cached) component in a ready store and calling its `run` with
+    /// `input` once. Compiling, building the store and WASI context, and
+    /// taking the slot are outside the measured span; a job's output or
+    /// error is ignored, only a failure to instantiate or a trap is an error.
+    pub fn instance_floor(
+        &self,
+        slot: &Slot,
+        wasm: &[u8],
+        input: &[u8],
+    ) -> Result<Duration, SandboxError> {
+        let floor = |e: String| SandboxError::Floor(e);
+        outcome::check_header(wasm).map_err(floor)?;
+        let (component, _) = self
+            .cache
+            .get_or_compile(&self.engine, blake3::hash(wasm), wasm)
+            .map_err(|e| floor(outcome::describe(&e)))?;
+        let limits = JobLimits::default();
+        let log = LogPipe::new(limits.max_log_bytes, false, None);
+        let gpu = slot.begin_job(limits.gpu)?;
+        let mut store = self.new_store(gpu, &limits, &log, None, Arc::default());
+        let started = Instant::now();
+        let job = bindings::Job::instantiate(&mut store, &component, &self.linker)
+            .map_err(|e| floor(outcome::describe(&e)))?;
+        let _ = job
+            .call_run(&mut store, input)
+            .map_err(|e| floor(outcome::describe(&e)))?;
+        Ok(started.elapsed())
     }
 }
 
