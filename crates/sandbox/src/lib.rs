@@ -35,7 +35,7 @@ pub use limits::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 pub use outcome::Outcome;
 pub use probe::JobProbe;
 
-use crate::cache::ComponentCache;
+use crate::cache::{ComponentCache, LoadError};
 use crate::limits::MemoryLimiter;
 use crate::log::LogPipe;
 use crate::ticker::EpochTicker;
@@ -279,18 +279,23 @@ impl Sandbox {
             cache: CacheHit::Miss,
             slot_hung: false,
         };
-        let component = match outcome::check_header(wasm) {
+        let prepared = match outcome::check_header(wasm) {
             Err(reason) => Err(reason),
             Ok(()) => self
                 .cache
-                .get_or_compile(&self.engine, hash, wasm)
-                .map_err(|e| format!("invalid component: {}", outcome::describe(&e))),
+                .get_or_prepare(&self.engine, &self.linker, hash, wasm)
+                .map_err(|e| match e {
+                    LoadError::Compile(e) => {
+                        format!("invalid component: {}", outcome::describe(&e))
+                    }
+                    LoadError::Link(e) => outcome::classify(&e, None, true).1,
+                }),
         };
         report.load_ns = elapsed_ns(started);
-        let component = match component {
-            Ok((c, hit)) => {
+        let prepared = match prepared {
+            Ok((pre, hit)) => {
                 report.cache = hit;
-                c
+                pre
             }
             Err(reason) => {
                 report.outcome = Outcome::InvalidJob;
@@ -307,7 +312,8 @@ impl Sandbox {
         );
         let mut store = self.new_store(gpu, limits, &log, hooks.cancel.clone(), probe.clone());
 
-        let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
+        let result = prepared
+            .instantiate(&mut store)
             .map_err(|e| (true, e))
             .and_then(|job| job.call_run(&mut store, input).map_err(|e| (false, e)));
         let state = store.data();
@@ -420,16 +426,17 @@ impl Sandbox {
     ) -> Result<Duration, SandboxError> {
         let floor = |e: String| SandboxError::Floor(e);
         outcome::check_header(wasm).map_err(floor)?;
-        let (component, _) = self
+        let (prepared, _) = self
             .cache
-            .get_or_compile(&self.engine, blake3::hash(wasm), wasm)
-            .map_err(|e| floor(outcome::describe(&e)))?;
+            .get_or_prepare(&self.engine, &self.linker, blake3::hash(wasm), wasm)
+            .map_err(|(LoadError::Compile(e) | LoadError::Link(e))| floor(outcome::describe(&e)))?;
         let limits = JobLimits::default();
         let log = LogPipe::new(limits.max_log_bytes, false, None);
         let gpu = slot.begin_job(limits.gpu)?;
         let mut store = self.new_store(gpu, &limits, &log, None, Arc::default());
         let started = Instant::now();
-        let job = bindings::Job::instantiate(&mut store, &component, &self.linker)
+        let job = prepared
+            .instantiate(&mut store)
             .map_err(|e| floor(outcome::describe(&e)))?;
         let _ = job
             .call_run(&mut store, input)
