@@ -96,4 +96,3 @@ fn percentile(samples: &[u64], p: usize) -> u64 {
     let rank = (samples.len() * p).div_ceil(100).max(1);
     samples[rank.min(samples.len()) - 1]
 }
-

@@ -16,6 +16,7 @@ mod host;
 mod limits;
 mod log;
 mod outcome;
+mod pool;
 mod probe;
 mod ticker;
 
@@ -33,6 +34,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub use cache::CacheHit;
 pub use limits::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 pub use outcome::Outcome;
+pub use pool::{POOL_MAX_MEMORY_BYTES, PoolingConfig};
 pub use probe::JobProbe;
 
 use crate::cache::{ComponentCache, LoadError};
@@ -58,6 +60,11 @@ pub struct SandboxConfig {
     /// How long a job waits for its slot's device to finish an earlier job's
     /// kernel before the run fails (the provider's fault). Default 120 s.
     pub idle_wait: Duration,
+    /// Instances, memories and tables from wasmtime's pooling allocator,
+    /// sized from the per-job counts ([`MAX_INSTANCES`], [`MAX_MEMORIES`],
+    /// [`MAX_TABLES`]): a warm start reuses a slot instead of mapping memory.
+    /// `None` allocates on demand. Default: on, [`PoolingConfig::default`].
+    pub pooling: Option<PoolingConfig>,
 }
 
 impl Default for SandboxConfig {
@@ -67,6 +74,7 @@ impl Default for SandboxConfig {
             cache_max_bytes: 4 << 30,
             max_cached_components: 64,
             idle_wait: Duration::from_secs(120),
+            pooling: Some(PoolingConfig::default()),
         }
     }
 }
@@ -161,6 +169,11 @@ pub enum SandboxError {
     Engine(String),
     #[error("cannot start the job on its GPU slot: {0}")]
     Slot(#[from] GpuError),
+    /// Every instance slot of the pooling allocator is taken by jobs running
+    /// now ([`PoolingConfig::concurrent_jobs`]): the host's capacity, not
+    /// the job's fault; retry once one ends.
+    #[error("the sandbox already runs as many jobs as its instance pool holds: {0}")]
+    PoolExhausted(String),
     /// Only from [`Sandbox::instance_floor`]: the benchmark job did not
     /// instantiate or trapped.
     #[error("cannot measure the instantiation floor: {0}")]
@@ -202,6 +215,9 @@ impl Sandbox {
         wasm.epoch_interruption(true);
         // Bounded native stack for deeply recursive jobs: a stack overflow is a trap.
         wasm.max_wasm_stack(1 << 20);
+        if let Some(pooling) = &config.pooling {
+            wasm.allocation_strategy(pooling.strategy());
+        }
         let engine = Engine::new(&wasm).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -224,8 +240,8 @@ impl Sandbox {
         })
     }
 
-    /// Runs `wasm` with `input` on `slot`. Errors only when the slot is busy;
-    /// whatever the job does ends in a report.
+    /// Runs `wasm` with `input` on `slot`. Errors only when the slot is busy
+    /// or the instance pool is full; whatever the job does ends in a report.
     pub fn run(
         &self,
         slot: &Slot,
@@ -280,16 +296,11 @@ impl Sandbox {
             slot_hung: false,
         };
         let prepared = match outcome::check_header(wasm) {
-            Err(reason) => Err(reason),
+            Err(reason) => Err((Outcome::InvalidJob, reason)),
             Ok(()) => self
                 .cache
                 .get_or_prepare(&self.engine, &self.linker, hash, wasm)
-                .map_err(|e| match e {
-                    LoadError::Compile(e) => {
-                        format!("invalid component: {}", outcome::describe(&e))
-                    }
-                    LoadError::Link(e) => outcome::classify(&e, None, true).1,
-                }),
+                .map_err(|e| outcome::classify_load(&e)),
         };
         report.load_ns = elapsed_ns(started);
         let prepared = match prepared {
@@ -297,8 +308,8 @@ impl Sandbox {
                 report.cache = hit;
                 pre
             }
-            Err(reason) => {
-                report.outcome = Outcome::InvalidJob;
+            Err((outcome, reason)) => {
+                report.outcome = outcome;
                 report.error = Some(reason);
                 report.wall_ns = elapsed_ns(started);
                 return Ok(report);
@@ -338,6 +349,9 @@ impl Sandbox {
             Ok(Err(message)) => {
                 report.outcome = Outcome::JobError;
                 report.error = Some(message);
+            }
+            Err((true, err)) if outcome::pool_exhausted(&err) => {
+                return Err(SandboxError::PoolExhausted(outcome::describe(&err)));
             }
             Err((instantiating, err)) => {
                 let (outcome, message) = outcome::classify(&err, state.limiter.hit, instantiating);

@@ -1,7 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use suanli_bench::{BenchConfig, ClusterBenchConfig, MeteringBenchConfig, Report, StartBenchConfig};
+use suanli_bench::{
+    BenchConfig, ClusterBenchConfig, MeteringBenchConfig, Report, StartBenchConfig,
+};
 use suanli_gpu::{Gpu, GpuOptions};
 
 use super::read_file;
