@@ -96,3 +96,17 @@ fn percentile(samples: &[u64], p: usize) -> u64 {
     let rank = (samples.len() * p).div_ceil(100).max(1);
     samples[rank.min(samples.len()) - 1]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples: Vec<u64> = (1..=200).collect();
+        assert_eq!(percentile(&samples, 50), 100);
+        assert_eq!(percentile(&samples, 99), 198);
+        assert_eq!(percentile(&[7], 50), 7);
+        assert_eq!(percentile(&[7], 99), 7);
+    }
+}

@@ -32,7 +32,7 @@ pub struct PoolingConfig {
     /// slots cover tests and benchmarks that share one sandbox between
     /// slots. A job started past it fails with
     /// [`SandboxError::PoolExhausted`](crate::SandboxError::PoolExhausted).
-    /// Default 4.
+    /// Default 4; 0 is taken as 1.
     ///
     /// Each job's share is [`MAX_INSTANCES`] core instances, [`MAX_MEMORIES`]
     /// memories and [`MAX_TABLES`] tables. Every memory slot reserves
@@ -79,5 +79,29 @@ impl PoolingConfig {
             .linear_memory_keep_resident(self.keep_resident_bytes)
             .table_keep_resident(self.keep_resident_bytes);
         InstanceAllocationStrategy::Pooling(pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolingConfig;
+    use crate::{Sandbox, SandboxConfig};
+
+    #[test]
+    fn sandboxes_start_with_and_without_the_pool_and_a_zero_pool_holds_one_job() {
+        for pooling in [
+            None,
+            Some(PoolingConfig::default()),
+            Some(PoolingConfig {
+                concurrent_jobs: 0,
+                keep_resident_bytes: 0,
+            }),
+        ] {
+            let config = SandboxConfig {
+                pooling: pooling.clone(),
+                ..SandboxConfig::default()
+            };
+            assert!(Sandbox::new(config).is_ok(), "{pooling:?}");
+        }
     }
 }
