@@ -8,12 +8,14 @@ pub mod fake_node;
 mod floor;
 mod metering;
 mod native;
+mod start;
 
 pub use cluster::{
     ClusterBenchConfig, ClusterReport, FAKE_CLIENTS, FAKE_LOAD_SECONDS, FAKE_MAX_IN_FLIGHT,
     FAKE_NODE_SLOTS, FAKE_NODES, FAKE_TARGET_RATE, run as run_cluster,
 };
 pub use metering::{MeteringBenchConfig, MeteringReport, run as run_metering};
+pub use start::{StartBenchConfig, StartReport, run as run_start};
 
 use std::time::{Duration, Instant};
 

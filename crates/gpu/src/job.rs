@@ -76,7 +76,8 @@ pub struct JobGpu {
     quotas: Quotas,
     next_id: u32,
     buffers: HashMap<u32, wgpu::Buffer>,
-    shaders: HashMap<u32, wgpu::ShaderModule>,
+    /// Each with the BLAKE3 hash of its source (the pipeline cache's key).
+    shaders: HashMap<u32, (wgpu::ShaderModule, [u8; 32])>,
     pipelines: HashMap<u32, wgpu::ComputePipeline>,
     buffer_bytes: u64,
     /// Host staging memory wgpu holds for writes not yet submitted (and
@@ -417,6 +418,8 @@ impl JobGpu {
 
     /// Checks and compiles `wgsl`. Both run on a thread with a large stack
     /// (`scope::on_compiler_stack`), since naga recurses over the shader.
+    /// The slot's pipeline cache remembers the verdict: the same source under
+    /// the same limits is answered without parsing it again.
     pub fn create_shader(&mut self, wgsl: &str) -> Result<ShaderId, GpuError> {
         if wgsl.len() > self.quotas.max_shader_bytes {
             return Err(GpuError::new(
@@ -437,19 +440,41 @@ impl JobGpu {
             max_nesting_depth: self.quotas.max_nesting_depth,
             max_inlined_size: self.quotas.max_inlined_size,
         };
+        // A cached verdict still makes the shader one of the job's objects.
         let id = self.take_id()?;
+        let source = *blake3::hash(wgsl.as_bytes()).as_bytes();
+        let cached = self.slot.pipeline_cache().shader(&source, &limits);
+        let verdict = match cached {
+            Some(verdict) => verdict,
+            None => {
+                let verdict = self.check_and_compile(wgsl, &limits);
+                self.slot
+                    .pipeline_cache()
+                    .remember_shader(&source, &limits, &verdict);
+                verdict
+            }
+        };
+        self.shaders.insert(id, (verdict?, source));
+        Ok(ShaderId(id))
+    }
+
+    /// Checks `wgsl` against `limits` and compiles it, on a thread with a
+    /// large stack.
+    fn check_and_compile(
+        &self,
+        wgsl: &str,
+        limits: &crate::shader_check::ShaderLimits,
+    ) -> Result<wgpu::ShaderModule, GpuError> {
         let device = self.device();
-        let module = on_compiler_stack(|| {
-            crate::shader_check::check(wgsl, &limits)?;
+        on_compiler_stack(|| {
+            crate::shader_check::check(wgsl, limits)?;
             scoped(device, ErrorKind::InvalidShader, || {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: None,
                     source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(wgsl)),
                 })
             })
-        })?;
-        self.shaders.insert(id, module);
-        Ok(ShaderId(id))
+        })
     }
 
     pub fn drop_shader(&mut self, id: ShaderId) -> Result<(), GpuError> {
@@ -466,15 +491,38 @@ impl JobGpu {
         shader: ShaderId,
         entry_point: &str,
     ) -> Result<PipelineId, GpuError> {
-        let module = self.shaders.get(&shader.0).ok_or_else(|| {
+        let (module, source) = self.shaders.get(&shader.0).ok_or_else(|| {
             GpuError::new(
                 ErrorKind::UnknownHandle,
                 format!("shader {} does not exist", shader.0),
             )
         })?;
-        let device = self.device();
-        // The driver compiles here, recursing over the shader like naga.
-        let pipeline = on_compiler_stack(|| {
+        let source = *source;
+        let cached = self.slot.pipeline_cache().pipeline(&source, entry_point);
+        let pipeline = match cached {
+            Some(pipeline) => pipeline,
+            None => {
+                let pipeline = Self::build_pipeline(self.device(), module, entry_point)?;
+                self.slot
+                    .pipeline_cache()
+                    .remember_pipeline(&source, entry_point, &pipeline);
+                pipeline
+            }
+        };
+        // A cached pipeline is still one of the job's objects.
+        let id = self.take_id()?;
+        self.pipelines.insert(id, pipeline);
+        Ok(PipelineId(id))
+    }
+
+    /// Has the driver build the pipeline of `entry_point`; it compiles here,
+    /// recursing over the shader like naga, so on the compiler's stack.
+    fn build_pipeline(
+        device: &wgpu::Device,
+        module: &wgpu::ShaderModule,
+        entry_point: &str,
+    ) -> Result<wgpu::ComputePipeline, GpuError> {
+        on_compiler_stack(|| {
             scoped(device, ErrorKind::Validation, || {
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: None,
@@ -485,10 +533,7 @@ impl JobGpu {
                     cache: None,
                 })
             })
-        })?;
-        let id = self.take_id()?;
-        self.pipelines.insert(id, pipeline);
-        Ok(PipelineId(id))
+        })
     }
 
     pub fn drop_pipeline(&mut self, id: PipelineId) -> Result<(), GpuError> {

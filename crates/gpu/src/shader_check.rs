@@ -18,8 +18,9 @@ use naga::{Expression, Function, Handle, Module, Statement};
 
 use crate::{ErrorKind, GpuError};
 
-/// What one shader may ask for.
-#[derive(Clone, Copy, Debug)]
+/// What one shader may ask for. Part of the pipeline cache's key: a verdict
+/// holds only under the limits it was reached with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ShaderLimits {
     /// Private + function-local memory per invocation.
     pub(crate) max_private_bytes: u64,

@@ -1,9 +1,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{AdapterInfo, Metering};
+use crate::pipeline_cache::{PipelineCache, PipelineCacheStats};
 use crate::{ErrorKind, GpuError, JobGpu, Quotas};
 
 /// One device and queue, shared by the jobs that run on it one after another.
@@ -25,6 +27,8 @@ pub(crate) struct SlotInner {
     /// `None` when metering falls back to wall time.
     pub(crate) timer: Option<Timer>,
     busy: AtomicBool,
+    /// Checked shaders and pipelines of earlier jobs (code only, never data).
+    pipeline_cache: Mutex<PipelineCache>,
 }
 
 pub(crate) struct Timer {
@@ -99,6 +103,7 @@ impl Slot {
                 timestamp_period_ns,
                 timer,
                 busy: AtomicBool::new(false),
+                pipeline_cache: Mutex::default(),
             }),
         })
     }
@@ -158,6 +163,20 @@ impl Slot {
             ));
         }
         Ok(JobGpu::new(self.clone(), quotas))
+    }
+
+    /// Hits, misses and entries of this slot's shader and pipeline cache.
+    pub fn pipeline_cache_stats(&self) -> PipelineCacheStats {
+        self.pipeline_cache().stats()
+    }
+
+    /// The slot's pipeline cache; a job that panicked while holding it left
+    /// nothing half-written that matters (entries are inserted whole).
+    pub(crate) fn pipeline_cache(&self) -> MutexGuard<'_, PipelineCache> {
+        self.inner
+            .pipeline_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn release(&self) {

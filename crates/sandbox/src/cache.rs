@@ -1,14 +1,35 @@
 //! Compiled components, cached by the BLAKE3 hash of their bytes: in memory
 //! for the life of the sandbox, and on disk (optional) across processes, so
 //! the second run of the same job skips compilation.
+//!
+//! In memory each component is kept *prepared*: with its imports already
+//! resolved against the sandbox's linker (a `JobPre`, wasmtime's
+//! `InstancePre` for the `job` world), so a warm start only instantiates.
+//! A component that compiles but does not link is not kept in memory (its
+//! compiled form may still be on disk); it fails the same way every time.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Linker};
+
+use crate::JobState;
+use crate::bindings::JobPre;
+
+/// A compiled component with its imports resolved, ready to instantiate.
+pub(crate) type Prepared = Arc<JobPre<JobState>>;
+
+/// Why a job's bytes cannot be instantiated.
+#[derive(Debug)]
+pub(crate) enum LoadError {
+    /// Not a valid component (wasmtime's compiler or validator refused it).
+    Compile(wasmtime::Error),
+    /// A valid component whose imports or exports are not the `job` world's.
+    Link(wasmtime::Error),
+}
 
 /// Where a component came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -23,7 +44,7 @@ pub enum CacheHit {
 }
 
 pub(crate) struct ComponentCache {
-    memory: Mutex<HashMap<blake3::Hash, Component>>,
+    memory: Mutex<HashMap<blake3::Hash, Prepared>>,
     max_entries: usize,
     dir: Option<PathBuf>,
     /// Bytes of `.cwasm` files kept in `dir` (least recently used go first).
@@ -50,15 +71,39 @@ impl ComponentCache {
         }
     }
 
-    pub(crate) fn get_or_compile(
+    /// The prepared component of `wasm` (whose hash is `hash`): from
+    /// memory, else from disk, else compiled now; resolved against `linker`
+    /// unless it came from memory.
+    pub(crate) fn get_or_prepare(
+        &self,
+        engine: &Engine,
+        linker: &Linker<JobState>,
+        hash: blake3::Hash,
+        wasm: &[u8],
+    ) -> Result<(Prepared, CacheHit), LoadError> {
+        if let Some(pre) = self.lock().get(&hash) {
+            return Ok((pre.clone(), CacheHit::Memory));
+        }
+        let (component, hit) = self
+            .get_or_compile(engine, hash, wasm)
+            .map_err(LoadError::Compile)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(JobPre::new)
+            .map_err(LoadError::Link)?;
+        let pre = Arc::new(pre);
+        self.remember(hash, &pre);
+        Ok((pre, hit))
+    }
+
+    /// The compiled component of `wasm`, from disk or compiled now (and
+    /// then written to disk).
+    fn get_or_compile(
         &self,
         engine: &Engine,
         hash: blake3::Hash,
         wasm: &[u8],
     ) -> wasmtime::Result<(Component, CacheHit)> {
-        if let Some(c) = self.lock().get(&hash) {
-            return Ok((c.clone(), CacheHit::Memory));
-        }
         let path = self
             .dir
             .as_ref()
@@ -73,7 +118,6 @@ impl ComponentCache {
             match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(c) => {
                     touch(path);
-                    self.remember(hash, &c);
                     return Ok((c, CacheHit::Disk));
                 }
                 // Another worker evicted it meanwhile: a miss.
@@ -92,18 +136,17 @@ impl ComponentCache {
                 }
             }
         }
-        self.remember(hash, &component);
         Ok((component, CacheHit::Miss))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<blake3::Hash, Component>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<blake3::Hash, Prepared>> {
         match self.memory.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    fn remember(&self, hash: blake3::Hash, component: &Component) {
+    fn remember(&self, hash: blake3::Hash, component: &Prepared) {
         let mut memory = self.lock();
         if memory.len() >= self.max_entries {
             // Bounded, not clever: forget everything rather than track recency.

@@ -16,6 +16,7 @@ mod host;
 mod limits;
 mod log;
 mod outcome;
+mod pool;
 mod probe;
 mod ticker;
 
@@ -33,9 +34,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub use cache::CacheHit;
 pub use limits::{MAX_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 pub use outcome::Outcome;
+pub use pool::{POOL_MAX_MEMORY_BYTES, PoolingConfig};
 pub use probe::JobProbe;
 
-use crate::cache::ComponentCache;
+use crate::cache::{ComponentCache, LoadError};
 use crate::limits::MemoryLimiter;
 use crate::log::LogPipe;
 use crate::ticker::EpochTicker;
@@ -58,6 +60,11 @@ pub struct SandboxConfig {
     /// How long a job waits for its slot's device to finish an earlier job's
     /// kernel before the run fails (the provider's fault). Default 120 s.
     pub idle_wait: Duration,
+    /// Instances, memories and tables from wasmtime's pooling allocator,
+    /// sized from the per-job counts ([`MAX_INSTANCES`], [`MAX_MEMORIES`],
+    /// [`MAX_TABLES`]): a warm start reuses a slot instead of mapping memory.
+    /// `None` allocates on demand. Default: on, [`PoolingConfig::default`].
+    pub pooling: Option<PoolingConfig>,
 }
 
 impl Default for SandboxConfig {
@@ -67,6 +74,7 @@ impl Default for SandboxConfig {
             cache_max_bytes: 4 << 30,
             max_cached_components: 64,
             idle_wait: Duration::from_secs(120),
+            pooling: Some(PoolingConfig::default()),
         }
     }
 }
@@ -161,6 +169,15 @@ pub enum SandboxError {
     Engine(String),
     #[error("cannot start the job on its GPU slot: {0}")]
     Slot(#[from] GpuError),
+    /// Every instance slot of the pooling allocator is taken by jobs running
+    /// now ([`PoolingConfig::concurrent_jobs`]): the host's capacity, not
+    /// the job's fault; retry once one ends.
+    #[error("the sandbox already runs as many jobs as its instance pool holds: {0}")]
+    PoolExhausted(String),
+    /// Only from [`Sandbox::instance_floor`]: the benchmark job did not
+    /// instantiate or trapped.
+    #[error("cannot measure the instantiation floor: {0}")]
+    Floor(String),
 }
 
 /// The wasmtime engine, linker and compiled-component cache, reused across jobs.
@@ -198,6 +215,9 @@ impl Sandbox {
         wasm.epoch_interruption(true);
         // Bounded native stack for deeply recursive jobs: a stack overflow is a trap.
         wasm.max_wasm_stack(1 << 20);
+        if let Some(pooling) = &config.pooling {
+            wasm.allocation_strategy(pooling.strategy());
+        }
         let engine = Engine::new(&wasm).map_err(|e| SandboxError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -220,8 +240,8 @@ impl Sandbox {
         })
     }
 
-    /// Runs `wasm` with `input` on `slot`. Errors only when the slot is busy;
-    /// whatever the job does ends in a report.
+    /// Runs `wasm` with `input` on `slot`. Errors only when the slot is busy
+    /// or the instance pool is full; whatever the job does ends in a report.
     pub fn run(
         &self,
         slot: &Slot,
@@ -275,21 +295,21 @@ impl Sandbox {
             cache: CacheHit::Miss,
             slot_hung: false,
         };
-        let component = match outcome::check_header(wasm) {
-            Err(reason) => Err(reason),
+        let prepared = match outcome::check_header(wasm) {
+            Err(reason) => Err((Outcome::InvalidJob, reason)),
             Ok(()) => self
                 .cache
-                .get_or_compile(&self.engine, hash, wasm)
-                .map_err(|e| format!("invalid component: {}", outcome::describe(&e))),
+                .get_or_prepare(&self.engine, &self.linker, hash, wasm)
+                .map_err(|e| outcome::classify_load(&e)),
         };
         report.load_ns = elapsed_ns(started);
-        let component = match component {
-            Ok((c, hit)) => {
+        let prepared = match prepared {
+            Ok((pre, hit)) => {
                 report.cache = hit;
-                c
+                pre
             }
-            Err(reason) => {
-                report.outcome = Outcome::InvalidJob;
+            Err((outcome, reason)) => {
+                report.outcome = outcome;
                 report.error = Some(reason);
                 report.wall_ns = elapsed_ns(started);
                 return Ok(report);
@@ -301,43 +321,10 @@ impl Sandbox {
             limits.kill_on_log_overflow,
             hooks.on_log.clone(),
         );
-        let wasi = WasiCtxBuilder::new()
-            .stdout(log.clone())
-            .stderr(log.clone())
-            .allow_blocking_current_thread(false)
-            .allow_ip_name_lookup(false)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .build();
-        let mut store = Store::new(
-            &self.engine,
-            JobState {
-                wasi,
-                table: ResourceTable::new(),
-                gpu,
-                limiter: MemoryLimiter::new(limits.max_memory_bytes),
-                max_gpu_ns: limits.max_gpu_ns,
-                probe: probe.clone(),
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
-        // Every tick, check the cancel flag and the wall-time deadline.
-        let deadline = Instant::now() + limits.timeout;
-        let cancel = hooks.cancel.clone();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return Err(wasmtime::Error::new(host::HostTrap::Cancelled));
-            }
-            if Instant::now() >= deadline {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            Ok(UpdateDeadline::Continue(1))
-        });
-        store.data_mut().gpu.set_deadline(Some(deadline));
-        probe.set_deadline(deadline);
+        let mut store = self.new_store(gpu, limits, &log, hooks.cancel.clone(), probe.clone());
 
-        let result = bindings::Job::instantiate(&mut store, &component, &self.linker)
+        let result = prepared
+            .instantiate(&mut store)
             .map_err(|e| (true, e))
             .and_then(|job| job.call_run(&mut store, input).map_err(|e| (false, e)));
         let state = store.data();
@@ -362,6 +349,9 @@ impl Sandbox {
             Ok(Err(message)) => {
                 report.outcome = Outcome::JobError;
                 report.error = Some(message);
+            }
+            Err((true, err)) if outcome::pool_exhausted(&err) => {
+                return Err(SandboxError::PoolExhausted(outcome::describe(&err)));
             }
             Err((instantiating, err)) => {
                 let (outcome, message) = outcome::classify(&err, state.limiter.hit, instantiating);
@@ -388,6 +378,84 @@ impl Sandbox {
             "job finished"
         );
         Ok(report)
+    }
+
+    /// A store for one job: WASI without files, network or environment, its
+    /// log, the memory limiter, and the wall-time deadline checked every
+    /// epoch tick (with the cancel flag).
+    fn new_store(
+        &self,
+        gpu: JobGpu,
+        limits: &JobLimits,
+        log: &LogPipe,
+        cancel: Option<Arc<AtomicBool>>,
+        probe: Arc<JobProbe>,
+    ) -> Store<JobState> {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(log.clone())
+            .stderr(log.clone())
+            .allow_blocking_current_thread(false)
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            JobState {
+                wasi,
+                table: ResourceTable::new(),
+                gpu,
+                limiter: MemoryLimiter::new(limits.max_memory_bytes),
+                max_gpu_ns: limits.max_gpu_ns,
+                probe: probe.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(wasmtime::Error::new(host::HostTrap::Cancelled));
+            }
+            if Instant::now() >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.data_mut().gpu.set_deadline(Some(deadline));
+        probe.set_deadline(deadline);
+        store
+    }
+
+    /// For benchmarks: the floor of a warm start, the time of instantiating
+    /// the (cached) component in a ready store and calling its `run` with
+    /// `input` once. Compiling, building the store and WASI context, and
+    /// taking the slot are outside the measured span; a job's output or
+    /// error is ignored, only a failure to instantiate or a trap is an error.
+    pub fn instance_floor(
+        &self,
+        slot: &Slot,
+        wasm: &[u8],
+        input: &[u8],
+    ) -> Result<Duration, SandboxError> {
+        let floor = |e: String| SandboxError::Floor(e);
+        outcome::check_header(wasm).map_err(floor)?;
+        let (prepared, _) = self
+            .cache
+            .get_or_prepare(&self.engine, &self.linker, blake3::hash(wasm), wasm)
+            .map_err(|(LoadError::Compile(e) | LoadError::Link(e))| floor(outcome::describe(&e)))?;
+        let limits = JobLimits::default();
+        let log = LogPipe::new(limits.max_log_bytes, false, None);
+        let gpu = slot.begin_job(limits.gpu)?;
+        let mut store = self.new_store(gpu, &limits, &log, None, Arc::default());
+        let started = Instant::now();
+        let job = prepared
+            .instantiate(&mut store)
+            .map_err(|e| floor(outcome::describe(&e)))?;
+        let _ = job
+            .call_run(&mut store, input)
+            .map_err(|e| floor(outcome::describe(&e)))?;
+        Ok(started.elapsed())
     }
 }
 

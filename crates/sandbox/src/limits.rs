@@ -7,7 +7,7 @@ use wasmtime::ResourceLimiter;
 
 /// Table elements of all the job's tables together (function references,
 /// resource handles).
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// Core and component instances in one store. A `wasm32-wasip2` job built
 /// with the SDK has fewer than 10.
 pub const MAX_INSTANCES: usize = 32;

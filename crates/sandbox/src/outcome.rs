@@ -1,6 +1,8 @@
+use crate::cache::LoadError;
 use crate::host::HostTrap;
 use crate::limits::MemoryLimitExceeded;
 use crate::log::LogOverflow;
+use crate::pool::POOL_LIMIT_TEXT;
 
 /// How a job ended: the protocol's typed outcome, so the sandbox, the
 /// node's receipts and the ledger share one list of names.
@@ -46,6 +48,41 @@ pub(crate) fn describe(err: &wasmtime::Error) -> String {
     parts.join(": ")
 }
 
+/// The outcome of a job whose bytes could not be prepared: not a component,
+/// a component of another world, or one that needs more instances,
+/// memories or tables than a job may have (the pooling allocator checks
+/// these counts when it compiles the component, before any limiter runs).
+pub(crate) fn classify_load(err: &LoadError) -> (Outcome, String) {
+    match err {
+        LoadError::Compile(e) if describe(e).contains(POOL_LIMIT_TEXT) => too_many(describe(e)),
+        LoadError::Compile(e) => (
+            Outcome::InvalidJob,
+            format!("invalid component: {}", describe(e)),
+        ),
+        LoadError::Link(e) => classify(e, None, true),
+    }
+}
+
+/// Whether instantiation failed because every pool slot is taken.
+pub(crate) fn pool_exhausted(err: &wasmtime::Error) -> bool {
+    err.chain()
+        .any(|e| e.is::<wasmtime::PoolConcurrencyLimitError>())
+}
+
+/// `memory_limit`, naming the counts a job may have.
+fn too_many(text: String) -> (Outcome, String) {
+    (
+        Outcome::MemoryLimit,
+        format!(
+            "the job needs more instances, memories or tables than a job may have \
+             ({} instances, {} memories, {} tables): {text}",
+            crate::limits::MAX_INSTANCES,
+            crate::limits::MAX_MEMORIES,
+            crate::limits::MAX_TABLES
+        ),
+    )
+}
+
 pub(crate) fn classify(
     err: &wasmtime::Error,
     memory_hit: Option<usize>,
@@ -67,18 +104,10 @@ pub(crate) fn classify(
         return (Outcome::MemoryLimit, describe(err));
     }
     // wasmtime's own counts (instances, memories, tables; see `limits.rs`).
+    // The pool's own counts and sizes, when it checks at instantiation.
     let text = describe(err);
-    if text.contains("resource limit exceeded") {
-        return (
-            Outcome::MemoryLimit,
-            format!(
-                "the job needs more instances, memories or tables than a job may have \
-                 ({} instances, {} memories, {} tables): {text}",
-                crate::limits::MAX_INSTANCES,
-                crate::limits::MAX_MEMORIES,
-                crate::limits::MAX_TABLES
-            ),
-        );
+    if text.contains("resource limit exceeded") || text.contains(POOL_LIMIT_TEXT) {
+        return too_many(text);
     }
     if let Some(e) = err.downcast_ref::<LogOverflow>() {
         return (Outcome::LogLimit, e.to_string());

@@ -1,7 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use suanli_bench::{BenchConfig, ClusterBenchConfig, MeteringBenchConfig, Report};
+use suanli_bench::{
+    BenchConfig, ClusterBenchConfig, MeteringBenchConfig, Report, StartBenchConfig,
+};
 use suanli_gpu::{Gpu, GpuOptions};
 
 use super::read_file;
@@ -18,6 +20,13 @@ pub struct Args {
     /// cluster vs the same kernel timed with native wgpu timestamps.
     #[arg(long, value_name = "MATMUL_WASM")]
     metering: Option<PathBuf>,
+    /// Job start latency: instantiation floor, warm start p50/p99 and cold
+    /// start of a no-op job (e.g. the misbehave test job, input `ok`).
+    #[arg(long, value_name = "JOB_WASM")]
+    start: Option<PathBuf>,
+    /// Start: the job's input.
+    #[arg(long, default_value = "ok")]
+    start_input: String,
     /// Cluster: sequential round trips measured.
     #[arg(long, default_value_t = 100)]
     round_trips: usize,
@@ -30,7 +39,8 @@ pub struct Args {
     /// Matrix size.
     #[arg(long, default_value_t = 512)]
     n: u32,
-    /// Runs of each side; medians are reported.
+    /// Runs of each side; medians are reported. For --start: warm runs
+    /// measured (at least 100).
     #[arg(long, default_value_t = 5)]
     runs: usize,
     /// Use the adapter whose name contains this text.
@@ -42,10 +52,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.matmul.is_none() && args.cluster.is_none() && args.metering.is_none() {
+    if args.matmul.is_none()
+        && args.cluster.is_none()
+        && args.metering.is_none()
+        && args.start.is_none()
+    {
         anyhow::bail!(
-            "nothing to measure: pass --matmul MATMUL_WASM, --cluster VECTOR_ADD_WASM and/or --metering MATMUL_WASM"
+            "nothing to measure: pass --matmul MATMUL_WASM, --cluster VECTOR_ADD_WASM, --metering MATMUL_WASM and/or --start JOB_WASM"
         );
+    }
+    if let Some(path) = &args.start {
+        run_start(&args, path)?;
     }
     if let Some(path) = &args.metering {
         let gpu = Gpu::open(&GpuOptions {
@@ -120,6 +137,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--start`: job start latency on one slot.
+fn run_start(args: &Args, path: &std::path::Path) -> anyhow::Result<()> {
+    let gpu = Gpu::open(&GpuOptions {
+        adapter_name: args.adapter.clone(),
+        ..GpuOptions::default()
+    })?;
+    let slot = gpu.new_slot()?;
+    let config = StartBenchConfig {
+        wasm: read_file("job", path)?,
+        input: args.start_input.clone().into_bytes(),
+        runs: args.runs,
+        sandbox: suanli_sandbox::SandboxConfig::default(),
+    };
+    let report = suanli_bench::run_start(&slot, &config)?;
+    if args.json {
+        println!("{}", serde_json::to_value(&report)?);
+    } else {
+        println!(
+            "job start ({} warm runs): instance floor {}, warm p50 {}, p99 {}; cold {} (compiling {})",
+            report.runs,
+            us(report.instance_floor_ns),
+            us(report.warm_start_p50_ns),
+            us(report.warm_start_p99_ns),
+            ms(report.cold_start_ns),
+            ms(report.cold_load_ns)
+        );
+    }
+    Ok(())
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.1} µs", ns as f64 / 1e3)
 }
 
 fn ms(ns: u64) -> String {
