@@ -190,6 +190,23 @@ async fn a_coordinator_killed_with_jobs_queued_and_running_loses_none() {
     cluster.start_coordinator();
     let tenant = cluster.client(&token, Role::Tenant).await;
     let before = attempts_started(&tenant).await;
+    // The jobs may all have been done or running at the kill (group commit
+    // drains a queue fast): then one more job gives a dispatch to time.
+    let queued = tenant.jobs().await.unwrap();
+    if !queued.iter().any(|j| j.state == JobState::Queued) {
+        let input = vector_input(1000, 20_000);
+        let job = tenant
+            .submit(
+                &module,
+                &input,
+                Requirements::default(),
+                JobLimits::default(),
+                5,
+            )
+            .await
+            .unwrap();
+        jobs.push((job, input));
+    }
     let first_dispatch = loop {
         if attempts_started(&tenant).await > before {
             break restarted.elapsed();
