@@ -82,14 +82,9 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use suanli_proto::Role;
 
-    fn ledger() -> (tempfile::TempDir, Ledger) {
-        let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        (dir, l)
-    }
+    use crate::temp_ledger as ledger;
 
     #[test]
     fn names_are_known_once_a_token_or_class_exists() {

@@ -560,3 +560,11 @@ impl<'a> From<&'a GpuInfo> for GpuJson<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// A ledger in a fresh temporary directory, for unit tests.
+#[cfg(test)]
+pub(crate) fn temp_ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let l = Ledger::open(&dir.path().join("ledger.db")).expect("ledger opens");
+    (dir, l)
+}

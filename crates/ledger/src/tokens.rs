@@ -94,11 +94,7 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn ledger() -> (tempfile::TempDir, Ledger) {
-        let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open(&dir.path().join("ledger.db")).unwrap();
-        (dir, l)
-    }
+    use crate::temp_ledger as ledger;
 
     #[test]
     fn tokens_are_listed_without_secrets_and_revoked_by_name() {

@@ -88,28 +88,9 @@ pub async fn read_blob_within(
     idle: Option<Duration>,
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<(), NetError> {
-    let mut hasher = blake3_hasher();
-    let mut left = size;
-    let mut buf = vec![0u8; CHUNK];
-    while left > 0 {
-        let want = left.min(CHUNK as u64) as usize;
-        let read = recv.read(&mut buf[..want]);
-        let got = match idle {
-            Some(limit) => tokio::time::timeout(limit, read)
-                .await
-                .map_err(|_| NetError::Timeout("the blob body stalled"))??,
-            None => read.await?,
-        };
-        let Some(n) = got else {
-            return Err(NetError::ClosedStream);
-        };
-        hasher.update(&buf[..n]);
-        sink(&buf[..n])?;
-        left -= n as u64;
-    }
-    let got = Hash(*hasher.finalize().as_bytes());
-    if &got != hash {
-        return Err(NetError::HashMismatch(hash.to_hex()));
+    let mut body = BlobBody::new(recv, size, hash, idle);
+    while let Some(chunk) = body.next().await? {
+        sink(chunk)?;
     }
     Ok(())
 }
@@ -125,13 +106,54 @@ pub async fn read_blob_to<W: tokio::io::AsyncWrite + Unpin>(
     out: &mut W,
 ) -> Result<(), NetError> {
     use tokio::io::AsyncWriteExt;
-    let mut hasher = blake3_hasher();
-    let mut left = size;
-    let mut buf = vec![0u8; CHUNK];
-    while left > 0 {
-        let want = left.min(CHUNK as u64) as usize;
-        let read = recv.read(&mut buf[..want]);
-        let got = match idle {
+    let mut body = BlobBody::new(recv, size, hash, idle);
+    while let Some(chunk) = body.next().await? {
+        out.write_all(chunk).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
+/// A blob body on its way in: exactly `left` more bytes, hashed as they
+/// come and checked against `hash` once all arrived.
+struct BlobBody<'a> {
+    recv: &'a mut quinn::RecvStream,
+    hash: &'a Hash,
+    idle: Option<Duration>,
+    left: u64,
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
+}
+
+impl<'a> BlobBody<'a> {
+    fn new(
+        recv: &'a mut quinn::RecvStream,
+        size: u64,
+        hash: &'a Hash,
+        idle: Option<Duration>,
+    ) -> BlobBody<'a> {
+        BlobBody {
+            recv,
+            hash,
+            idle,
+            left: size,
+            hasher: blake3_hasher(),
+            buf: vec![0u8; CHUNK],
+        }
+    }
+
+    /// The next chunk, or `None` once every byte came and the hash matched.
+    async fn next(&mut self) -> Result<Option<&[u8]>, NetError> {
+        if self.left == 0 {
+            let got = Hash(*self.hasher.finalize().as_bytes());
+            if &got != self.hash {
+                return Err(NetError::HashMismatch(self.hash.to_hex()));
+            }
+            return Ok(None);
+        }
+        let want = self.left.min(CHUNK as u64) as usize;
+        let read = self.recv.read(&mut self.buf[..want]);
+        let got = match self.idle {
             Some(limit) => tokio::time::timeout(limit, read)
                 .await
                 .map_err(|_| NetError::Timeout("the blob body stalled"))??,
@@ -140,16 +162,10 @@ pub async fn read_blob_to<W: tokio::io::AsyncWrite + Unpin>(
         let Some(n) = got else {
             return Err(NetError::ClosedStream);
         };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).await?;
-        left -= n as u64;
+        self.hasher.update(&self.buf[..n]);
+        self.left -= n as u64;
+        Ok(Some(&self.buf[..n]))
     }
-    out.flush().await?;
-    let got = Hash(*hasher.finalize().as_bytes());
-    if &got != hash {
-        return Err(NetError::HashMismatch(hash.to_hex()));
-    }
-    Ok(())
 }
 
 fn blake3_hasher() -> blake3::Hasher {
