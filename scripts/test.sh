@@ -5,6 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export NODEVICE_SELECT=1
 ./scripts/setup.sh
+# The dashboard tests drive a real browser: Debian's Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "test.sh: installing chromium (the dashboard's browser tests)"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 ./scripts/build-guests.sh

@@ -12,6 +12,7 @@ use suanli_ledger::{Ledger, LedgerError, LedgerWrites};
 use suanli_proto::{JobLimits, JobSpec, JobState, JobView, NodeCaps, NodeInfo, NodeView, ToNode};
 use tokio::sync::{Notify, broadcast, mpsc};
 
+use crate::metrics::CoordinatorMetrics;
 use crate::auth::now_ms;
 use crate::blobs::BlobStore;
 use crate::data_dir::DataDir;
@@ -108,6 +109,10 @@ pub(crate) struct Shared {
     pub(crate) uploads: Mutex<HashMap<String, u32>>,
     /// Queued jobs the scheduler could not start for their tenant's credit limit, and why.
     pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
+    /// Live instruments for `/metrics`.
+    pub(crate) metrics: CoordinatorMetrics,
+    /// Cleared when shutdown begins (`/readyz` then says not ready).
+    accepting: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -121,6 +126,7 @@ impl Shared {
         writer: Writer<Store>,
         dir: DataDir,
         fingerprint: String,
+        metrics: CoordinatorMetrics,
     ) -> Result<Arc<Shared>, CoordinatorError> {
         let (events, _) = broadcast::channel(4096);
         Ok(Arc::new(Shared {
@@ -136,7 +142,18 @@ impl Shared {
             stats: Counters::default(),
             credit_waits: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
+            metrics,
+            accepting: std::sync::atomic::AtomicBool::new(true),
         }))
+    }
+
+    pub(crate) fn accepting(&self) -> bool {
+        self.accepting.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The ledger's read-only connection. Only on blocking threads (SQLite),
