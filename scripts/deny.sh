@@ -19,8 +19,9 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# Only the warnings' first lines on success (the duplicate versions fill
-# hundreds of lines with their inclusion graphs); everything on failure.
+# On success one line naming the crates with several versions (their
+# inclusion graphs fill hundreds of lines) and other warnings' first lines;
+# everything on failure.
 show_warnings() {
     local dups
     dups=$(sed -n "s/^warning\[duplicate\]: found [0-9]* duplicate entries for crate '\(.*\)'/\1/p" "$log" | tr '\n' ' ')

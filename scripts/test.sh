@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 # Licenses, bans and sources of the dependency tree (deny.toml); advisories
 # where the RustSec database is reachable. Installs cargo-deny (~2 min) once.
 ./scripts/deny.sh
+# The Dockerfile against deploy/ and the CLI (no image is built: no engine).
+./scripts/check-dockerfile.sh
 ./scripts/build-guests.sh
 cargo build --locked --workspace
 cargo test --locked --workspace
