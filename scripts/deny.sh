@@ -70,7 +70,7 @@ elif compgen -G "$db_dir/*/.git" >/dev/null; then
         show_warnings
         echo "deny: advisories ok (cached database)"
     elif grep -q 'repository is stale\|failed to load advisory database' "$log"; then
-        skip_advisories "database unreachable and the cached copy is stale ($(grep -o 'last update: [^)]*' "$log" | head -1))"
+        skip_advisories "database unreachable and the cached copy is stale or unreadable ($(grep -m1 -o 'repository is stale.*\|failed to load advisory database.*' "$log"))"
     else
         cat "$log"
         echo "deny: FAILED: cargo deny check advisories (see above; policy in deny.toml)" >&2
