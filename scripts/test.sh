@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up and runs the whole test suite: formatting, clippy, unit tests and the
-# end-to-end tests (real wasmtime, real wgpu on the GPU or lavapipe).
+# Sets up and runs the whole test suite: formatting, the dependency policy
+# (cargo deny), clippy, unit tests and the end-to-end tests (real wasmtime,
+# real wgpu on the GPU or lavapipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NODEVICE_SELECT=1
@@ -15,6 +16,11 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
+# Licenses, bans and sources of the dependency tree (deny.toml); advisories
+# where the RustSec database is reachable. Installs cargo-deny (~2 min) once.
+./scripts/deny.sh
+# The Dockerfile against deploy/ and the CLI (no image is built: no engine).
+./scripts/check-dockerfile.sh
 ./scripts/build-guests.sh
 cargo build --locked --workspace
 cargo test --locked --workspace
