@@ -33,6 +33,8 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
         sample(&m, "suanli_nodes") == Some(1.0)
     });
 
+    let priced = suanli(&["--config", &cluster.config, "price", "set", "default", "2.5"], &[]);
+    assert!(priced.status.success(), "{priced:?}");
     let tenant = cluster.token("tenant", "alice");
     guest_wasm("vector_add");
     let job = guest_dir().join("vector_add.wasm");
@@ -74,11 +76,12 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
     // Money and GPU time per class equal the ledger's usage report.
     let admin = [address, fingerprint];
     let by_class = ok_json(&suanli(
-        &["--config", &cluster.config, "usage", "--by", "class", "--format", "json"],
+        &["--config", &cluster.config, "usage", "--group-by", "class", "--format", "json"],
         &admin,
     ));
-    let groups = by_class.as_array().unwrap();
+    let groups: Vec<_> = by_class.as_array().unwrap().iter().filter(|g| g["class"] != "total").collect();
     assert_eq!(groups.len(), 1, "{by_class}");
+    assert!(groups[0]["cost_micros"].as_u64().unwrap() > 0, "{by_class}");
     for g in groups {
         let class = g["class"].as_str().unwrap();
         let label = format!("{{class=\"{class}\"}}");

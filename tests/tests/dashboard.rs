@@ -51,8 +51,28 @@ fn screenshot(tab: &Tab, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Loads `url` and waits until the new document has loaded (the old one
+/// is marked first, so a query never reads the page being left).
 fn open(tab: &Tab, url: &str) {
-    tab.navigate_to(url).unwrap().wait_until_navigated().unwrap();
+    tab.evaluate("window.__leaving = true", false).unwrap();
+    tab.navigate_to(url).unwrap();
+    wait_for_new_page(tab);
+}
+
+fn wait_for_new_page(tab: &Tab) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let state = tab
+            .evaluate("window.__leaving ? 'old' : document.readyState", false)
+            .ok()
+            .and_then(|r| r.value)
+            .and_then(|v| v.as_str().map(str::to_owned));
+        if state.as_deref() == Some("complete") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the page did not load");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Evaluates `js` (which returns a JSON string) in the page.
@@ -87,25 +107,33 @@ fn integer(shown: &str) -> u64 {
     shown.replace('.', "").parse().unwrap_or_else(|_| panic!("not a number: {shown:?}"))
 }
 
-fn login(tab: &Tab, base: &str, token: &str) {
+/// Puts `token` into the login form, clicks "Log in" and waits for the
+/// page it leads to.
+fn submit_login(tab: &Tab, base: &str, token: &str) {
     open(tab, &format!("{base}/login"));
     tab.wait_for_element("#token").unwrap().click().unwrap();
-    tab.type_str(token).unwrap();
+    // Inserted as one piece of text: typing key by key takes 0.2 s a key.
+    tab.send_character(token).unwrap();
+    tab.evaluate("window.__leaving = true", false).unwrap();
     tab.wait_for_element("#login").unwrap().click().unwrap();
-    tab.wait_until_navigated().unwrap();
+    wait_for_new_page(tab);
+}
+
+fn login(tab: &Tab, base: &str, token: &str) {
+    submit_login(tab, base, token);
+    tab.wait_for_element("#viewer").unwrap();
 }
 
 fn logout(tab: &Tab) {
+    tab.evaluate("window.__leaving = true", false).unwrap();
     tab.wait_for_element("header form button").unwrap().click().unwrap();
-    tab.wait_until_navigated().unwrap();
+    wait_for_new_page(tab);
+    tab.wait_for_element("#token").unwrap();
 }
 
 /// The page's usage table equals `suanli usage --by KEY --format json`.
 fn assert_usage_matches(tab: &Tab, cli: &Value, key: &str) {
-    let page: Vec<Value> = rows(tab, "#usage")
-        .into_iter()
-        .filter(|r| r["key"] != "total")
-        .collect();
+    let page = rows(tab, "#usage");
     let cli = cli.as_array().unwrap();
     assert_eq!(page.len(), cli.len(), "page {page:?} vs cli {cli:?}");
     for (p, c) in page.iter().zip(cli) {
@@ -143,6 +171,8 @@ fn setup() -> Setup {
         &["--http", "127.0.0.1:0", "--utilisation-interval", "1s"],
     );
     let base = format!("http://{}", cluster.http_addr());
+    let priced = suanli(&["--config", &cluster.config, "price", "set", "default", "2.5"], &[]);
+    assert!(priced.status.success(), "{priced:?}");
     let (alice, bob) = (cluster.token("tenant", "alice"), cluster.token("tenant", "bob"));
     guest_wasm("vector_add");
     let job = guest_dir().join("vector_add.wasm");
@@ -189,9 +219,8 @@ fn the_dashboard_shows_each_role_what_the_cli_shows_it() {
     open(&tab, &s.base);
     assert!(tab.get_url().ends_with("/login"), "{}", tab.get_url());
     screenshot(&tab, "login");
-    login(&tab, &s.base, "sl_not-a-token");
+    submit_login(&tab, &s.base, "sl_not-a-token");
     assert!(text(&tab, "#login-error").contains("not valid"));
-
     admin_pages(&s, &tab);
     logout(&tab);
     open(&tab, &format!("{}/usage", s.base));
@@ -236,7 +265,7 @@ fn admin_pages(s: &Setup, tab: &Tab) {
     screenshot(tab, "overview-admin");
 
     open(tab, &format!("{}/usage?by=tenant&days=2", s.base));
-    let cli = s.admin(&["usage", "--by", "tenant", "--format", "json"]);
+    let cli = s.admin(&["usage", "--group-by", "tenant", "--format", "json"]);
     assert_usage_matches(tab, &cli, "tenant");
     let bars = eval(tab, "JSON.stringify(document.querySelectorAll('figure.chart rect').length)");
     assert!(bars.as_u64().unwrap() >= 2, "a bar per tenant: {bars}");
@@ -258,31 +287,34 @@ fn admin_pages(s: &Setup, tab: &Tab) {
     screenshot(tab, "job-admin");
 
     open(tab, &format!("{}/earnings", s.base));
-    let cli = s.admin(&["usage", "--by", "node", "--format", "json"]);
+    let cli = s.admin(&["usage", "--group-by", "node", "--format", "json"]);
     assert_usage_matches(tab, &cli, "node");
 }
 
 fn tenant_pages(s: &Setup, tab: &Tab) {
     login(tab, &s.base, &s.bob);
+    assert_eq!(text(tab, "#viewer"), "bob · tenant");
     open(tab, &format!("{}/jobs", s.base));
+    screenshot(tab, "jobs-tenant");
     let jobs = rows(tab, "#jobs");
     assert_eq!(jobs.len(), 1, "bob sees only his job: {jobs:?}");
     assert_eq!(jobs[0]["id"].as_str().unwrap(), s.bob_job.to_string());
     assert!(jobs[0].get("tenant").is_none(), "no tenant column for a tenant");
-    screenshot(tab, "jobs-tenant");
     // Alice's job is "not found" for bob, as on the CLI.
     open(tab, &format!("{}/jobs/{}", s.base, s.alice_jobs[1]));
     assert!(text(tab, "p.error").contains("not found"));
     open(tab, &format!("{}/usage?by=tenant", s.base));
-    let cli = s.cli(&s.bob, &["usage", "--by", "tenant", "--format", "json"]);
+    let cli = s.cli(&s.bob, &["usage", "--group-by", "tenant", "--format", "json"]);
     assert_usage_matches(tab, &cli, "tenant");
     assert_eq!(rows(tab, "#usage").len(), 2, "bob's row and the total only");
+    assert!(integer(&text(tab, "#total-cost")) > 0);
     open(tab, &format!("{}/usage", s.base));
-    let cli = s.cli(&s.bob, &["usage", "--by", "class", "--format", "json"]);
+    let cli = s.cli(&s.bob, &["usage", "--group-by", "class", "--format", "json"]);
     assert_usage_matches(tab, &cli, "class");
     screenshot(tab, "usage-tenant");
     open(tab, &format!("{}/earnings", s.base));
     assert!(text(tab, "p.error").contains("providers"));
+    open(tab, &s.base);
 }
 
 fn provider_pages(s: &Setup, tab: &Tab) {
@@ -290,11 +322,12 @@ fn provider_pages(s: &Setup, tab: &Tab) {
     assert_eq!(text(tab, "#viewer"), "node-0 · node");
     assert_eq!(rows(tab, "table#nodes").len(), 1);
     open(tab, &format!("{}/earnings", s.base));
-    let cli = s.cli(s.cluster.node_token(0), &["usage", "--by", "node", "--format", "json"]);
+    let cli = s.cli(s.cluster.node_token(0), &["usage", "--group-by", "node", "--format", "json"]);
     assert_usage_matches(tab, &cli, "node");
     screenshot(tab, "earnings-provider");
     open(tab, &format!("{}/jobs", s.base));
     assert!(text(tab, "p.error").contains("node token"));
+    open(tab, &s.base);
 }
 
 /// At a phone's width nothing overflows the page sideways (wide tables

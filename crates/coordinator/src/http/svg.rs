@@ -11,7 +11,9 @@ const LEFT: f64 = 8.0;
 const TOP: f64 = 18.0;
 const BOTTOM: f64 = 24.0;
 
-/// Colours of the series, in order (then again).
+/// Colours of the series, in order (then again); `style.css` gives the
+/// legend's swatches the same ones as classes `c0`…`c7` (the CSP allows no
+/// inline style).
 const PALETTE: [&str; 8] = [
     "#3b6fd8", "#e0823d", "#3aa37a", "#c8475b", "#8a63c9", "#b49a2c", "#4aa6c0", "#7a7a7a",
 ];
@@ -97,6 +99,8 @@ pub(crate) fn stacked_bars(
 
 /// A line of fractions (0 to 1) over time, e.g. slot utilisation.
 pub(crate) fn fraction_line(title: &str, points: &[f64], first: &str, last: &str) -> Markup {
+    // Wider than the bar charts: it spans the page.
+    const WIDTH: f64 = 1200.0;
     let n = points.len();
     let step = if n > 1 {
         (WIDTH - LEFT) / (n - 1) as f64
@@ -131,7 +135,7 @@ fn legend<'a>(names: impl Iterator<Item = &'a str>) -> Markup {
     html! {
         ul.legend {
             @for (k, name) in names.enumerate() {
-                li { span.swatch style=(format!("background:{}", colour(k))) {} (name) }
+                li { span class=(format!("swatch c{}", k % PALETTE.len())) {} (name) }
             }
         }
     }

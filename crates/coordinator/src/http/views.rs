@@ -426,7 +426,7 @@ async fn usage_page(
     page(title, v, body).into_response()
 }
 
-/// The same columns, in the same units, as `suanli usage --by …`.
+/// The same columns, in the same units, as `suanli usage --group-by …`.
 fn usage_table(by: GroupBy, report: &UsageReport) -> Markup {
     let row = |g: &UsageGroup, total: bool| {
         html! {
