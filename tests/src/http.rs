@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 /// `GET path` over HTTP/1.0: (status code, body).
 pub fn get(addr: &str, path: &str) -> (u16, String) {
-    let (status, _, body) = request(addr, &format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"));
+    let (status, _, body) = request(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
+    );
     (status, body)
 }
 

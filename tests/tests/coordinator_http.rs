@@ -33,7 +33,17 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
         sample(&m, "suanli_nodes") == Some(1.0)
     });
 
-    let priced = suanli(&["--config", &cluster.config, "price", "set", "default", "2.5"], &[]);
+    let priced = suanli(
+        &[
+            "--config",
+            &cluster.config,
+            "price",
+            "set",
+            "default",
+            "2.5",
+        ],
+        &[],
+    );
     assert!(priced.status.success(), "{priced:?}");
     let tenant = cluster.token("tenant", "alice");
     guest_wasm("vector_add");
@@ -41,12 +51,21 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
     let [address, fingerprint] = cluster.conn();
     let env = [address, fingerprint, ("SUANLI_TOKEN", tenant.as_str())];
     for _ in 0..3 {
-        let done = ok_json(&suanli(&["submit", job.to_str().unwrap(), "--wait", "--json"], &env));
+        let done = ok_json(&suanli(
+            &["submit", job.to_str().unwrap(), "--wait", "--json"],
+            &env,
+        ));
         assert_eq!(done["state"], "succeeded", "{done}");
     }
     // One job no node can take stays queued.
     let queued = ok_json(&suanli(
-        &["submit", job.to_str().unwrap(), "--min-gpu-memory", "1PiB", "--json"],
+        &[
+            "submit",
+            job.to_str().unwrap(),
+            "--min-gpu-memory",
+            "1PiB",
+            "--json",
+        ],
         &env,
     ));
     assert!(queued["job"].as_u64().is_some(), "{queued}");
@@ -76,10 +95,23 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
     // Money and GPU time per class equal the ledger's usage report.
     let admin = [address, fingerprint];
     let by_class = ok_json(&suanli(
-        &["--config", &cluster.config, "usage", "--group-by", "class", "--format", "json"],
+        &[
+            "--config",
+            &cluster.config,
+            "usage",
+            "--group-by",
+            "class",
+            "--format",
+            "json",
+        ],
         &admin,
     ));
-    let groups: Vec<_> = by_class.as_array().unwrap().iter().filter(|g| g["class"] != "total").collect();
+    let groups: Vec<_> = by_class
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["class"] != "total")
+        .collect();
     assert_eq!(groups.len(), 1, "{by_class}");
     assert!(groups[0]["cost_micros"].as_u64().unwrap() > 0, "{by_class}");
     for g in groups {

@@ -70,7 +70,10 @@ fn wait_for_new_page(tab: &Tab) {
         if state.as_deref() == Some("complete") {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "the page did not load");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page did not load"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -104,7 +107,10 @@ fn text(tab: &Tab, selector: &str) -> String {
 /// Page text of an amount or a time (`12.345678`, `0.001234567`) back to
 /// its integer (micro-units, nanoseconds): what the CLI's JSON holds.
 fn integer(shown: &str) -> u64 {
-    shown.replace('.', "").parse().unwrap_or_else(|_| panic!("not a number: {shown:?}"))
+    shown
+        .replace('.', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {shown:?}"))
 }
 
 /// Puts `token` into the login form, clicks "Log in" and waits for the
@@ -126,7 +132,10 @@ fn login(tab: &Tab, base: &str, token: &str) {
 
 fn logout(tab: &Tab) {
     tab.evaluate("window.__leaving = true", false).unwrap();
-    tab.wait_for_element("header form button").unwrap().click().unwrap();
+    tab.wait_for_element("header form button")
+        .unwrap()
+        .click()
+        .unwrap();
     wait_for_new_page(tab);
     tab.wait_for_element("#token").unwrap();
 }
@@ -171,15 +180,31 @@ fn setup() -> Setup {
         &["--http", "127.0.0.1:0", "--utilisation-interval", "1s"],
     );
     let base = format!("http://{}", cluster.http_addr());
-    let priced = suanli(&["--config", &cluster.config, "price", "set", "default", "2.5"], &[]);
+    let priced = suanli(
+        &[
+            "--config",
+            &cluster.config,
+            "price",
+            "set",
+            "default",
+            "2.5",
+        ],
+        &[],
+    );
     assert!(priced.status.success(), "{priced:?}");
-    let (alice, bob) = (cluster.token("tenant", "alice"), cluster.token("tenant", "bob"));
+    let (alice, bob) = (
+        cluster.token("tenant", "alice"),
+        cluster.token("tenant", "bob"),
+    );
     guest_wasm("vector_add");
     let job = guest_dir().join("vector_add.wasm");
     let submit = |token: &str| {
         let [address, fingerprint] = cluster.conn();
         let env = [address, fingerprint, ("SUANLI_TOKEN", token)];
-        let done = ok_json(&suanli(&["submit", job.to_str().unwrap(), "--wait", "--json"], &env));
+        let done = ok_json(&suanli(
+            &["submit", job.to_str().unwrap(), "--wait", "--json"],
+            &env,
+        ));
         assert_eq!(done["state"], "succeeded", "{done}");
         done["id"].as_u64().unwrap()
     };
@@ -199,7 +224,10 @@ impl Setup {
     /// `suanli ARGS --format json` (or `--json`) as `token`.
     fn cli(&self, token: &str, args: &[&str]) -> Value {
         let [address, fingerprint] = self.cluster.conn();
-        ok_json(&suanli(args, &[address, fingerprint, ("SUANLI_TOKEN", token)]))
+        ok_json(&suanli(
+            args,
+            &[address, fingerprint, ("SUANLI_TOKEN", token)],
+        ))
     }
 
     fn admin(&self, args: &[&str]) -> Value {
@@ -235,10 +263,17 @@ fn the_dashboard_shows_each_role_what_the_cli_shows_it() {
     // A revoked token's session ends at its next page.
     login(&tab, &s.base, &s.bob);
     assert_eq!(text(&tab, "#viewer"), "bob · tenant");
-    let revoked = suanli(&["--config", &s.cluster.config, "token", "revoke", "bob"], &[]);
+    let revoked = suanli(
+        &["--config", &s.cluster.config, "token", "revoke", "bob"],
+        &[],
+    );
     assert!(revoked.status.success(), "{revoked:?}");
     open(&tab, &format!("{}/jobs", s.base));
-    assert!(tab.get_url().ends_with("/login"), "revoked: {}", tab.get_url());
+    assert!(
+        tab.get_url().ends_with("/login"),
+        "revoked: {}",
+        tab.get_url()
+    );
 }
 
 fn admin_pages(s: &Setup, tab: &Tab) {
@@ -260,14 +295,20 @@ fn admin_pages(s: &Setup, tab: &Tab) {
     // The utilisation plot has samples (one a second here).
     suanli_e2e::http::wait_for("utilisation samples", || {
         open(tab, &s.base);
-        eval(tab, "JSON.stringify(document.querySelectorAll('polyline').length)") == 1
+        eval(
+            tab,
+            "JSON.stringify(document.querySelectorAll('polyline').length)",
+        ) == 1
     });
     screenshot(tab, "overview-admin");
 
     open(tab, &format!("{}/usage?by=tenant&days=2", s.base));
     let cli = s.admin(&["usage", "--group-by", "tenant", "--format", "json"]);
     assert_usage_matches(tab, &cli, "tenant");
-    let bars = eval(tab, "JSON.stringify(document.querySelectorAll('figure.chart rect').length)");
+    let bars = eval(
+        tab,
+        "JSON.stringify(document.querySelectorAll('figure.chart rect').length)",
+    );
     assert!(bars.as_u64().unwrap() >= 2, "a bar per tenant: {bars}");
     screenshot(tab, "usage-admin");
 
@@ -299,17 +340,26 @@ fn tenant_pages(s: &Setup, tab: &Tab) {
     let jobs = rows(tab, "#jobs");
     assert_eq!(jobs.len(), 1, "bob sees only his job: {jobs:?}");
     assert_eq!(jobs[0]["id"].as_str().unwrap(), s.bob_job.to_string());
-    assert!(jobs[0].get("tenant").is_none(), "no tenant column for a tenant");
+    assert!(
+        jobs[0].get("tenant").is_none(),
+        "no tenant column for a tenant"
+    );
     // Alice's job is "not found" for bob, as on the CLI.
     open(tab, &format!("{}/jobs/{}", s.base, s.alice_jobs[1]));
     assert!(text(tab, "p.error").contains("not found"));
     open(tab, &format!("{}/usage?by=tenant", s.base));
-    let cli = s.cli(&s.bob, &["usage", "--group-by", "tenant", "--format", "json"]);
+    let cli = s.cli(
+        &s.bob,
+        &["usage", "--group-by", "tenant", "--format", "json"],
+    );
     assert_usage_matches(tab, &cli, "tenant");
     assert_eq!(rows(tab, "#usage").len(), 2, "bob's row and the total only");
     assert!(integer(&text(tab, "#total-cost")) > 0);
     open(tab, &format!("{}/usage", s.base));
-    let cli = s.cli(&s.bob, &["usage", "--group-by", "class", "--format", "json"]);
+    let cli = s.cli(
+        &s.bob,
+        &["usage", "--group-by", "class", "--format", "json"],
+    );
     assert_usage_matches(tab, &cli, "class");
     screenshot(tab, "usage-tenant");
     open(tab, &format!("{}/earnings", s.base));
@@ -322,7 +372,10 @@ fn provider_pages(s: &Setup, tab: &Tab) {
     assert_eq!(text(tab, "#viewer"), "node-0 · node");
     assert_eq!(rows(tab, "table#nodes").len(), 1);
     open(tab, &format!("{}/earnings", s.base));
-    let cli = s.cli(s.cluster.node_token(0), &["usage", "--group-by", "node", "--format", "json"]);
+    let cli = s.cli(
+        s.cluster.node_token(0),
+        &["usage", "--group-by", "node", "--format", "json"],
+    );
     assert_usage_matches(tab, &cli, "node");
     screenshot(tab, "earnings-provider");
     open(tab, &format!("{}/jobs", s.base));
@@ -375,7 +428,10 @@ fn pages_refuse_without_a_session_and_set_strict_headers() {
     assert_eq!(request(&addr, forged).0, 303, "an unknown session id");
     let (status, head, body) = request(&addr, "GET /login HTTP/1.0\r\n\r\n");
     assert_eq!(status, 200);
-    assert!(head.contains("content-security-policy: default-src 'none'"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
     assert!(head.contains("x-frame-options: DENY"), "{head}");
     assert!(!body.contains("<script"), "no script at all");
     // A login sets an HttpOnly, SameSite=Strict cookie, never the token.
@@ -393,6 +449,9 @@ fn pages_refuse_without_a_session_and_set_strict_headers() {
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
         .unwrap_or_else(|| panic!("no cookie: {head}"));
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains(&token));
 }

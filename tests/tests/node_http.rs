@@ -65,7 +65,7 @@ fn node_metrics_match_the_ledger_and_readiness_follows_the_connection() {
     assert_eq!(
         sample(
             &metrics,
-            "suanli_node_gpu_busy_nanoseconds_total{gpu=\"default\"}"
+            "suanli_node_gpu_busy_nanoseconds_total{gpu=\"default\",slot=\"0\"}"
         ),
         Some(gpu_ns),
         "the node's GPU time equals the attempt's in the ledger: {metrics}"

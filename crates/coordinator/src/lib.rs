@@ -213,9 +213,11 @@ impl Coordinator {
         tokio::spawn(scheduler::deadlines(shared.clone()));
         tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
         let http_addr = match shared.config.http {
-            Some(at) => Some(http::serve(at, shared.clone()).await.map_err(|source| {
-                CoordinatorError::Listen { addr: at, source }
-            })?),
+            Some(at) => Some(
+                http::serve(at, shared.clone())
+                    .await
+                    .map_err(|source| CoordinatorError::Listen { addr: at, source })?,
+            ),
             None => None,
         };
         tracing::info!(%addr, "coordinator listening");

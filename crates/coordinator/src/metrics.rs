@@ -262,7 +262,12 @@ fn register_ledger(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
     register_queue(r, stats);
     register_billing(r, stats);
     gauge(r, "blobs", "Blobs stored", stats.blobs);
-    gauge(r, "blob_store_bytes", "Bytes of stored blobs", stats.blob_bytes);
+    gauge(
+        r,
+        "blob_store_bytes",
+        "Bytes of stored blobs",
+        stats.blob_bytes,
+    );
 }
 
 fn register_queue(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
@@ -294,7 +299,9 @@ fn register_billing(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
             class: g.key.clone(),
         };
         metered.get_or_create(&label).set(g.gpu_ns as f64 / 1e9);
-        billed.get_or_create(&label).set(g.charged_gpu_ns as f64 / 1e9);
+        billed
+            .get_or_create(&label)
+            .set(g.charged_gpu_ns as f64 / 1e9);
         revenue.get_or_create(&label).set(clamp(g.cost_micros));
     }
     r.register(
@@ -330,5 +337,9 @@ fn register_nodes(r: &mut Registry, shared: &Shared) {
         })
         .inc();
     }
-    r.register("node_sessions", "Connected node sessions, by node token", up);
+    r.register(
+        "node_sessions",
+        "Connected node sessions, by node token",
+        up,
+    );
 }

@@ -18,8 +18,8 @@ use suanli_proto::usage::UsageQuery;
 
 use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
 use crate::connections::{Connections, TokenSlot, refuse};
-use crate::node_session;
 use crate::metrics::Refused;
+use crate::node_session;
 use crate::state::{Event, Shared};
 
 /// Who is on the other end of a connection.
@@ -271,7 +271,10 @@ enum Refusal {
     Reason(String),
     /// A refusal with its reason for `/metrics`.
     Counted(Refused, String),
-    WrongRole { actual: Role, reason: String },
+    WrongRole {
+        actual: Role,
+        reason: String,
+    },
 }
 
 impl From<String> for Refusal {
@@ -387,7 +390,9 @@ async fn serve_request(
     };
     let (kind, started) = (request.kind(), std::time::Instant::now());
     if let Err(reason) = allowed(peer.role, &request) {
-        shared.metrics.refused(Refused::Request(ErrorCode::Forbidden));
+        shared
+            .metrics
+            .refused(Refused::Request(ErrorCode::Forbidden));
         write_frame(&mut send, &error(ErrorCode::Forbidden, reason)).await?;
         let _ = send.finish();
         return Ok(());

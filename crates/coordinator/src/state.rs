@@ -12,10 +12,10 @@ use suanli_ledger::{Ledger, LedgerError, LedgerWrites};
 use suanli_proto::{JobLimits, JobSpec, JobState, JobView, NodeCaps, NodeInfo, NodeView, ToNode};
 use tokio::sync::{Notify, broadcast, mpsc};
 
-use crate::metrics::CoordinatorMetrics;
 use crate::auth::now_ms;
 use crate::blobs::BlobStore;
 use crate::data_dir::DataDir;
+use crate::metrics::CoordinatorMetrics;
 use crate::{CoordinatorConfig, CoordinatorError};
 
 /// Something changed that a waiter or follower may care about.

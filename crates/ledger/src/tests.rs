@@ -1364,3 +1364,74 @@ fn the_batched_queue_agrees_with_each_job_view() {
     start(&mut l, fresh, b);
     assert_eq!(l.running_per_tenant().unwrap().get("u"), Some(&1));
 }
+
+#[test]
+fn monitoring_stats_and_usage_series_add_up_to_the_usage_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = open(&dir);
+    l.set_price("default", 2_000_000, 0).unwrap();
+    let (node, signer) = add_node(&mut l, "n1", "Test GPU", 1);
+    const HOUR: u64 = 3_600_000;
+    // Two attempts ended in the first hour, one in the third; one running;
+    // one queued since 0.
+    for (tenant, ended_ms, gpu_ns) in [
+        ("a", 10, 1_000),
+        ("b", 20, 2_000),
+        ("a", 2 * HOUR + 5, 4_000),
+    ] {
+        let job = submit(&mut l, tenant, &spec(1));
+        let attempt = start(&mut l, job, node);
+        let r = result(&signer, job, attempt, node, Outcome::Succeeded, gpu_ns);
+        l.finish_attempt(node, &r, ended_ms).unwrap();
+    }
+    let running = submit(&mut l, "b", &spec(1));
+    start(&mut l, running, node);
+    submit(&mut l, "a", &spec(1));
+
+    let stats = l.stats().unwrap();
+    assert_eq!(
+        stats.jobs_by_state,
+        vec![
+            ("queued".into(), 1),
+            ("running".into(), 1),
+            ("succeeded".into(), 3)
+        ]
+    );
+    assert_eq!(
+        stats.attempts_by_outcome,
+        vec![("running".into(), 1), ("succeeded".into(), 3)]
+    );
+    assert_eq!(stats.queued.len(), 1);
+    assert_eq!(
+        (stats.queued[0].tenant.as_str(), stats.queued[0].jobs),
+        ("a", 1)
+    );
+    let by_class = l
+        .usage(&UsageQuery {
+            group_by: GroupBy::Class,
+            ..UsageQuery::default()
+        })
+        .unwrap();
+    assert_eq!(stats.usage_by_class, by_class.groups);
+
+    let q = UsageQuery {
+        group_by: GroupBy::Tenant,
+        ..UsageQuery::default()
+    };
+    let series = l.usage_series(&q, HOUR).unwrap();
+    let buckets = |t: &str| -> Vec<(u64, u64)> {
+        series[t]
+            .iter()
+            .map(|p| (p.bucket_ms, p.usage.gpu_ns))
+            .collect()
+    };
+    assert_eq!(buckets("a"), vec![(0, 1_000), (2 * HOUR, 4_000)]);
+    assert_eq!(buckets("b"), vec![(0, 2_000)]);
+    let report = l.usage(&q).unwrap();
+    for g in &report.groups {
+        let cost: u64 = series[&g.key].iter().map(|p| p.usage.cost_micros).sum();
+        assert_eq!(cost, g.cost_micros, "{}", g.key);
+    }
+    // A bucket of 0 is taken as 1 ms, not a division by zero.
+    assert_eq!(l.usage_series(&q, 0).unwrap()["a"].len(), 2);
+}

@@ -31,6 +31,8 @@ pub(crate) struct WorkerInit {
     /// Bytes of compiled components kept there (`NodeConfig::component_cache_bytes`).
     pub(crate) cache_max_bytes: u64,
     pub(crate) max_gpu_memory: Option<u64>,
+    /// Which slot of the node it is (0-based), for metrics.
+    pub(crate) slot: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -291,8 +291,12 @@ impl Node {
             cache_dir: config.data_dir.join("compiled"),
             cache_max_bytes: config.component_cache_bytes,
             max_gpu_memory: config.max_gpu_memory,
+            slot: 0,
         };
-        let inits = worker_inits(&init, &config.gpus, config.slots)?;
+        let mut inits = worker_inits(&init, &config.gpus, config.slots)?;
+        for (slot, init) in inits.iter_mut().enumerate() {
+            init.slot = slot;
+        }
         let slots = u32::try_from(inits.len()).unwrap_or(u32::MAX);
         let workers = WorkerPool::start(config.worker.clone(), &inits)?;
         let described = workers.describe();
@@ -476,6 +480,7 @@ mod tests {
             cache_dir: PathBuf::from("/nonexistent"),
             cache_max_bytes: 1,
             max_gpu_memory: None,
+            slot: 0,
         }
     }
 

@@ -1,5 +1,5 @@
 //! What a node tells Prometheus (`GET /metrics` on `--http ADDR`): its slots
-//! and how many are busy, GPU time it metered per GPU, jobs by outcome and
+//! and how many are busy, GPU time it metered per GPU and slot, jobs by outcome and
 //! duration, its blob cache, its devices, its connection and reconnects.
 //! One registry per node (no globals), so tests read a node's own numbers.
 
@@ -21,6 +21,8 @@ pub(crate) struct OutcomeLabel {
 pub(crate) struct GpuLabel {
     /// The adapter index (`suanli gpus`), or `default`.
     pub(crate) gpu: String,
+    /// The slot (worker) on the node, from 0.
+    pub(crate) slot: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,7 +82,7 @@ impl NodeMetrics {
         );
         registry.register(
             "gpu_busy_nanoseconds",
-            "GPU time metered for jobs, per GPU",
+            "GPU time metered for jobs, per GPU and slot",
             m.gpu_busy_ns.clone(),
         );
         registry.register(

@@ -373,11 +373,15 @@ async fn execute(
 }
 
 /// GPU time per GPU and attempt durations by outcome, for `/metrics`.
-fn record_metrics(rt: &Runtime, gpu: String, outcome: Outcome, gpu_ns: u64, wall_ns: u64) {
+fn record_metrics(
+    rt: &Runtime,
+    gpu: crate::metrics::GpuLabel,
+    outcome: Outcome,
+    gpu_ns: u64,
+    wall_ns: u64,
+) {
     let m = &rt.metrics;
-    m.gpu_busy_ns
-        .get_or_create(&crate::metrics::GpuLabel { gpu })
-        .inc_by(gpu_ns);
+    m.gpu_busy_ns.get_or_create(&gpu).inc_by(gpu_ns);
     m.jobs
         .get_or_create(&crate::metrics::OutcomeLabel {
             outcome: outcome.as_str().to_owned(),

@@ -85,11 +85,16 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Its GPU for metrics: the adapter index, or `default`.
-    pub(crate) fn gpu_label(&self) -> String {
-        self.init
-            .adapter_index
-            .map_or_else(|| "default".to_owned(), |i| i.to_string())
+    /// Its GPU and slot for metrics: the adapter index (or `default`) and
+    /// the slot's number on the node.
+    pub(crate) fn gpu_label(&self) -> crate::metrics::GpuLabel {
+        crate::metrics::GpuLabel {
+            gpu: self
+                .init
+                .adapter_index
+                .map_or_else(|| "default".to_owned(), |i| i.to_string()),
+            slot: self.init.slot.to_string(),
+        }
     }
 
     /// Starts a worker and waits until its slot is open.

@@ -133,9 +133,12 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 }
 
 async fn sample_utilisation(http: Arc<Http>) {
-    let mut every = tokio::time::interval(http.shared.config.utilisation_interval.max(
-        Duration::from_millis(100),
-    ));
+    let mut every = tokio::time::interval(
+        http.shared
+            .config
+            .utilisation_interval
+            .max(Duration::from_millis(100)),
+    );
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
@@ -145,14 +148,10 @@ async fn sample_utilisation(http: Arc<Http>) {
 
 async fn metrics(State(http): State<Arc<Http>>) -> axum::response::Response {
     let shared = http.shared.clone();
-    let text = crate::server::blocking(move || {
-        shared
-            .metrics
-            .encode(&shared)
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .and_then(|r| r);
+    let text =
+        crate::server::blocking(move || shared.metrics.encode(&shared).map_err(|e| e.to_string()))
+            .await
+            .and_then(|r| r);
     match text {
         Ok(text) => (
             [(

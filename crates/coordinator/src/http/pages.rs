@@ -62,7 +62,11 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Asks the coordinator's request handler as `caller`, under the same role
 /// table as a QUIC client: the dashboard can show nothing the CLI could not.
-pub(crate) async fn ask(http: &Http, caller: &Caller, request: Request) -> Result<Answer, Response> {
+pub(crate) async fn ask(
+    http: &Http,
+    caller: &Caller,
+    request: Request,
+) -> Result<Answer, Response> {
     if let Err(reason) = crate::auth::allowed(caller.role, &request) {
         return Err(failure(StatusCode::FORBIDDEN, &reason));
     }

@@ -55,7 +55,10 @@ impl Sessions {
         let mut sessions = self.lock();
         sessions.retain(|_, s| s.expires > now);
         if sessions.len() >= self.max
-            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k)
+            && let Some(oldest) = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.created)
+                .map(|(k, _)| *k)
         {
             sessions.remove(&oldest);
         }

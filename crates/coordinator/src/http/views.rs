@@ -37,7 +37,10 @@ pub(crate) fn utc(ms: u64) -> String {
     i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(|| ms.to_string(), |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .map_or_else(
+            || ms.to_string(),
+            |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        )
 }
 
 fn card(label: &str, id: &str, value: String) -> Markup {
@@ -116,7 +119,12 @@ fn utilisation(samples: &[Sample]) -> Markup {
         (Some(a), Some(b)) => (utc(a.at_ms), utc(b.at_ms)),
         _ => (String::new(), String::new()),
     };
-    svg::fraction_line("Busy slots / slots of connected nodes", &points, &first, &last)
+    svg::fraction_line(
+        "Busy slots / slots of connected nodes",
+        &points,
+        &first,
+        &last,
+    )
 }
 
 pub(crate) fn node_table(nodes: &[NodeView]) -> Markup {
@@ -154,7 +162,12 @@ async fn tenant_overview(http: &Arc<Http>, v: &Caller) -> Result<Markup, Respons
     let Answer::Tenant(t) = ask(http, v, Request::ShowTenant(None)).await? else {
         return Err(unexpected());
     };
-    let count = |state: JobState| t.jobs.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+    let count = |state: JobState| {
+        t.jobs
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    };
     Ok(html! {
         section.cards {
             (card("Queued jobs", "queued", count(JobState::Queued).to_string()))
@@ -456,7 +469,12 @@ fn usage_table(by: GroupBy, report: &UsageReport) -> Markup {
 
 /// Cost and billed GPU time per hour (up to two days) or per day, one
 /// series per group, over the last `days` days.
-async fn usage_plots(http: &Arc<Http>, v: &Caller, by: GroupBy, days: u64) -> Result<Markup, Response> {
+async fn usage_plots(
+    http: &Arc<Http>,
+    v: &Caller,
+    by: GroupBy,
+    days: u64,
+) -> Result<Markup, Response> {
     let now = now_ms();
     let bucket = if days <= 2 { HOUR_MS } else { DAY_MS };
     let since = (now.saturating_sub(days * DAY_MS)) / bucket * bucket;
@@ -465,9 +483,8 @@ async fn usage_plots(http: &Arc<Http>, v: &Caller, by: GroupBy, days: u64) -> Re
         group_by: by,
         ..UsageQuery::default()
     };
-    let query = crate::server::narrow(v, query).map_err(|_| {
-        failure(StatusCode::FORBIDDEN, "not your usage")
-    })?;
+    let query = crate::server::narrow(v, query)
+        .map_err(|_| failure(StatusCode::FORBIDDEN, "not your usage"))?;
     let shared = http.shared.clone();
     let series = blocking(move || shared.reader().usage_series(&query, bucket))
         .await
@@ -478,7 +495,11 @@ async fn usage_plots(http: &Arc<Http>, v: &Caller, by: GroupBy, days: u64) -> Re
         .collect();
     let label = |ms: u64| {
         let t = utc(ms);
-        if bucket == DAY_MS { t[..10].to_owned() } else { t[5..16].to_owned() }
+        if bucket == DAY_MS {
+            t[..10].to_owned()
+        } else {
+            t[5..16].to_owned()
+        }
     };
     let labels: Vec<String> = starts.iter().map(|&s| label(s)).collect();
     let to_series = |value: &dyn Fn(&UsageGroup) -> f64| -> Vec<Series> {
