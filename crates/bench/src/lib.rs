@@ -9,6 +9,7 @@ mod floor;
 mod metering;
 mod native;
 mod start;
+mod transfer;
 
 pub use cluster::{
     ClusterBenchConfig, ClusterReport, FAKE_CLIENTS, FAKE_LOAD_SECONDS, FAKE_MAX_IN_FLIGHT,
@@ -16,6 +17,10 @@ pub use cluster::{
 };
 pub use metering::{MeteringBenchConfig, MeteringReport, run as run_metering};
 pub use start::{StartBenchConfig, StartReport, run as run_start};
+pub use transfer::{
+    DEFAULT_SIZES as TRANSFER_SIZES, TransferBenchConfig, TransferReport, TransferSize,
+    run as run_transfer,
+};
 
 use std::time::{Duration, Instant};
 

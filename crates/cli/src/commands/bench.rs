@@ -3,10 +3,12 @@ use std::process::ExitCode;
 
 use suanli_bench::{
     BenchConfig, ClusterBenchConfig, MeteringBenchConfig, Report, StartBenchConfig,
+    TransferBenchConfig,
 };
 use suanli_gpu::{Gpu, GpuOptions};
 
 use super::read_file;
+use super::units::Bytes;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +26,18 @@ pub struct Args {
     /// start of a no-op job (e.g. the misbehave test job, input `ok`).
     #[arg(long, value_name = "JOB_WASM")]
     start: Option<PathBuf>,
+    /// Bulk transfer: blob uploads and downloads through a coordinator on
+    /// loopback vs the same bytes on a raw quinn stream (no job, no GPU).
+    #[arg(long)]
+    transfer: bool,
+    /// Transfer: blob sizes, comma-separated.
+    #[arg(
+        long,
+        value_name = "SIZES",
+        value_delimiter = ',',
+        default_value = "1MiB,64MiB,256MiB"
+    )]
+    transfer_sizes: Vec<Bytes>,
     /// Start: the job's input.
     #[arg(long, default_value = "ok")]
     start_input: String,
@@ -56,10 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         && args.cluster.is_none()
         && args.metering.is_none()
         && args.start.is_none()
+        && !args.transfer
     {
         anyhow::bail!(
-            "nothing to measure: pass --matmul MATMUL_WASM, --cluster VECTOR_ADD_WASM, --metering MATMUL_WASM and/or --start JOB_WASM"
+            "nothing to measure: pass --matmul MATMUL_WASM, --cluster VECTOR_ADD_WASM, --metering MATMUL_WASM, --start JOB_WASM and/or --transfer"
         );
+    }
+    if args.transfer {
+        run_transfer(&args)?;
     }
     if let Some(path) = &args.start {
         run_start(&args, path)?;
@@ -137,6 +155,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_table(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--transfer`: blob transfers vs a raw quinn stream.
+fn run_transfer(args: &Args) -> anyhow::Result<()> {
+    let config = TransferBenchConfig {
+        sizes: args.transfer_sizes.iter().map(|b| b.0).collect(),
+        runs: args.runs,
+    };
+    let report = super::block_on_value(suanli_bench::run_transfer(&config))?;
+    if args.json {
+        println!("{}", serde_json::to_value(&report)?);
+        return Ok(());
+    }
+    println!(
+        "bulk transfer on loopback ({} runs, medians): suanli blob vs raw quinn stream",
+        report.runs
+    );
+    for s in &report.sizes {
+        println!(
+            "{:>10}: put {} ({:.0} MiB/s, ratio {:.2}), get {} ({:.0} MiB/s, ratio {:.2})",
+            bytesize::ByteSize(s.bytes).display().iec().to_string(),
+            ms(s.put_ns),
+            s.put_mib_per_s,
+            s.put_ratio,
+            ms(s.get_ns),
+            s.get_mib_per_s,
+            s.get_ratio
+        );
+    }
+    Ok(())
 }
 
 /// `--start`: job start latency on one slot.
