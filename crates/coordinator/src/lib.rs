@@ -8,10 +8,12 @@
 //! jobs, logs and blobs (another tenant's job is "not found", not "forbidden").
 
 mod auth;
+mod backup;
 mod blobs;
 mod connections;
 mod data_dir;
 mod gc;
+mod lifecycle;
 mod node_session;
 mod scheduler;
 mod server;
@@ -25,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use data_dir::ClientFile;
+pub use lifecycle::ShutdownReport;
 
 use crate::state::Shared;
 
@@ -107,6 +110,12 @@ pub struct CoordinatorConfig {
     pub quarantine_faults: u32,
     /// See `quarantine_faults`. Default 1 hour.
     pub quarantine_window: Duration,
+    /// The longest a shutdown (SIGTERM, Ctrl-C) takes: requests in flight
+    /// get what is left of it to finish, then connections are closed with
+    /// the shutdown code and the ledger writer commits what it holds.
+    /// Whatever is still running at the limit is cut off, unacknowledged.
+    /// Default 10 s.
+    pub shutdown_timeout: Duration,
 }
 
 impl CoordinatorConfig {
@@ -131,6 +140,7 @@ impl CoordinatorConfig {
             attempt_grace: Duration::from_secs(30),
             quarantine_faults: 3,
             quarantine_window: Duration::from_secs(3600),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -224,10 +234,12 @@ impl Coordinator {
         }
     }
 
-    /// Stops accepting, closes every connection, waits for them to go.
-    pub async fn shutdown(self) {
-        self.endpoint
-            .close(0u32.into(), b"coordinator shutting down");
-        self.endpoint.wait_idle().await;
+    /// Shuts down within `shutdown_timeout`: refuses new connections and
+    /// requests, lets those in flight finish, closes every connection with
+    /// [`suanli_net::CLOSE_SHUTDOWN`] (nodes reconnect soon and keep their
+    /// jobs; clients hear "shutting down; retry shortly"), and drains the
+    /// ledger writer (queued writes commit; nothing later is taken).
+    pub async fn shutdown(self) -> ShutdownReport {
+        lifecycle::shutdown(&self.shared, &self.endpoint).await
     }
 }

@@ -136,6 +136,14 @@ async fn serve_connection(
     connections: Arc<Connections>,
 ) {
     let remote = conn.remote_address();
+    if shared.lifecycle.stopping() {
+        tracing::debug!(%remote, "connection closed: shutting down");
+        conn.close(
+            suanli_net::CLOSE_SHUTDOWN.into(),
+            suanli_net::SHUTDOWN_REASON.as_bytes(),
+        );
+        return;
+    }
     let hello = tokio::time::timeout(
         shared.config.handshake_timeout,
         handshake(&conn, &shared, &connections),
@@ -338,6 +346,16 @@ async fn serve_request(
         let _ = send.finish();
         return Ok(());
     }
+    let long_lived = matches!(
+        request,
+        Request::Register(_) | Request::Wait(_) | Request::Logs { .. }
+    );
+    let Ok(_busy) = shared.lifecycle.enter(!long_lived) else {
+        let refusal = error(ErrorCode::ShuttingDown, suanli_net::SHUTDOWN_REASON);
+        write_frame(&mut send, &refusal).await?;
+        let _ = send.finish();
+        return Ok(());
+    };
     match request {
         Request::Register(info) => {
             return node_session::run(shared.clone(), peer.clone(), info, send, recv).await;
@@ -347,6 +365,7 @@ async fn serve_request(
             write_frame(&mut send, &answer).await?;
         }
         Request::GetBlob(hash) => return get_blob(shared, peer, hash, send).await,
+        Request::Backup => return crate::backup::serve(shared, peer, send).await,
         Request::RevokeToken(name) => {
             let answer = crate::auth::revoke(shared, peer, name).await;
             write_frame(&mut send, &answer).await?;
@@ -600,6 +619,7 @@ fn handle(
         | Request::GetBlob(_)
         | Request::RevokeToken(_)
         | Request::Logs { .. }
+        | Request::Backup
         | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
     })
 }

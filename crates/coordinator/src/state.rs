@@ -101,6 +101,10 @@ pub(crate) struct Shared {
     pub(crate) nodes: Mutex<HashMap<u64, LiveNode>>,
     pub(crate) blobs: BlobStore,
     logs_dir: PathBuf,
+    /// The ledger file, which backups copy.
+    pub(crate) ledger_path: PathBuf,
+    /// Where a backup is written before it is sent (`DATA/backup-tmp`).
+    pub(crate) backup_dir: PathBuf,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) wake_scheduler: Notify,
     pub(crate) stats: Counters,
@@ -108,6 +112,10 @@ pub(crate) struct Shared {
     pub(crate) uploads: Mutex<HashMap<String, u32>>,
     /// Queued jobs the scheduler could not start for their tenant's credit limit, and why.
     pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
+    /// Whether a shutdown has begun, and the requests it waits for.
+    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
+    /// Held while a backup is taken (one at a time).
+    pub(crate) backup: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,11 +139,15 @@ impl Shared {
             nodes: Mutex::new(HashMap::new()),
             blobs: BlobStore::new(dir.path.join("blobs")),
             logs_dir: dir.path.join("logs"),
+            ledger_path: dir.path.join("ledger.db"),
+            backup_dir: dir.path.join(crate::data_dir::BACKUP_TMP),
             events,
             wake_scheduler: Notify::new(),
             stats: Counters::default(),
             credit_waits: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
+            lifecycle: Default::default(),
+            backup: tokio::sync::Semaphore::new(crate::backup::MAX_CONCURRENT_BACKUPS),
         }))
     }
 
