@@ -87,3 +87,52 @@ pub fn inspect(path: &Path) -> Result<BackupInfo> {
         usage_rows: if found >= 2 { count("usage")? } else { 0 },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use suanli_proto::Role;
+
+    use super::*;
+    use crate::Ledger;
+
+    #[test]
+    fn a_snapshot_holds_what_was_committed_and_opens_as_a_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let mut ledger = Ledger::open(&path).unwrap();
+        ledger
+            .add_token(&[1; 32], Role::Tenant, "alice", 0)
+            .unwrap();
+        // An open write transaction on another connection is not in it.
+        ledger.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        ledger.add_token(&[2; 32], Role::Tenant, "bob", 0).unwrap();
+        let copy = dir.path().join("copy.db");
+        let info = snapshot(&path, &copy).unwrap();
+        ledger.conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(info.schema_version, schema::MIGRATIONS.len() as i64);
+        let restored = Ledger::open(&copy).unwrap();
+        assert!(restored.find_token(&[1; 32]).unwrap().is_some());
+        assert!(restored.find_token(&[2; 32]).unwrap().is_none());
+        assert!(restored.check().unwrap().is_empty());
+        assert!(snapshot(&path, &copy).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn inspect_refuses_a_newer_schema_and_what_is_not_a_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let newer = dir.path().join("newer.db");
+        let conn = Connection::open(&newer).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        assert!(matches!(
+            inspect(&newer),
+            Err(LedgerError::SchemaTooNew { found: 999, .. })
+        ));
+        let empty = dir.path().join("empty.db");
+        drop(Connection::open(&empty).unwrap());
+        assert!(inspect(&empty).is_err());
+        let text = dir.path().join("text.db");
+        std::fs::write(&text, b"not a database at all, not even close").unwrap();
+        assert!(inspect(&text).is_err());
+    }
+}
