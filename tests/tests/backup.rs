@@ -52,6 +52,12 @@ fn restore_into(backup: &Path, original: &Path, fresh: &Path) {
         std::fs::copy(original.join(file), fresh.join(file)).unwrap();
     }
     copy_tree(&original.join("blobs"), &fresh.join("blobs"));
+    let leftovers: Vec<_> = std::fs::read_dir(fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tmp") || n.contains("-wal"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let check = suanli(&["admin", "check", "--data", fresh.to_str().unwrap()], &[]);
     assert!(check.status.success(), "{check:?}");
 }
@@ -161,6 +167,11 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
         let mode = std::fs::metadata(&under_load).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the backup holds token hashes");
     }
+    let beside: Vec<_> = std::fs::read_dir(backups.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(beside, ["under-load.db"], "one self-contained file");
     let later = submitter.await.unwrap();
     cluster.wait_all(&token, &later).await;
 

@@ -40,15 +40,14 @@ impl Drop for TempCopy {
 pub(crate) async fn serve(
     shared: &Arc<Shared>,
     peer: &Peer,
-    mut send: quinn::SendStream,
+    send: &mut quinn::SendStream,
 ) -> Result<(), NetError> {
     let Ok(_one) = shared.backup.try_acquire() else {
         let busy = Response::Error {
             code: ErrorCode::Overloaded,
             message: "a backup is already being taken; retry when it is done".into(),
         };
-        write_frame(&mut send, &busy).await?;
-        let _ = send.finish();
+        write_frame(send, &busy).await?;
         return Ok(());
     };
     let started = std::time::Instant::now();
@@ -65,8 +64,7 @@ pub(crate) async fn serve(
                 code: ErrorCode::Internal,
                 message: format!("backup failed: {message}"),
             };
-            write_frame(&mut send, &failed).await?;
-            let _ = send.finish();
+            write_frame(send, &failed).await?;
             return Ok(());
         }
     };
@@ -79,10 +77,9 @@ pub(crate) async fn serve(
         took = ?started.elapsed(),
         "backup taken; sending it"
     );
-    write_frame(&mut send, &Response::Backup { size, hash }).await?;
+    write_frame(send, &Response::Backup { size, hash }).await?;
     let stall = shared.config.request_timeout;
-    crate::blobs::send_body(&copy.0, size, &mut send, stall).await?;
-    let _ = send.finish();
+    crate::blobs::send_body(&copy.0, size, send, stall).await?;
     tracing::info!(admin = %peer.name, size, took = ?started.elapsed(), "backup sent");
     Ok(())
 }

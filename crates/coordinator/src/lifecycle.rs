@@ -26,9 +26,18 @@ use crate::state::Shared;
 #[derive(Default)]
 pub(crate) struct Lifecycle {
     stopping: AtomicBool,
+    /// Woken when the shutdown begins.
+    stop: Notify,
     busy: AtomicUsize,
     idle: Notify,
 }
+
+/// Once a shutdown began, how long an answer already written may still wait
+/// for the peer to acknowledge it (see `server::delivered`). A live peer
+/// acknowledges within a round trip; a CLI process that exited right after
+/// reading its answer never does, and would otherwise hold the shutdown
+/// until its connection's idle timeout.
+pub(crate) const SHUTDOWN_DELIVERY_GRACE: Duration = Duration::from_millis(500);
 
 /// A request in flight, counted until dropped.
 pub(crate) struct Busy<'a>(&'a Lifecycle);
@@ -55,6 +64,19 @@ impl Lifecycle {
         } else {
             drop(busy);
             Ok(None)
+        }
+    }
+
+    /// Returns once a shutdown has begun.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let woken = self.stop.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.stopping() {
+                return;
+            }
+            woken.await;
         }
     }
 
@@ -109,6 +131,7 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, endpoint: &quinn::Endpoint) -
         ..ShutdownReport::default()
     };
     shared.lifecycle.stopping.store(true, Ordering::SeqCst);
+    shared.lifecycle.stop.notify_waiters();
     shared.wake_scheduler.notify_one();
     tracing::info!(
         timeout = ?limit,

@@ -364,8 +364,8 @@ async fn serve_request(
             let answer = put_blob(shared, peer, hash, size, &mut recv).await;
             write_frame(&mut send, &answer).await?;
         }
-        Request::GetBlob(hash) => return get_blob(shared, peer, hash, send).await,
-        Request::Backup => return crate::backup::serve(shared, peer, send).await,
+        Request::GetBlob(hash) => get_blob(shared, peer, hash, &mut send).await?,
+        Request::Backup => crate::backup::serve(shared, peer, &mut send).await?,
         Request::RevokeToken(name) => {
             let answer = crate::auth::revoke(shared, peer, name).await;
             write_frame(&mut send, &answer).await?;
@@ -387,7 +387,27 @@ async fn serve_request(
         }
     }
     let _ = send.finish();
+    delivered(shared, &mut send).await;
     Ok(())
+}
+
+/// Waits (at most `request_timeout`) until the peer acknowledged the whole
+/// answer. The request stays counted as in flight meanwhile, so a shutdown
+/// closes the connection only once its answer arrived, not while its last
+/// bytes sit in a send buffer (a node fetching a module would otherwise
+/// lose it mid-way); once a shutdown began, at most
+/// [`SHUTDOWN_DELIVERY_GRACE`](crate::lifecycle::SHUTDOWN_DELIVERY_GRACE)
+/// more.
+async fn delivered(shared: &Shared, send: &mut quinn::SendStream) {
+    let grace = async {
+        shared.lifecycle.stopped().await;
+        tokio::time::sleep(crate::lifecycle::SHUTDOWN_DELIVERY_GRACE).await;
+    };
+    tokio::select! {
+        _ = send.stopped() => {}
+        _ = tokio::time::sleep(shared.config.request_timeout) => {}
+        _ = grace => {}
+    }
 }
 
 /// Stream error code of a request stream cut off for being too slow.
@@ -903,7 +923,7 @@ async fn get_blob(
     shared: &Arc<Shared>,
     peer: &Peer,
     hash: suanli_proto::Hash,
-    mut send: quinn::SendStream,
+    send: &mut quinn::SendStream,
 ) -> Result<(), NetError> {
     let allowed = {
         let (s, p) = (shared.clone(), peer.clone());
@@ -913,21 +933,19 @@ async fn get_blob(
     };
     if !allowed {
         write_frame(
-            &mut send,
+            send,
             &error(ErrorCode::NotFound, format!("blob {hash} not found")),
         )
         .await?;
-        let _ = send.finish();
         return Ok(());
     }
     let path = shared.blobs.path(&hash);
     let stall = shared.config.request_timeout;
-    if let Err(err) = crate::blobs::send_file(&path, &mut send, stall).await {
+    if let Err(err) = crate::blobs::send_file(&path, send, stall).await {
         tracing::info!(name = %peer.name, %hash, %err, "blob download ended early");
         let _ = send.reset(STREAM_TIMED_OUT.into());
         return Err(err);
     }
-    let _ = send.finish();
     Ok(())
 }
 

@@ -44,6 +44,10 @@ pub fn snapshot(ledger: &Path, dest: &Path) -> Result<BackupInfo> {
         // Every page in one step: one read transaction, one snapshot.
         backup.step(-1)?;
     }
+    // One self-contained file: the copy keeps the ledger's WAL flag, which
+    // would make every reader of the backup leave -wal and -shm files
+    // beside it. A coordinator opening it turns WAL back on.
+    dst.pragma_update_and_check(None, "journal_mode", "DELETE", |_| Ok(()))?;
     drop(dst);
     inspect(dest)
 }
@@ -110,6 +114,12 @@ mod tests {
         let info = snapshot(&path, &copy).unwrap();
         ledger.conn.execute_batch("COMMIT").unwrap();
         assert_eq!(info.schema_version, schema::MIGRATIONS.len() as i64);
+        for side in ["copy.db-wal", "copy.db-shm"] {
+            assert!(
+                !dir.path().join(side).exists(),
+                "{side} left beside the copy"
+            );
+        }
         let restored = Ledger::open(&copy).unwrap();
         assert!(restored.find_token(&[1; 32]).unwrap().is_some());
         assert!(restored.find_token(&[2; 32]).unwrap().is_none());
