@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use suanli_e2e::procs::ProcCluster;
-use suanli_e2e::{guest_wasm, suanli};
+use suanli_e2e::{guest_dir, guest_wasm, suanli};
 use suanli_net::NetError;
 use suanli_proto::usage::UsageQuery;
-use suanli_proto::{Hash, JobLimits, JobState, Outcome, Request, Requirements, Role};
+use suanli_proto::{Hash, JobState, Outcome, Request, Role};
 
 fn matmul_output_ok(p: &matmul::reference::Problem, output: &[u8]) -> bool {
     let got: Vec<f32> = output
@@ -27,18 +27,34 @@ async fn sigterm_with_a_job_running_loses_nothing_and_bills_once() {
     let token = cluster.token("tenant", "alice");
     let tenant = cluster.client(&token, Role::Tenant).await;
     // Long enough to be running across the whole restart, with an exact
-    // reference.
+    // reference; submitted by `suanli submit --wait`, which waits across it.
     let p = matmul::reference::problem(640);
-    let job = tenant
-        .submit(
-            &guest_wasm("matmul"),
-            &matmul::reference::encode_input(&p),
-            Requirements::default(),
-            JobLimits::default(),
-            3,
-        )
-        .await
+    guest_wasm("matmul");
+    let files = tempfile::tempdir().unwrap();
+    let (input, out) = (files.path().join("in.bin"), files.path().join("out.bin"));
+    std::fs::write(&input, matmul::reference::encode_input(&p)).unwrap();
+    let mut waiting = std::process::Command::new(suanli_e2e::suanli_bin())
+        .arg("submit")
+        .arg(guest_dir().join("matmul.wasm"))
+        .arg("--input")
+        .arg(&input)
+        .args(["--wait", "--output"])
+        .arg(&out)
+        .envs(cluster.conn().iter().copied())
+        .env("SUANLI_TOKEN", &token)
+        .env("XDG_CONFIG_HOME", suanli_e2e::NO_CONFIG_HOME)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        if let Some(j) = tenant.jobs().await.unwrap().first() {
+            break j.id;
+        }
+        assert!(Instant::now() < deadline, "the CLI did not submit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = tenant.status(job).await.unwrap();
@@ -97,6 +113,13 @@ async fn sigterm_with_a_job_running_loses_nothing_and_bills_once() {
     let tenant = cluster.client(&token, Role::Tenant).await;
     let (_, output) = tenant.result(job).await.unwrap();
     assert!(matmul_output_ok(&p, &output), "wrong output");
+    // The CLI heard why, waited on across the restart, got the output.
+    let status = waiting.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(waiting.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("shutting down; retry shortly"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), output);
     let records = tenant.usage_records(UsageQuery::default()).await.unwrap();
     let rows: Vec<_> = records.iter().filter(|r| r.receipt.job == job).collect();
     assert_eq!(rows.len(), 1, "one usage row: {rows:?}");
