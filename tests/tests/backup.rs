@@ -48,6 +48,11 @@ fn restore_into(backup: &Path, original: &Path, fresh: &Path) {
         &[],
     );
     assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("has no cert.der"),
+        "names what to copy: {said}"
+    );
     for file in ["cert.der", "key.der", "client.toml"] {
         std::fs::copy(original.join(file), fresh.join(file)).unwrap();
     }
@@ -249,6 +254,28 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
         String::from_utf8_lossy(&again.stderr).contains("--force"),
         "{again:?}"
     );
+    // Stopped, it is replaced with --force and the old one kept aside.
+    drop(_restored);
+    let forced = suanli(
+        &[
+            "admin",
+            "restore",
+            under_load.to_str().unwrap(),
+            "--data",
+            fresh.to_str().unwrap(),
+            "--force",
+        ],
+        &[],
+    );
+    assert!(forced.status.success(), "{forced:?}");
+    let kept: Vec<_> = std::fs::read_dir(&fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("ledger.db.replaced-"))
+        .collect();
+    assert!(!kept.is_empty(), "the replaced ledger is kept");
+    let check = suanli(&["admin", "check", "--data", fresh.to_str().unwrap()], &[]);
+    assert!(check.status.success(), "{check:?}");
     cluster.admin_check();
 }
 

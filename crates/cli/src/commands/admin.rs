@@ -205,11 +205,26 @@ fn restore(file: &Path, data: &Path, force: bool) -> anyhow::Result<ExitCode> {
         info.jobs,
         info.usage_rows
     );
-    println!(
-        "keep or copy beside it: cert.der and key.der (the fingerprint clients pin), blobs/ \
-         (jobs' modules, inputs and outputs) and client.toml"
-    );
+    for (missing, why) in missing_beside(data) {
+        println!(
+            "{} has no {missing}: copy it from the original data directory ({why})",
+            data.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a restored ledger needs beside it that `data` lacks, and why.
+fn missing_beside(data: &Path) -> Vec<(&'static str, &'static str)> {
+    [
+        ("cert.der", "without it and key.der the coordinator makes a new identity and every client and node must pin the new fingerprint"),
+        ("key.der", "the certificate's key"),
+        ("client.toml", "the admin token: the ledger keeps only its hash"),
+        ("blobs", "jobs' modules, inputs and outputs; results of jobs whose blobs are missing are not found"),
+    ]
+    .into_iter()
+    .filter(|(name, _)| !data.join(name).exists())
+    .collect()
 }
 
 /// Copies the backup to `tmp`, migrates it to this build's schema and
