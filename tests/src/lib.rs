@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 pub mod components;
+pub mod http;
 pub mod procs;
 pub mod proxy;
 

@@ -141,6 +141,9 @@ pub struct ProcCluster {
     pub config: String,
     pub address: String,
     pub fingerprint: String,
+    /// What the coordinator printed at its last start, up to its
+    /// `client config:` line.
+    pub coordinator_output: String,
     coordinator: Option<Running>,
     nodes: Vec<ProcNode>,
     extras: NodeExtras,
@@ -170,7 +173,8 @@ impl ProcCluster {
             coordinator_args.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("coordinator");
-        let (coordinator, _) = start_coordinator_with(&data, "127.0.0.1:0", &coordinator_args);
+        let (coordinator, coordinator_output) =
+            start_coordinator_with(&data, "127.0.0.1:0", &coordinator_args);
         let config = data.join("client.toml").to_str().expect("utf-8").to_owned();
         let file = toml_lines(&std::fs::read_to_string(&config).expect("client.toml"));
         let mut cluster = ProcCluster {
@@ -178,6 +182,7 @@ impl ProcCluster {
             config,
             address: file["address"].clone(),
             fingerprint: file["fingerprint"].clone(),
+            coordinator_output,
             coordinator: Some(coordinator),
             nodes: Vec::new(),
             extras,
@@ -219,7 +224,9 @@ impl ProcCluster {
     /// Starts the coordinator again on the same address and data directory.
     pub fn start_coordinator(&mut self) {
         if self.coordinator.is_none() {
-            let (c, _) = start_coordinator_with(&self.data, &self.address, &self.coordinator_args);
+            let (c, printed) =
+                start_coordinator_with(&self.data, &self.address, &self.coordinator_args);
+            self.coordinator_output = printed;
             self.coordinator = Some(c);
         }
     }
@@ -256,6 +263,27 @@ impl ProcCluster {
     /// What the coordinator logged so far (every run on this data directory).
     pub fn coordinator_log(&self) -> String {
         std::fs::read_to_string(log_path(&self.data)).unwrap_or_default()
+    }
+
+    /// The admin token, from the admin's client.toml.
+    pub fn admin_token(&self) -> String {
+        toml_lines(&std::fs::read_to_string(&self.config).expect("client.toml"))["token"].clone()
+    }
+
+    /// The token node `i` runs with (`node-{i}`).
+    pub fn node_token(&self, i: usize) -> &str {
+        &self.nodes[i].token
+    }
+
+    /// The address of the coordinator's HTTP endpoint (it must run with
+    /// `--http`), from what it printed.
+    pub fn http_addr(&self) -> String {
+        self.coordinator_output
+            .lines()
+            .find_map(|l| l.strip_prefix("http: http://"))
+            .and_then(|rest| rest.split('/').next())
+            .expect("the coordinator runs with --http and prints its address")
+            .to_owned()
     }
 
     pub fn coordinator_pid(&self) -> Option<u32> {

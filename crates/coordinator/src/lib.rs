@@ -13,7 +13,9 @@ mod blobs;
 mod connections;
 mod data_dir;
 mod gc;
+mod http;
 mod lifecycle;
+mod metrics;
 mod node_session;
 mod scheduler;
 mod server;
@@ -110,6 +112,14 @@ pub struct CoordinatorConfig {
     pub quarantine_faults: u32,
     /// See `quarantine_faults`. Default 1 hour.
     pub quarantine_window: Duration,
+    /// Where to serve HTTP (TCP): `/metrics`, `/healthz`, `/readyz` and the
+    /// dashboard. Off (`None`) by default.
+    pub http: Option<SocketAddr>,
+    /// How long a dashboard login lasts. Default 12 hours.
+    pub dashboard_session_ttl: Duration,
+    /// How often the dashboard samples slot utilisation for its plot (the
+    /// last [`http::UTILISATION_SAMPLES`] samples are kept). Default 1 minute.
+    pub utilisation_interval: Duration,
     /// The longest a shutdown (SIGTERM, Ctrl-C) takes: requests in flight
     /// get what is left of it to finish, then connections are closed with
     /// the shutdown code and the ledger writer commits what it holds.
@@ -140,6 +150,9 @@ impl CoordinatorConfig {
             attempt_grace: Duration::from_secs(30),
             quarantine_faults: 3,
             quarantine_window: Duration::from_secs(3600),
+            http: None,
+            dashboard_session_ttl: Duration::from_secs(12 * 3600),
+            utilisation_interval: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -161,6 +174,7 @@ pub struct Stats {
 pub struct Coordinator {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     endpoint: quinn::Endpoint,
     /// Set when this start created the admin token (first start of a data directory).
     pub new_admin_token: Option<String>,
@@ -174,6 +188,9 @@ impl Coordinator {
         let dir = data_dir::DataDir::open(&config.data_dir)?;
         let identity = dir.identity()?;
         let mut ledger = dir.ledger()?;
+        let metrics = metrics::CoordinatorMetrics::new();
+        let commits = metrics.ledger_commit.clone();
+        ledger.observe_commits(Box::new(move |took| commits.observe(took.as_secs_f64())));
         let new_admin_token = auth::ensure_admin(&mut ledger)?;
         let server_config =
             suanli_net::tls::server_config(&identity, config.max_streams_per_connection)?;
@@ -198,17 +215,26 @@ impl Coordinator {
             store,
             suanli_ledger::writer::WriterConfig::default(),
         )?;
-        let shared = Shared::new(config, reader, writer, dir, identity.fingerprint())?;
+        let shared = Shared::new(config, reader, writer, dir, identity.fingerprint(), metrics)?;
         tokio::spawn(state::recover(shared.clone()));
         tokio::spawn(scheduler::run(shared.clone()));
         gc::once(shared.clone()).await;
         tokio::spawn(gc::periodic(shared.clone()));
         tokio::spawn(scheduler::deadlines(shared.clone()));
         tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
+        let http_addr = match shared.config.http {
+            Some(at) => Some(
+                http::serve(at, shared.clone())
+                    .await
+                    .map_err(|source| CoordinatorError::Listen { addr: at, source })?,
+            ),
+            None => None,
+        };
         tracing::info!(%addr, "coordinator listening");
         Ok(Coordinator {
             shared,
             addr,
+            http_addr,
             endpoint,
             new_admin_token,
             client_file,
@@ -217,6 +243,11 @@ impl Coordinator {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the HTTP endpoint (metrics, health, dashboard) listens, if on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// SHA-256 of the certificate, which clients and nodes pin.

@@ -188,6 +188,8 @@ fn place(
     let after = move |started: Result<Start, suanli_ledger::LedgerError>| {
         let placed = match started {
             Ok(Start::Started { attempt }) => {
+                let waited_ms = now_ms().saturating_sub(job.submitted_ms);
+                s.metrics.scheduling_delay.observe(waited_ms as f64 / 1e3);
                 assign(&s, node_id, job, attempt);
                 true
             }

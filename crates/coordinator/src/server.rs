@@ -18,6 +18,7 @@ use suanli_proto::usage::UsageQuery;
 
 use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
 use crate::connections::{Connections, TokenSlot, refuse};
+use crate::metrics::Refused;
 use crate::node_session;
 use crate::state::{Event, Shared};
 
@@ -36,6 +37,23 @@ pub(crate) struct Peer {
     /// Blobs this connection uploaded (nodes: a result may name as its
     /// output only a blob its node proved it holds by uploading it).
     pub(crate) uploaded: Arc<std::sync::Mutex<RecentUploads>>,
+}
+
+/// Who asks, as the role table and the scoping of jobs and usage see it:
+/// a QUIC peer or a dashboard session alike.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) role: Role,
+    pub(crate) name: String,
+}
+
+impl Peer {
+    pub(crate) fn caller(&self) -> Caller {
+        Caller {
+            role: self.role,
+            name: self.name.clone(),
+        }
+    }
 }
 
 /// How many uploads per connection a node's results may refer to. A node
@@ -122,6 +140,7 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) 
 /// Refuses a connection past a connection limit, with the reason for the
 /// peer (the client library reports it as a refusal) and in the log.
 async fn refuse_over_limit(conn: &quinn::Connection, shared: &Shared, reason: &str) {
+    shared.metrics.refused(Refused::ConnectionLimit);
     shared
         .stats
         .handshakes_refused
@@ -167,12 +186,14 @@ async fn serve_connection(
                 .stats
                 .handshakes_refused
                 .fetch_add(1, Ordering::Relaxed);
+            shared.metrics.refused(Refused::HandshakeTimeout);
             tracing::info!(%remote, "no hello in time; closing");
             conn.close(CLOSE_HANDSHAKE_TIMEOUT.into(), b"no hello frame in time");
             return;
         }
     };
     tracing::debug!(%remote, role = peer.role.as_str(), name = %peer.name, "connection accepted");
+    let _counted = shared.metrics.connected(peer.role);
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -198,9 +219,10 @@ async fn handshake(
     connections: &Arc<Connections>,
 ) -> Result<(Peer, TokenSlot), String> {
     let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-    let hello: Hello = expect_frame(&mut recv)
-        .await
-        .map_err(|e| format!("bad hello: {e}"))?;
+    let hello: Hello = expect_frame(&mut recv).await.map_err(|e| {
+        shared.metrics.refused(Refused::BadHello);
+        format!("bad hello: {e}")
+    })?;
     let verdict = {
         let (shared, hello) = (shared.clone(), hello.clone());
         blocking(move || check_hello(&shared, &hello))
@@ -209,7 +231,9 @@ async fn handshake(
     };
     let presented = token_hash(&hello.token);
     let verdict = verdict.and_then(|(role, name)| {
-        let slot = connections.admit_token(presented, &name, conn)?;
+        let slot = connections
+            .admit_token(presented, &name, conn)
+            .inspect_err(|_| shared.metrics.refused(Refused::ConnectionLimit))?;
         Ok((role, name, slot))
     });
     if verdict.is_ok() {
@@ -223,7 +247,7 @@ async fn handshake(
     }
     let welcome = match &verdict {
         Ok((_, name, _)) => Welcome::Accepted { name: name.clone() },
-        Err(Refusal::Reason(reason)) => Welcome::Refused {
+        Err(Refusal::Reason(reason) | Refusal::Counted(_, reason)) => Welcome::Refused {
             reason: reason.clone(),
         },
         Err(Refusal::WrongRole { actual, reason }) => Welcome::WrongRole {
@@ -253,7 +277,12 @@ async fn handshake(
 /// for requests every role may make; the token was already proven valid.
 enum Refusal {
     Reason(String),
-    WrongRole { actual: Role, reason: String },
+    /// A refusal with its reason for `/metrics`.
+    Counted(Refused, String),
+    WrongRole {
+        actual: Role,
+        reason: String,
+    },
 }
 
 impl From<String> for Refusal {
@@ -265,7 +294,18 @@ impl From<String> for Refusal {
 impl Refusal {
     fn into_reason(self) -> String {
         match self {
-            Refusal::Reason(reason) | Refusal::WrongRole { reason, .. } => reason,
+            Refusal::Reason(reason)
+            | Refusal::Counted(_, reason)
+            | Refusal::WrongRole { reason, .. } => reason,
+        }
+    }
+
+    /// What `/metrics` counts it as; an uncounted reason is an internal error.
+    fn counted_as(&self) -> Refused {
+        match self {
+            Refusal::Reason(_) => Refused::Request(ErrorCode::Internal),
+            Refusal::Counted(why, _) => *why,
+            Refusal::WrongRole { .. } => Refused::WrongRole,
         }
     }
 }
@@ -273,11 +313,22 @@ impl Refusal {
 /// The token's role and name. An admin token may also connect as a tenant
 /// (admins can do whatever tenants can); every other mismatch is refused.
 fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), Refusal> {
+    let verdict = judge_hello(shared, hello);
+    if let Err(refusal) = &verdict {
+        shared.metrics.refused(refusal.counted_as());
+    }
+    verdict
+}
+
+fn judge_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), Refusal> {
     if hello.version != PROTOCOL_VERSION {
-        return Err(Refusal::Reason(format!(
-            "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
-            hello.version
-        )));
+        return Err(Refusal::Counted(
+            Refused::ProtocolVersion,
+            format!(
+                "protocol version {} is not supported; this coordinator speaks version {PROTOCOL_VERSION}",
+                hello.version
+            ),
+        ));
     }
     let presented = token_hash(&hello.token);
     let found = shared
@@ -290,10 +341,14 @@ fn check_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), Refusal
         })
         .map(|(role, name, _)| (role, name));
     let Some((role, name)) = found else {
-        return Err(Refusal::Reason("token rejected: unknown token".into()));
+        return Err(Refusal::Counted(
+            Refused::UnknownToken,
+            "token rejected: unknown token".into(),
+        ));
     };
     // Revoked first: whatever role it claims, a revoked token hears why.
-    crate::auth::refuse_revoked(shared, &presented)?;
+    crate::auth::refuse_revoked(shared, &presented)
+        .map_err(|reason| Refusal::Counted(Refused::Revoked, reason))?;
     let accepted = match (role, name) {
         (Role::Admin, name) if hello.role == Role::Tenant => (Role::Admin, name),
         (role, _) if role != hello.role => {
@@ -341,7 +396,11 @@ async fn serve_request(
         }
         Err(e) => return Err(e),
     };
+    let (kind, started) = (request.kind(), std::time::Instant::now());
     if let Err(reason) = allowed(peer.role, &request) {
+        shared
+            .metrics
+            .refused(Refused::Request(ErrorCode::Forbidden));
         write_frame(&mut send, &error(ErrorCode::Forbidden, reason)).await?;
         let _ = send.finish();
         return Ok(());
@@ -351,6 +410,9 @@ async fn serve_request(
         Request::Register(_) | Request::Wait(_) | Request::Logs { .. }
     );
     let Ok(_busy) = shared.lifecycle.enter(!long_lived) else {
+        shared
+            .metrics
+            .refused(Refused::Request(ErrorCode::ShuttingDown));
         let refusal = error(ErrorCode::ShuttingDown, suanli_net::SHUTDOWN_REASON);
         write_frame(&mut send, &refusal).await?;
         let _ = send.finish();
@@ -363,12 +425,14 @@ async fn serve_request(
         Request::PutBlob { hash, size } => {
             let answer = put_blob(shared, peer, hash, size, &mut recv).await;
             write_frame(&mut send, &answer).await?;
+            shared.metrics.answered(kind, started, &answer);
         }
         Request::GetBlob(hash) => get_blob(shared, peer, hash, &mut send).await?,
         Request::Backup => crate::backup::serve(shared, peer, &mut send).await?,
         Request::RevokeToken(name) => {
             let answer = crate::auth::revoke(shared, peer, name).await;
             write_frame(&mut send, &answer).await?;
+            shared.metrics.answered(kind, started, &answer);
         }
         Request::Logs { job, follow } => return logs(shared, peer, job, follow, send).await,
         Request::Wait(job) => {
@@ -376,14 +440,15 @@ async fn serve_request(
             write_frame(&mut send, &answer).await?;
         }
         other => {
-            let (shared, peer) = (shared.clone(), peer.clone());
+            let (on_worker, caller) = (shared.clone(), peer.caller());
             let answer = blocking(move || {
-                handle(&shared, &peer, other)
+                handle(&on_worker, &caller, other)
                     .unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()))
             })
             .await
             .unwrap_or_else(|e| error(ErrorCode::Internal, e));
             write_frame(&mut send, &answer).await?;
+            shared.metrics.answered(kind, started, &answer);
         }
     }
     let _ = send.finish();
@@ -450,18 +515,18 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// The job, if `peer` may see it.
-fn visible_job(
+pub(crate) fn visible_job(
     shared: &Shared,
-    peer: &Peer,
+    peer: &Caller,
     job: u64,
 ) -> Result<Option<JobView>, suanli_ledger::LedgerError> {
     let view = shared.reader().job(job)?;
     Ok(view.filter(|v| peer.role == Role::Admin || v.tenant == peer.name))
 }
 
-fn handle(
+pub(crate) fn handle(
     shared: &Arc<Shared>,
-    peer: &Peer,
+    peer: &Caller,
     request: Request,
 ) -> Result<Response, suanli_ledger::LedgerError> {
     Ok(match request {
@@ -718,7 +783,7 @@ fn node_flag(
 /// tenant's own otherwise; naming another tenant is refused, not narrowed.
 fn show_tenant(
     shared: &Shared,
-    peer: &Peer,
+    peer: &Caller,
     name: Option<String>,
 ) -> Result<Response, suanli_ledger::LedgerError> {
     let tenant = match (peer.role, name) {
@@ -775,7 +840,7 @@ fn bad_class(class: &str) -> Response {
 
 /// A tenant sees only its own usage, a provider only its nodes'; asking
 /// for someone else's is refused rather than silently narrowed.
-fn narrow(peer: &Peer, mut q: UsageQuery) -> Result<UsageQuery, Response> {
+pub(crate) fn narrow(peer: &Caller, mut q: UsageQuery) -> Result<UsageQuery, Response> {
     let (field, what) = match peer.role {
         Role::Admin => return Ok(q),
         Role::Tenant => (&mut q.tenant, "tenants see only their own usage"),
@@ -956,7 +1021,7 @@ async fn visible_job_off(
     job: u64,
 ) -> Result<Option<JobView>, String> {
     let (s, p) = (shared.clone(), peer.clone());
-    blocking(move || visible_job(&s, &p, job).map_err(|e| e.to_string()))
+    blocking(move || visible_job(&s, &p.caller(), job).map_err(|e| e.to_string()))
         .await
         .and_then(|r| r)
 }

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use crate::auth::now_ms;
 use crate::blobs::BlobStore;
 use crate::data_dir::DataDir;
+use crate::metrics::CoordinatorMetrics;
 use crate::{CoordinatorConfig, CoordinatorError};
 
 /// Something changed that a waiter or follower may care about.
@@ -112,6 +113,10 @@ pub(crate) struct Shared {
     pub(crate) uploads: Mutex<HashMap<String, u32>>,
     /// Queued jobs the scheduler could not start for their tenant's credit limit, and why.
     pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
+    /// Live instruments for `/metrics`.
+    pub(crate) metrics: CoordinatorMetrics,
+    /// Cleared when shutdown begins (`/readyz` then says not ready).
+    accepting: std::sync::atomic::AtomicBool,
     /// Whether a shutdown has begun, and the requests it waits for.
     pub(crate) lifecycle: crate::lifecycle::Lifecycle,
     /// Held while a backup is taken (one at a time).
@@ -129,6 +134,7 @@ impl Shared {
         writer: Writer<Store>,
         dir: DataDir,
         fingerprint: String,
+        metrics: CoordinatorMetrics,
     ) -> Result<Arc<Shared>, CoordinatorError> {
         let (events, _) = broadcast::channel(4096);
         Ok(Arc::new(Shared {
@@ -146,9 +152,20 @@ impl Shared {
             stats: Counters::default(),
             credit_waits: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
+            metrics,
+            accepting: std::sync::atomic::AtomicBool::new(true),
             lifecycle: Default::default(),
             backup: tokio::sync::Semaphore::new(crate::backup::MAX_CONCURRENT_BACKUPS),
         }))
+    }
+
+    pub(crate) fn accepting(&self) -> bool {
+        self.accepting.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The ledger's read-only connection. Only on blocking threads (SQLite),

@@ -27,6 +27,8 @@ pub struct QueuedJob {
     /// Node token names where an attempt of it missed its deadline: it
     /// runs elsewhere (see [`missed_deadline_on`]).
     pub missed_on: Vec<String>,
+    /// When it was submitted (the scheduling delay is measured from it).
+    pub submitted_ms: u64,
 }
 
 /// How the error of an attempt the coordinator ended at its deadline
@@ -477,7 +479,7 @@ impl Ledger {
         let mut out: Vec<QueuedJob> = {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT id, tenant, module, input, min_gpu_memory, max_gpu_ns, timeout_ns,
-                        max_memory, max_dispatch_ns, max_attempts FROM (
+                        max_memory, max_dispatch_ns, max_attempts, submitted_ms FROM (
                     SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant ORDER BY id) AS rank
                     FROM jobs WHERE state = 'queued')
                  WHERE rank <= ?1 ORDER BY id",
@@ -491,11 +493,13 @@ impl Ledger {
                     u(r.get(4)?),
                     limits_from(r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
                     r.get::<_, u32>(9)?,
+                    u(r.get(10)?),
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, tenant, module, input, min_gpu_memory, limits, max_attempts) = row?;
+                let (id, tenant, module, input, min_gpu_memory, limits, max_attempts, submitted_ms) =
+                    row?;
                 out.push(QueuedJob {
                     id,
                     tenant,
@@ -509,6 +513,7 @@ impl Ledger {
                     attempts: 0,
                     crashed_on: Vec::new(),
                     missed_on: Vec::new(),
+                    submitted_ms,
                 });
             }
             out

@@ -17,6 +17,7 @@ mod check;
 mod jobs;
 mod ops;
 mod schema;
+mod stats;
 mod storage;
 mod tokens;
 mod usage;
@@ -31,6 +32,7 @@ pub use jobs::{
     retry,
 };
 pub use ops::LedgerWrites;
+pub use stats::{LedgerStats, QueueStat, SeriesPoint};
 pub use storage::{QuotaRefusal, Stored};
 pub use tokens::LAST_USED_RESOLUTION_MS;
 
@@ -94,7 +96,13 @@ type TokenRow = (Option<Vec<u8>>, u32, bool, Option<String>);
 
 pub struct Ledger {
     conn: Connection,
+    /// Told how long each batch commit took (monitoring; see
+    /// [`Ledger::observe_commits`]).
+    commit_observer: Option<CommitObserver>,
 }
+
+/// Called with the duration of each committed batch.
+pub type CommitObserver = Box<dyn Fn(std::time::Duration) + Send>;
 
 pub(crate) fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -117,10 +125,19 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut ledger = Ledger { conn };
+        let mut ledger = Ledger {
+            conn,
+            commit_observer: None,
+        };
         // Turns foreign keys on once the schema is current.
         schema::migrate(&mut ledger.conn)?;
         Ok(ledger)
+    }
+
+    /// Calls `observe` with the duration of every batch commit from now on
+    /// (the coordinator's ledger commit latency histogram).
+    pub fn observe_commits(&mut self, observe: CommitObserver) {
+        self.commit_observer = Some(observe);
     }
 
     /// A read-only connection to the ledger at `path`, which [`Ledger::open`]
@@ -138,7 +155,10 @@ impl Ledger {
                 reason: format!("a reader needs a ledger at schema version {known}"),
             });
         }
-        Ok(Ledger { conn })
+        Ok(Ledger {
+            conn,
+            commit_observer: None,
+        })
     }
 
     // ---- tokens -------------------------------------------------------

@@ -9,7 +9,7 @@ use suanli_proto::{Metering, PublicKey, Receipt, Signature};
 use crate::{Ledger, LedgerError, Result, hash_from, i, u};
 
 /// `WHERE …` for a query, and its parameters.
-fn filter(q: &UsageQuery) -> (String, Vec<Value>) {
+pub(crate) fn filter(q: &UsageQuery) -> (String, Vec<Value>) {
     let mut clauses = Vec::new();
     let mut args = Vec::new();
     for (column, value) in [
@@ -37,7 +37,7 @@ fn filter(q: &UsageQuery) -> (String, Vec<Value>) {
     }
 }
 
-fn group_key(g: GroupBy) -> &'static str {
+pub(crate) fn group_key(g: GroupBy) -> &'static str {
     match g {
         GroupBy::Nothing => "''",
         GroupBy::Tenant => "tenant",
@@ -47,7 +47,7 @@ fn group_key(g: GroupBy) -> &'static str {
     }
 }
 
-fn add(total: &mut UsageGroup, g: &UsageGroup) {
+pub(crate) fn add(total: &mut UsageGroup, g: &UsageGroup) {
     total.attempts += g.attempts;
     total.gpu_ns = total.gpu_ns.saturating_add(g.gpu_ns);
     total.charged_gpu_ns = total.charged_gpu_ns.saturating_add(g.charged_gpu_ns);

@@ -358,7 +358,12 @@ impl WriteBackend for crate::Ledger {
     }
 
     fn commit_batch(&mut self) -> Result<()> {
-        Ok(self.conn.execute_batch("COMMIT")?)
+        let started = std::time::Instant::now();
+        self.conn.execute_batch("COMMIT")?;
+        if let Some(observe) = &self.commit_observer {
+            observe(started.elapsed());
+        }
+        Ok(())
     }
 
     fn abort_batch(&mut self) {

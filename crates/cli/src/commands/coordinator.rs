@@ -70,6 +70,18 @@ pub struct Args {
     /// The window over which --quarantine-faults are counted.
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     quarantine_window: Secs,
+    /// Serve HTTP (TCP) on this address: /metrics (Prometheus), /healthz,
+    /// /readyz and the web dashboard (log in with a token). Off by default;
+    /// plain HTTP, so bind it to localhost or put TLS in front.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// How long a dashboard login lasts.
+    #[arg(long, value_name = "DURATION", default_value = "12h")]
+    dashboard_session_ttl: Secs,
+    /// How often the dashboard samples slot utilisation for its plot (it
+    /// keeps the last 1,440 samples).
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    utilisation_interval: Secs,
     /// The longest a shutdown (SIGTERM, Ctrl-C) takes: requests in flight
     /// finish, nodes and clients are told, queued ledger writes commit;
     /// whatever still runs at the limit is cut off, unacknowledged.
@@ -104,6 +116,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.quarantine_faults = args.quarantine_faults;
     config.quarantine_window = args.quarantine_window.0;
     config.handshake_timeout = args.handshake_timeout.0;
+    config.http = args.http;
+    config.dashboard_session_ttl = args.dashboard_session_ttl.0;
+    anyhow::ensure!(
+        !args.utilisation_interval.0.is_zero(),
+        "--utilisation-interval must be more than 0"
+    );
+    config.utilisation_interval = args.utilisation_interval.0;
     config.shutdown_timeout = args.shutdown_timeout.0;
     let coordinator = Coordinator::start(config).await?;
     println!("coordinator listening on {}", coordinator.addr());
@@ -123,6 +142,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "admin token: unchanged (see {})",
             coordinator.client_file.display()
         ),
+    }
+    if let Some(http) = coordinator.http_addr() {
+        println!("http: http://{http}/ (dashboard; /metrics /healthz /readyz)");
     }
     println!("client config: {}", coordinator.client_file.display());
     stop_signal().await?;
