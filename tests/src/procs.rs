@@ -30,7 +30,7 @@ pub fn start_coordinator_with(data: &Path, listen: &str, extra: &[String]) -> (R
         .arg(data)
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file(data))
         .spawn()
         .expect("coordinator starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -95,10 +95,25 @@ fn spawn_node_ext(
             .env("NODEVICE_SELECT", "1")
             .env("XDG_CONFIG_HOME", crate::NO_CONFIG_HOME)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(data))
             .spawn()
             .expect("node starts"),
     )
+}
+
+/// Where a process with data directory `data` logs (stderr): `DATA.log`
+/// beside it, appended to across restarts, for tests that read what a
+/// process said and for whoever debugs a failure.
+pub fn log_path(data: &Path) -> std::path::PathBuf {
+    data.with_extension("log")
+}
+
+fn log_file(data: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(data))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// `key = "value"` lines of a flat TOML file.
@@ -214,6 +229,40 @@ impl ProcCluster {
             self.coordinator_output = printed;
             self.coordinator = Some(c);
         }
+    }
+
+    /// Sends SIGTERM to the coordinator and waits up to `within` for it to
+    /// exit; its exit status (`None`: still running, then killed) and how
+    /// long it took.
+    #[cfg(unix)]
+    pub fn terminate_coordinator(
+        &mut self,
+        within: std::time::Duration,
+    ) -> (Option<std::process::ExitStatus>, std::time::Duration) {
+        let mut c = self.coordinator.take().expect("coordinator running");
+        let started = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &c.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        while started.elapsed() < within {
+            if let Ok(Some(status)) = c.0.try_wait() {
+                return (Some(status), started.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        (None, started.elapsed())
+    }
+
+    /// What node `i` logged so far.
+    pub fn node_log(&self, i: usize) -> String {
+        std::fs::read_to_string(log_path(&self.nodes[i].dir)).unwrap_or_default()
+    }
+
+    /// What the coordinator logged so far (every run on this data directory).
+    pub fn coordinator_log(&self) -> String {
+        std::fs::read_to_string(log_path(&self.data)).unwrap_or_default()
     }
 
     /// The admin token, from the admin's client.toml.

@@ -211,6 +211,11 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
             [Allowed, Forbidden, Forbidden, Forbidden],
         ),
         (
+            "backup",
+            Request::Backup,
+            [Allowed, Forbidden, Forbidden, Forbidden],
+        ),
+        (
             "set-storage-quota",
             Request::SetStorageQuota {
                 tenant: "tenant-b".into(),

@@ -66,7 +66,7 @@ enum Command {
     Usage(commands::billing::UsageArgs),
     /// An itemised monthly invoice (per job, per attempt).
     Invoice(commands::billing::InvoiceArgs),
-    /// Operator checks (admin).
+    /// Operator checks, backups and restores (admin).
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
     /// Start a coordinator and two nodes in this process, run the examples, print results and GPU time.

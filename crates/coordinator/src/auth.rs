@@ -136,6 +136,7 @@ pub(crate) fn allowed(role: Role, request: &Request) -> Result<(), String> {
         | RestoreNode(_)
         | Gc
         | SetStorageQuota { .. }
+        | Backup
         | Check => role == Role::Admin,
         Register(_) => role == Role::Node,
     };

@@ -158,11 +158,23 @@ pub(crate) async fn send_file(
     send: &mut quinn::SendStream,
     stall: std::time::Duration,
 ) -> Result<(), suanli_net::NetError> {
+    let size = tokio::fs::metadata(path).await?.len();
+    suanli_net::frame::write_frame(send, &suanli_proto::Response::Blob { size }).await?;
+    send_body(path, size, send, stall).await
+}
+
+/// Sends the first `size` bytes of the file at `path` (a blob, a backup),
+/// each chunk taken by the peer within `stall`; a file that shrank under
+/// it is an error, not a short body.
+pub(crate) async fn send_body(
+    path: &std::path::Path,
+    size: u64,
+    send: &mut quinn::SendStream,
+    stall: std::time::Duration,
+) -> Result<(), suanli_net::NetError> {
     use suanli_net::NetError;
     use tokio::io::AsyncReadExt;
     let file = tokio::fs::File::open(path).await?;
-    let size = file.metadata().await?.len();
-    suanli_net::frame::write_frame(send, &suanli_proto::Response::Blob { size }).await?;
     let mut file = file.take(size);
     let mut buf = vec![0u8; SEND_CHUNK];
     let mut sent = 0u64;
@@ -171,12 +183,12 @@ pub(crate) async fn send_file(
         if n == 0 {
             return Err(NetError::Io(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                format!("blob file shrank to {sent} of {size} bytes while being sent"),
+                format!("file shrank to {sent} of {size} bytes while being sent"),
             )));
         }
         tokio::time::timeout(stall, send.write_all(&buf[..n]))
             .await
-            .map_err(|_| NetError::Timeout("the peer stopped reading the blob"))??;
+            .map_err(|_| NetError::Timeout("the peer stopped reading"))??;
         sent += n as u64;
     }
     Ok(())

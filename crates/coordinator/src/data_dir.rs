@@ -38,6 +38,11 @@ impl ClientFile {
     }
 }
 
+/// Where backups are written before they are sent, under the data
+/// directory (same file system as the ledger, private like it). Emptied at
+/// every start: a backup cut short by a crash is of no use.
+pub(crate) const BACKUP_TMP: &str = "backup-tmp";
+
 pub(crate) struct DataDir {
     pub(crate) path: PathBuf,
 }
@@ -58,7 +63,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CoordinatorError> {
 
 impl DataDir {
     pub(crate) fn open(path: &Path) -> Result<DataDir, CoordinatorError> {
-        for sub in ["", "blobs", "blobs/tmp", "logs"] {
+        let stale = path.join(BACKUP_TMP);
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale).map_err(io_err(&stale))?;
+        }
+        for sub in ["", "blobs", "blobs/tmp", "logs", BACKUP_TMP] {
             let dir = path.join(sub);
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);

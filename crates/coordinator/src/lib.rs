@@ -8,11 +8,13 @@
 //! jobs, logs and blobs (another tenant's job is "not found", not "forbidden").
 
 mod auth;
+mod backup;
 mod blobs;
 mod connections;
 mod data_dir;
 mod gc;
 mod http;
+mod lifecycle;
 mod metrics;
 mod node_session;
 mod scheduler;
@@ -27,6 +29,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use data_dir::ClientFile;
+pub use lifecycle::ShutdownReport;
 
 use crate::state::Shared;
 
@@ -117,6 +120,12 @@ pub struct CoordinatorConfig {
     /// How often the dashboard samples slot utilisation for its plot (the
     /// last [`http::UTILISATION_SAMPLES`] samples are kept). Default 1 minute.
     pub utilisation_interval: Duration,
+    /// The longest a shutdown (SIGTERM, Ctrl-C) takes: requests in flight
+    /// get what is left of it to finish, then connections are closed with
+    /// the shutdown code and the ledger writer commits what it holds.
+    /// Whatever is still running at the limit is cut off, unacknowledged.
+    /// Default 10 s.
+    pub shutdown_timeout: Duration,
 }
 
 impl CoordinatorConfig {
@@ -144,6 +153,7 @@ impl CoordinatorConfig {
             http: None,
             dashboard_session_ttl: Duration::from_secs(12 * 3600),
             utilisation_interval: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -255,11 +265,12 @@ impl Coordinator {
         }
     }
 
-    /// Stops accepting, closes every connection, waits for them to go.
-    pub async fn shutdown(self) {
-        self.shared.stop_accepting();
-        self.endpoint
-            .close(0u32.into(), b"coordinator shutting down");
-        self.endpoint.wait_idle().await;
+    /// Shuts down within `shutdown_timeout`: refuses new connections and
+    /// requests, lets those in flight finish, closes every connection with
+    /// [`suanli_net::CLOSE_SHUTDOWN`] (nodes reconnect soon and keep their
+    /// jobs; clients hear "shutting down; retry shortly"), and drains the
+    /// ledger writer (queued writes commit; nothing later is taken).
+    pub async fn shutdown(self) -> ShutdownReport {
+        lifecycle::shutdown(&self.shared, &self.endpoint).await
     }
 }

@@ -95,6 +95,7 @@ impl Refused {
                 ErrorCode::Overloaded => "overloaded",
                 ErrorCode::QuotaExceeded => "quota_exceeded",
                 ErrorCode::Internal => "internal",
+                ErrorCode::ShuttingDown => "shutting_down",
             },
         }
     }

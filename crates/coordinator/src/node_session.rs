@@ -440,6 +440,12 @@ async fn disconnect(shared: &Shared, node_id: u64, reason: &str) {
     let Some(node) = shared.nodes().remove(&node_id) else {
         return;
     };
+    if shared.lifecycle.stopping() {
+        // Not lost: the node keeps running them and claims them when it
+        // reconnects to the restarted coordinator (`recovery_grace`).
+        tracing::info!(node_id, name = %node.name, running = node.running.len(), "node session closed by the shutdown; its attempts stay open");
+        return;
+    }
     if node.running.is_empty() {
         tracing::info!(node_id, name = %node.name, %reason, "node gone");
         shared.wake_scheduler.notify_one();

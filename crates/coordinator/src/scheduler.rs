@@ -27,6 +27,10 @@ const TICK: Duration = Duration::from_secs(1);
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut turns = Turns::default();
     loop {
+        if shared.lifecycle.stopping() {
+            tracing::info!("scheduler stopped: no new placements during the shutdown");
+            return;
+        }
         let s = shared.clone();
         let ran = crate::server::blocking(move || {
             let placed = pass(&s, &mut turns);

@@ -155,6 +155,14 @@ async fn serve_connection(
     connections: Arc<Connections>,
 ) {
     let remote = conn.remote_address();
+    if shared.lifecycle.stopping() {
+        tracing::debug!(%remote, "connection closed: shutting down");
+        conn.close(
+            suanli_net::CLOSE_SHUTDOWN.into(),
+            suanli_net::SHUTDOWN_REASON.as_bytes(),
+        );
+        return;
+    }
     let hello = tokio::time::timeout(
         shared.config.handshake_timeout,
         handshake(&conn, &shared, &connections),
@@ -397,6 +405,19 @@ async fn serve_request(
         let _ = send.finish();
         return Ok(());
     }
+    let long_lived = matches!(
+        request,
+        Request::Register(_) | Request::Wait(_) | Request::Logs { .. }
+    );
+    let Ok(_busy) = shared.lifecycle.enter(!long_lived) else {
+        shared
+            .metrics
+            .refused(Refused::Request(ErrorCode::ShuttingDown));
+        let refusal = error(ErrorCode::ShuttingDown, suanli_net::SHUTDOWN_REASON);
+        write_frame(&mut send, &refusal).await?;
+        let _ = send.finish();
+        return Ok(());
+    };
     match request {
         Request::Register(info) => {
             return node_session::run(shared.clone(), peer.clone(), info, send, recv).await;
@@ -406,7 +427,8 @@ async fn serve_request(
             write_frame(&mut send, &answer).await?;
             shared.metrics.answered(kind, started, &answer);
         }
-        Request::GetBlob(hash) => return get_blob(shared, peer, hash, send).await,
+        Request::GetBlob(hash) => get_blob(shared, peer, hash, &mut send).await?,
+        Request::Backup => crate::backup::serve(shared, peer, &mut send).await?,
         Request::RevokeToken(name) => {
             let answer = crate::auth::revoke(shared, peer, name).await;
             write_frame(&mut send, &answer).await?;
@@ -430,7 +452,27 @@ async fn serve_request(
         }
     }
     let _ = send.finish();
+    delivered(shared, &mut send).await;
     Ok(())
+}
+
+/// Waits (at most `request_timeout`) until the peer acknowledged the whole
+/// answer. The request stays counted as in flight meanwhile, so a shutdown
+/// closes the connection only once its answer arrived, not while its last
+/// bytes sit in a send buffer (a node fetching a module would otherwise
+/// lose it mid-way); once a shutdown began, at most
+/// [`SHUTDOWN_DELIVERY_GRACE`](crate::lifecycle::SHUTDOWN_DELIVERY_GRACE)
+/// more.
+async fn delivered(shared: &Shared, send: &mut quinn::SendStream) {
+    let grace = async {
+        shared.lifecycle.stopped().await;
+        tokio::time::sleep(crate::lifecycle::SHUTDOWN_DELIVERY_GRACE).await;
+    };
+    tokio::select! {
+        _ = send.stopped() => {}
+        _ = tokio::time::sleep(shared.config.request_timeout) => {}
+        _ = grace => {}
+    }
 }
 
 /// Stream error code of a request stream cut off for being too slow.
@@ -662,6 +704,7 @@ pub(crate) fn handle(
         | Request::GetBlob(_)
         | Request::RevokeToken(_)
         | Request::Logs { .. }
+        | Request::Backup
         | Request::Wait(_) => error(ErrorCode::BadRequest, "not a simple request"),
     })
 }
@@ -945,7 +988,7 @@ async fn get_blob(
     shared: &Arc<Shared>,
     peer: &Peer,
     hash: suanli_proto::Hash,
-    mut send: quinn::SendStream,
+    send: &mut quinn::SendStream,
 ) -> Result<(), NetError> {
     let allowed = {
         let (s, p) = (shared.clone(), peer.clone());
@@ -955,21 +998,19 @@ async fn get_blob(
     };
     if !allowed {
         write_frame(
-            &mut send,
+            send,
             &error(ErrorCode::NotFound, format!("blob {hash} not found")),
         )
         .await?;
-        let _ = send.finish();
         return Ok(());
     }
     let path = shared.blobs.path(&hash);
     let stall = shared.config.request_timeout;
-    if let Err(err) = crate::blobs::send_file(&path, &mut send, stall).await {
+    if let Err(err) = crate::blobs::send_file(&path, send, stall).await {
         tracing::info!(name = %peer.name, %hash, %err, "blob download ended early");
         let _ = send.reset(STREAM_TIMED_OUT.into());
         return Err(err);
     }
-    let _ = send.finish();
     Ok(())
 }
 

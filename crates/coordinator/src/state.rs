@@ -102,6 +102,10 @@ pub(crate) struct Shared {
     pub(crate) nodes: Mutex<HashMap<u64, LiveNode>>,
     pub(crate) blobs: BlobStore,
     logs_dir: PathBuf,
+    /// The ledger file, which backups copy.
+    pub(crate) ledger_path: PathBuf,
+    /// Where a backup is written before it is sent (`DATA/backup-tmp`).
+    pub(crate) backup_dir: PathBuf,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) wake_scheduler: Notify,
     pub(crate) stats: Counters,
@@ -113,6 +117,10 @@ pub(crate) struct Shared {
     pub(crate) metrics: CoordinatorMetrics,
     /// Cleared when shutdown begins (`/readyz` then says not ready).
     accepting: std::sync::atomic::AtomicBool,
+    /// Whether a shutdown has begun, and the requests it waits for.
+    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
+    /// Held while a backup is taken (one at a time).
+    pub(crate) backup: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,6 +145,8 @@ impl Shared {
             nodes: Mutex::new(HashMap::new()),
             blobs: BlobStore::new(dir.path.join("blobs")),
             logs_dir: dir.path.join("logs"),
+            ledger_path: dir.path.join("ledger.db"),
+            backup_dir: dir.path.join(crate::data_dir::BACKUP_TMP),
             events,
             wake_scheduler: Notify::new(),
             stats: Counters::default(),
@@ -144,6 +154,8 @@ impl Shared {
             uploads: Mutex::new(HashMap::new()),
             metrics,
             accepting: std::sync::atomic::AtomicBool::new(true),
+            lifecycle: Default::default(),
+            backup: tokio::sync::Semaphore::new(crate::backup::MAX_CONCURRENT_BACKUPS),
         }))
     }
 

@@ -9,6 +9,7 @@
 //! twice is recorded once.
 
 mod account;
+pub mod backup;
 /// The billing rules, from the pure `suanli-billing` crate (re-exported so
 /// existing users of `suanli_ledger::billing` keep working).
 pub use suanli_billing as billing;

@@ -116,10 +116,18 @@ where
 
 type Queued<B> = Box<dyn Pending<B>>;
 
+/// What reaches the writer thread: an operation, or a request to drain.
+enum Message<B> {
+    Op(Queued<B>),
+    /// Stop taking new operations, commit every one already queued, close
+    /// the store, then answer (see [`Writer::drain`]).
+    Drain(oneshot::Sender<usize>),
+}
+
 /// A handle to the writer thread; cheap to clone. The thread ends once
 /// every handle is dropped and the queue is drained.
 pub struct Writer<B> {
-    queue: mpsc::Sender<Queued<B>>,
+    queue: mpsc::Sender<Message<B>>,
 }
 
 impl<B> Clone for Writer<B> {
@@ -180,7 +188,7 @@ impl<B: WriteBackend> Writer<B> {
             let _ = tx.send(r);
         });
         self.queue
-            .blocking_send(op)
+            .blocking_send(Message::Op(op))
             .map_err(|_| LedgerError::WriterStopped)?;
         rx.blocking_recv().map_err(|_| LedgerError::WriterStopped)?
     }
@@ -196,9 +204,25 @@ impl<B: WriteBackend> Writer<B> {
         D: FnOnce(Result<T>) + Send + 'static,
     {
         self.queue
-            .send(op(work, after))
+            .send(Message::Op(op(work, after)))
             .await
             .map_err(|_| LedgerError::WriterStopped)
+    }
+
+    /// Drains the writer for a shutdown: from now on it takes no new
+    /// operation (they fail [`LedgerError::WriterStopped`], so nothing is
+    /// acknowledged that will not be committed), commits every operation
+    /// already queued (so nothing acknowledged-to-be is dropped), closes
+    /// the store (SQLite checkpoints its WAL) and then returns how many
+    /// operations the batches it ran from the drain on held. Waits for
+    /// room while the queue is full.
+    pub async fn drain(&self) -> Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(Message::Drain(tx))
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
+        rx.await.map_err(|_| LedgerError::WriterStopped)
     }
 
     /// As [`Writer::then`], from a thread that may block.
@@ -209,7 +233,7 @@ impl<B: WriteBackend> Writer<B> {
         D: FnOnce(Result<T>) + Send + 'static,
     {
         self.queue
-            .blocking_send(op(work, after))
+            .blocking_send(Message::Op(op(work, after)))
             .map_err(|_| LedgerError::WriterStopped)
     }
 
@@ -221,7 +245,8 @@ impl<B: WriteBackend> Writer<B> {
         F: FnOnce(&mut B) -> Result<T> + Send + 'static,
         D: FnOnce(Result<T>) + Send + 'static,
     {
-        self.queue.try_send(op(work, after)).map_err(|e| match e {
+        let message = Message::Op(op(work, after));
+        self.queue.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => LedgerError::Busy,
             mpsc::error::TrySendError::Closed(_) => LedgerError::WriterStopped,
         })
@@ -243,16 +268,25 @@ where
     })
 }
 
-/// The writer thread: batch after batch until every handle is gone.
-fn run<B: WriteBackend>(mut backend: B, mut rx: mpsc::Receiver<Queued<B>>, max_batch: usize) {
+/// The writer thread: batch after batch until every handle is gone, or
+/// until a drain was asked for and the queue is empty.
+fn run<B: WriteBackend>(mut backend: B, mut rx: mpsc::Receiver<Message<B>>, max_batch: usize) {
     let mut batch: Vec<Queued<B>> = Vec::with_capacity(max_batch);
+    let mut drains: Vec<oneshot::Sender<usize>> = Vec::new();
+    let mut after_drain = 0usize;
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+        take(first, &mut batch, &mut drains, &mut rx);
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(message) => take(message, &mut batch, &mut drains, &mut rx),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if !drains.is_empty() {
+            after_drain += batch.len();
         }
         let committed = run_batch(&mut backend, &mut batch).map_err(|e| {
             tracing::error!(%e, ops = batch.len(), "a ledger batch did not commit");
@@ -260,6 +294,29 @@ fn run<B: WriteBackend>(mut backend: B, mut rx: mpsc::Receiver<Queued<B>>, max_b
         });
         for op in batch.drain(..) {
             op.finish(committed.clone());
+        }
+    }
+    // Closing the store before answering: SQLite checkpoints the WAL
+    // into the database file as its last connection closes.
+    drop(backend);
+    for drain in drains {
+        let _ = drain.send(after_drain);
+    }
+}
+
+/// Adds an operation to the batch; a drain request closes the queue to
+/// new operations (those already in it are still taken).
+fn take<B>(
+    message: Message<B>,
+    batch: &mut Vec<Queued<B>>,
+    drains: &mut Vec<oneshot::Sender<usize>>,
+    rx: &mut mpsc::Receiver<Message<B>>,
+) {
+    match message {
+        Message::Op(op) => batch.push(op),
+        Message::Drain(reply) => {
+            rx.close();
+            drains.push(reply);
         }
     }
 }
@@ -600,6 +657,50 @@ mod tests {
         let l = Ledger::open(&path).unwrap();
         for n in acked {
             assert!(l.find_token(&token(n)).unwrap().is_some(), "acked {n} lost");
+        }
+    }
+
+    #[test]
+    fn a_drain_commits_what_is_queued_and_refuses_what_comes_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, thread, _) = counted(&dir, WriterConfig::default(), false);
+        let release = hold(&w);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for n in 1..=20u32 {
+            let tx = tx.clone();
+            w.then_blocking(
+                move |b: &mut Counted| {
+                    b.ledger
+                        .add_token(&token(n), Role::Tenant, &format!("t{n}"), 0)
+                },
+                move |r| {
+                    let _ = tx.send(r.is_ok());
+                },
+            )
+            .unwrap();
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let drainer = {
+            let w = w.clone();
+            std::thread::spawn(move || rt.block_on(w.drain()))
+        };
+        // Give the drain time to queue behind the 20, then let them run.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(release);
+        let drained = drainer.join().unwrap().unwrap();
+        assert_eq!(drained, 20, "the 20 queued before the drain, in its batch");
+        drop(tx);
+        assert_eq!(rx.iter().filter(|ok| *ok).count(), 20);
+        assert!(matches!(
+            w.write_blocking(|_: &mut Counted| Ok(())),
+            Err(LedgerError::WriterStopped)
+        ));
+        thread.join();
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        for n in 1..=20u32 {
+            assert!(ledger.find_token(&token(n)).unwrap().is_some(), "token {n}");
         }
     }
 }

@@ -235,6 +235,26 @@ impl Client {
         Ok(out)
     }
 
+    /// Asks for a ledger backup and writes its bytes to `out` (checked
+    /// against the BLAKE3 the coordinator announced); returns its size.
+    /// The body may stall at most `stall` at a time. The caller makes the
+    /// file durable and private (it holds token hashes).
+    pub async fn backup<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        out: &mut W,
+        stall: Duration,
+    ) -> Result<u64, NetError> {
+        let (mut send, mut recv) = self.open(&Request::Backup).await?;
+        send.finish()?;
+        let (size, hash) = match answer(expect_frame(&mut recv).await?)? {
+            Response::Backup { size, hash } => (size, hash),
+            other => return Err(unexpected(other)),
+        };
+        crate::frame::read_blob_to(&mut recv, size, &hash, Some(stall), out).await?;
+        self.report(Direction::Download, size, size);
+        Ok(size)
+    }
+
     /// Uploads what is missing and submits the job; returns its id.
     pub async fn submit(
         &self,
@@ -522,6 +542,15 @@ impl Client {
 /// token, a connection limit); the close reason says why.
 pub const CLOSE_REFUSED: u32 = 1;
 
+/// The close code a coordinator uses when it shuts down (SIGTERM, Ctrl-C):
+/// clients report [`NetError::ShuttingDown`], nodes reconnect soon instead
+/// of backing off as after a failure. (2 and 3 are the coordinator's own:
+/// no hello in time, token revoked.)
+pub const CLOSE_SHUTDOWN: u32 = 4;
+
+/// The reason sent with [`CLOSE_SHUTDOWN`], for peers that only show it.
+pub const SHUTDOWN_REASON: &str = "the coordinator is shutting down; retry shortly";
+
 /// Presents `token` for `role`; the token's name once accepted.
 async fn hello(conn: &quinn::Connection, token: &str, role: Role) -> Result<String, NetError> {
     let (mut send, mut recv) = conn.open_bi().await?;
@@ -539,9 +568,15 @@ async fn hello(conn: &quinn::Connection, token: &str, role: Role) -> Result<Stri
     }
 }
 
-/// The coordinator's reason, when it closed `conn` as a refusal.
+/// The coordinator's reason, when it closed `conn` as a refusal (or
+/// because it is shutting down).
 fn refusal(conn: &quinn::Connection) -> Option<NetError> {
     match conn.close_reason()? {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(CLOSE_SHUTDOWN) =>
+        {
+            Some(NetError::ShuttingDown)
+        }
         quinn::ConnectionError::ApplicationClosed(close)
             if close.error_code == quinn::VarInt::from_u32(CLOSE_REFUSED) =>
         {
@@ -555,6 +590,10 @@ fn refusal(conn: &quinn::Connection) -> Option<NetError> {
 
 fn answer(r: Response) -> Result<Response, NetError> {
     match r {
+        Response::Error {
+            code: ErrorCode::ShuttingDown,
+            ..
+        } => Err(NetError::ShuttingDown),
         Response::Error { code, message } => Err(NetError::Remote { code, message }),
         other => Ok(other),
     }

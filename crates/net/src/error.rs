@@ -3,11 +3,17 @@ use suanli_proto::{CodecError, ErrorCode, Role};
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("connection: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(quinn::ConnectionError),
+    /// The coordinator is shutting down (it closed the connection with
+    /// [`CLOSE_SHUTDOWN`](crate::CLOSE_SHUTDOWN), or answered a request with
+    /// `ErrorCode::ShuttingDown`): a restart, usually. Worth reconnecting
+    /// after a short pause; nothing unacknowledged was carried out.
+    #[error("the coordinator is shutting down; retry shortly")]
+    ShuttingDown,
     #[error("cannot connect: {0}")]
     Connect(#[from] quinn::ConnectError),
     #[error("write: {0}")]
-    Write(#[from] quinn::WriteError),
+    Write(quinn::WriteError),
     #[error("read: {0}")]
     Read(String),
     #[error("stream closed")]
@@ -36,15 +42,49 @@ pub enum NetError {
     Timeout(&'static str),
 }
 
+/// Whether the coordinator closed the connection because it is shutting
+/// down: then every error that connection causes says so.
+pub(crate) fn is_shutdown(e: &quinn::ConnectionError) -> bool {
+    matches!(
+        e,
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(crate::CLOSE_SHUTDOWN)
+    )
+}
+
+impl From<quinn::ConnectionError> for NetError {
+    fn from(e: quinn::ConnectionError) -> NetError {
+        if is_shutdown(&e) {
+            return NetError::ShuttingDown;
+        }
+        NetError::Connection(e)
+    }
+}
+
+impl From<quinn::WriteError> for NetError {
+    fn from(e: quinn::WriteError) -> NetError {
+        match e {
+            quinn::WriteError::ConnectionLost(c) if is_shutdown(&c) => NetError::ShuttingDown,
+            e => NetError::Write(e),
+        }
+    }
+}
+
 impl From<quinn::ReadExactError> for NetError {
     fn from(e: quinn::ReadExactError) -> NetError {
-        NetError::Read(e.to_string())
+        match e {
+            quinn::ReadExactError::ReadError(e) => e.into(),
+            e => NetError::Read(e.to_string()),
+        }
     }
 }
 
 impl From<quinn::ReadError> for NetError {
     fn from(e: quinn::ReadError) -> NetError {
-        NetError::Read(e.to_string())
+        match e {
+            quinn::ReadError::ConnectionLost(c) if is_shutdown(&c) => NetError::ShuttingDown,
+            e => NetError::Read(e.to_string()),
+        }
     }
 }
 
@@ -60,6 +100,7 @@ impl NetError {
         matches!(
             self,
             NetError::Connection(_)
+                | NetError::ShuttingDown
                 | NetError::Connect(_)
                 | NetError::Write(_)
                 | NetError::Read(_)

@@ -13,7 +13,9 @@ pub mod frame;
 pub mod tls;
 
 pub mod backoff;
-pub use client::{BLOB_LIMIT, CLOSE_REFUSED, Client, Direction, Progress};
+pub use client::{
+    BLOB_LIMIT, CLOSE_REFUSED, CLOSE_SHUTDOWN, Client, Direction, Progress, SHUTDOWN_REASON,
+};
 pub use error::NetError;
 
 use std::time::Duration;

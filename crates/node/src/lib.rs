@@ -410,11 +410,25 @@ impl Node {
             else {
                 return;
             };
+            let shutdown = matches!(result, Err(suanli_net::NetError::ShuttingDown));
             match result {
                 Ok(()) => tracing::info!("session with the coordinator ended"),
+                Err(suanli_net::NetError::ShuttingDown) => tracing::info!(
+                    "the coordinator is shutting down (a restart): jobs keep running, \
+                     results wait in the outbox; reconnecting soon"
+                ),
                 Err(err) => tracing::warn!(%err, "session with the coordinator failed"),
             }
-            if started.elapsed() > Duration::from_secs(10) {
+            if shutdown {
+                // A restart, not a failure: come back soon (still jittered,
+                // so a fleet does not return in one instant), then back off
+                // as usual while the coordinator is not up yet.
+                pauses = suanli_net::backoff::pauses(
+                    RECONNECT_AFTER_SHUTDOWN,
+                    self.config.max_backoff,
+                    None,
+                );
+            } else if started.elapsed() > Duration::from_secs(10) {
                 // A session that lasted starts the pauses over.
                 pauses = suanli_net::backoff::pauses(first, self.config.max_backoff, None);
             }
@@ -428,6 +442,11 @@ impl Node {
         }
     }
 }
+
+/// The first pause before reconnecting to a coordinator that closed the
+/// session with the shutdown code (a restart): short, jittered (half to
+/// all of it), then the pauses grow as after a failure.
+pub const RECONNECT_AFTER_SHUTDOWN: Duration = Duration::from_millis(200);
 
 /// The metrics of a node about to register `info`.
 fn node_metrics(info: &NodeInfo) -> metrics::NodeMetrics {

@@ -275,6 +275,40 @@ fn capped(limits: &JobLimits, caps: &NodeCaps) -> JobLimits {
     }
 }
 
+/// How long a fetch waits for a session to the coordinator when there is
+/// none (between sessions) or the coordinator's shutdown cut it: a
+/// restart, well within the coordinator's `attempt_grace` (30 s by
+/// default) that covers fetching blobs.
+const REFETCH_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A blob, through the cache. Without a session, or when the coordinator's
+/// shutdown (a restart) cuts the fetch, it is tried on the next session
+/// rather than ending the attempt as the provider's fault.
+async fn fetch(rt: &Runtime, hash: Hash) -> Result<Vec<u8>, String> {
+    let patience = tokio::time::Instant::now() + REFETCH_PATIENCE;
+    let mut cut: Option<Arc<Client>> = None;
+    loop {
+        let link = rt.link().map(|l| l.client);
+        if let Some(client) = link
+            && !cut.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client))
+        {
+            match rt.blobs.get(&client, hash).await {
+                Err(NetError::ShuttingDown) => {
+                    tracing::info!(%hash, "the coordinator is shutting down; fetching again once reconnected");
+                    cut = Some(client);
+                }
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
+        if tokio::time::Instant::now() >= patience {
+            return Err(format!(
+                "not connected to the coordinator (waited {REFETCH_PATIENCE:?})"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Fetches the blobs and runs the job on a free slot; returns the
 /// measurements, the job's error and its output (if it succeeded).
 /// `Err` is the provider's fault (not the job's): blobs, slots.
@@ -284,18 +318,10 @@ async fn execute(
     cancel: Arc<AtomicBool>,
 ) -> Result<(Measured, Option<String>, Option<Vec<u8>>), String> {
     let started_ms = now_ms();
-    let client = rt
-        .link()
-        .map(|l| l.client)
-        .ok_or("not connected to the coordinator")?;
-    let module = rt
-        .blobs
-        .get(&client, a.spec.module)
+    let module = fetch(rt, a.spec.module)
         .await
         .map_err(|e| format!("cannot fetch the module: {e}"))?;
-    let input = rt
-        .blobs
-        .get(&client, a.spec.input)
+    let input = fetch(rt, a.spec.input)
         .await
         .map_err(|e| format!("cannot fetch the input: {e}"))?;
     let mut worker = rt

@@ -432,6 +432,11 @@ pub enum Request {
     /// A tenant's account (answer `Tenant`): the admin names any tenant; a
     /// tenant sees its own (`None` or its own name).
     ShowTenant(Option<String>),
+    /// A consistent copy of the whole ledger, taken while serving (admin;
+    /// answer `Backup { size, hash }`, then `size` raw bytes whose BLAKE3
+    /// is `hash`). The copy holds token hashes and every usage row: whoever
+    /// keeps it must keep it private.
+    Backup,
 }
 
 impl Request {
@@ -465,6 +470,7 @@ impl Request {
             Request::ListTokens => "list-tokens",
             Request::RevokeToken(_) => "revoke-token",
             Request::ShowTenant(_) => "show-tenant",
+            Request::Backup => "backup",
         }
     }
 }
@@ -485,6 +491,9 @@ pub enum ErrorCode {
     /// this upload; the message gives used, this upload and the quota.
     QuotaExceeded,
     Internal,
+    /// The coordinator is shutting down (a restart, usually): the request
+    /// was not carried out; retry shortly, on a new connection.
+    ShuttingDown,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -534,6 +543,11 @@ pub enum Response {
         known: bool,
     },
     Tenant(TenantView),
+    /// A ledger backup follows: `size` raw bytes whose BLAKE3 is `hash`.
+    Backup {
+        size: u64,
+        hash: Hash,
+    },
 }
 
 /// A tenant's account (`suanli tenant show`). Money in micro-units.

@@ -82,6 +82,11 @@ pub struct Args {
     /// keeps the last 1,440 samples).
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     utilisation_interval: Secs,
+    /// The longest a shutdown (SIGTERM, Ctrl-C) takes: requests in flight
+    /// finish, nodes and clients are told, queued ledger writes commit;
+    /// whatever still runs at the limit is cut off, unacknowledged.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    shutdown_timeout: Secs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -118,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "--utilisation-interval must be more than 0"
     );
     config.utilisation_interval = args.utilisation_interval.0;
+    config.shutdown_timeout = args.shutdown_timeout.0;
     let coordinator = Coordinator::start(config).await?;
     println!("coordinator listening on {}", coordinator.addr());
     println!(
@@ -143,7 +149,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     println!("client config: {}", coordinator.client_file.display());
     stop_signal().await?;
     eprintln!("shutting down: closing connections (nodes and clients reconnect)");
-    coordinator.shutdown().await;
+    let report = coordinator.shutdown().await;
+    eprintln!(
+        "shut down in {:.2} s ({} ledger writes committed at the end{})",
+        report.elapsed.as_secs_f64(),
+        report.writes_drained,
+        if report.clean {
+            String::new()
+        } else {
+            format!(
+                "; cut off at --shutdown-timeout: {} requests unanswered",
+                report.requests_cut_off
+            )
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
