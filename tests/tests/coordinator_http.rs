@@ -73,8 +73,14 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
     let bad = [address, fingerprint, ("SUANLI_TOKEN", "sl_0000")];
     assert!(!suanli(&["jobs"], &bad).status.success());
 
-    let (status, m) = get(&addr, "/metrics");
-    assert_eq!(status, 200);
+    // The ledger part is a snapshot at most 5 s old (SNAPSHOT_TTL).
+    let mut m = String::new();
+    wait_for("the snapshot shows the jobs", || {
+        let (status, text) = get(&addr, "/metrics");
+        assert_eq!(status, 200);
+        m = text;
+        sample(&m, "suanli_jobs{state=\"queued\"}") == Some(1.0)
+    });
     let at = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("no {series} in\n{m}"));
     assert_eq!(at("suanli_jobs{state=\"succeeded\"}"), 3.0);
     assert_eq!(at("suanli_jobs{state=\"queued\"}"), 1.0);
@@ -90,6 +96,10 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
     assert_eq!(at("suanli_request_seconds_count{kind=\"submit\"}"), 4.0);
     assert!(at("suanli_ledger_commit_seconds_count") >= 4.0);
     assert_eq!(at("suanli_refusals_total{reason=\"unknown_token\"}"), 1.0);
+    assert_eq!(
+        sample(&m, "suanli_refusals_total{reason=\"credit_limit\"}"),
+        None
+    );
     assert_eq!(at("suanli_connections{role=\"node\"}"), 1.0);
 
     // Money and GPU time per class equal the ledger's usage report.
@@ -118,15 +128,15 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
         let class = g["class"].as_str().unwrap();
         let label = format!("{{class=\"{class}\"}}");
         assert_eq!(
-            at(&format!("suanli_revenue_micros{label}")),
+            at(&format!("suanli_revenue_micros_total{label}")),
             g["cost_micros"].as_u64().unwrap() as f64
         );
         assert_eq!(
-            at(&format!("suanli_gpu_seconds_billed{label}")),
+            at(&format!("suanli_gpu_seconds_billed_total{label}")),
             g["charged_gpu_ns"].as_u64().unwrap() as f64 / 1e9
         );
         assert_eq!(
-            at(&format!("suanli_gpu_seconds_metered{label}")),
+            at(&format!("suanli_gpu_seconds_metered_total{label}")),
             g["gpu_ns"].as_u64().unwrap() as f64 / 1e9
         );
     }

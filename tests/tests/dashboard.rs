@@ -354,6 +354,23 @@ fn tenant_pages(s: &Setup, tab: &Tab) {
     );
     assert_usage_matches(tab, &cli, "tenant");
     assert_eq!(rows(tab, "#usage").len(), 2, "bob's row and the total only");
+    // The plots (read beside the request handler) name only bob as well.
+    for by in ["tenant", "node", "class"] {
+        open(tab, &format!("{}/usage?by={by}&days=2", s.base));
+        let named = eval(
+            tab,
+            "JSON.stringify([...document.querySelectorAll('.legend li, rect > title')].map(e => e.textContent))",
+        );
+        let named: Vec<String> = serde_json::from_value(named).unwrap();
+        assert!(!named.is_empty(), "{by}: bob has usage to plot");
+        assert!(
+            named.iter().all(|n| !n.contains("alice")),
+            "{by}: bob's plots name alice: {named:?}"
+        );
+        if by == "tenant" {
+            assert!(named.iter().all(|n| n.starts_with("bob")), "{named:?}");
+        }
+    }
     assert!(integer(&text(tab, "#total-cost")) > 0);
     open(tab, &format!("{}/usage", s.base));
     let cli = s.cli(
@@ -454,4 +471,18 @@ fn pages_refuse_without_a_session_and_set_strict_headers() {
         "{cookie}"
     );
     assert!(!cookie.contains(&token));
+    // A login form posted from another site's page (CSRF) is refused.
+    let (status, _, _) = request(
+        &addr,
+        &format!(
+            "POST /login HTTP/1.0\r\nHost: {addr}\r\nOrigin: http://evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert_eq!(status, 403);
+    let (status, _, _) = request(
+        &addr,
+        "POST /logout HTTP/1.0\r\nSec-Fetch-Site: cross-site\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status, 403);
 }

@@ -175,6 +175,8 @@ pub struct Coordinator {
     shared: Arc<Shared>,
     addr: SocketAddr,
     http_addr: Option<SocketAddr>,
+    /// Stops the HTTP endpoint once the shutdown is done.
+    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
     endpoint: quinn::Endpoint,
     /// Set when this start created the admin token (first start of a data directory).
     pub new_admin_token: Option<String>,
@@ -210,6 +212,9 @@ impl Coordinator {
             dir.write_client_file(addr, &identity.fingerprint(), new_admin_token.as_deref())?;
         // The write connection moves to the writer thread; reads use their own.
         let reader = dir.reader()?;
+        // The HTTP endpoint reads on a connection of its own, so a scrape or
+        // a page never waits for (or holds up) the QUIC side's reads.
+        let http_reader = config.http.map(|_| dir.reader()).transpose()?;
         let store: state::Store = Box::new(ledger);
         let (writer, _thread) = suanli_ledger::writer::Writer::start(
             store,
@@ -222,19 +227,22 @@ impl Coordinator {
         tokio::spawn(gc::periodic(shared.clone()));
         tokio::spawn(scheduler::deadlines(shared.clone()));
         tokio::spawn(server::accept_loop(endpoint.clone(), shared.clone()));
-        let http_addr = match shared.config.http {
-            Some(at) => Some(
-                http::serve(at, shared.clone())
+        let (http_addr, http_stop) = match (shared.config.http, http_reader) {
+            (Some(at), Some(reader)) => {
+                let (stop, stopped) = tokio::sync::oneshot::channel();
+                let bound = http::serve(at, shared.clone(), reader, stopped)
                     .await
-                    .map_err(|source| CoordinatorError::Listen { addr: at, source })?,
-            ),
-            None => None,
+                    .map_err(|source| CoordinatorError::Listen { addr: at, source })?;
+                (Some(bound), Some(stop))
+            }
+            _ => (None, None),
         };
         tracing::info!(%addr, "coordinator listening");
         Ok(Coordinator {
             shared,
             addr,
             http_addr,
+            http_stop,
             endpoint,
             new_admin_token,
             client_file,
@@ -270,7 +278,11 @@ impl Coordinator {
     /// [`suanli_net::CLOSE_SHUTDOWN`] (nodes reconnect soon and keep their
     /// jobs; clients hear "shutting down; retry shortly"), and drains the
     /// ledger writer (queued writes commit; nothing later is taken).
-    pub async fn shutdown(self) -> ShutdownReport {
-        lifecycle::shutdown(&self.shared, &self.endpoint).await
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        let report = lifecycle::shutdown(&self.shared, &self.endpoint).await;
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
+        report
     }
 }

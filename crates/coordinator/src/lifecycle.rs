@@ -130,7 +130,6 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, endpoint: &quinn::Endpoint) -
         clean: true,
         ..ShutdownReport::default()
     };
-    shared.stop_accepting();
     shared.lifecycle.stopping.store(true, Ordering::SeqCst);
     shared.lifecycle.stop.notify_waiters();
     shared.wake_scheduler.notify_one();

@@ -101,7 +101,21 @@ impl Refused {
     }
 }
 
-/// Request round trips from 50 µs to about 7 min.
+/// Whether an error answer refuses the request (a limit, a role, a
+/// shutdown) rather than failing it (not found, malformed, internal).
+fn is_refusal(code: ErrorCode) -> bool {
+    match code {
+        ErrorCode::Forbidden
+        | ErrorCode::TooLarge
+        | ErrorCode::CreditLimit
+        | ErrorCode::Overloaded
+        | ErrorCode::QuotaExceeded
+        | ErrorCode::ShuttingDown => true,
+        ErrorCode::NotFound | ErrorCode::BadRequest | ErrorCode::Internal => false,
+    }
+}
+
+/// Request round trips from 50 µs to about 3.5 min.
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 23))
 }
@@ -116,6 +130,9 @@ pub(crate) struct CoordinatorMetrics {
     /// One batch commit of the ledger writer (its fsync).
     pub(crate) ledger_commit: Histogram,
     refusals: Family<ReasonLabel, Counter>,
+    /// Requests that failed for another reason than a refusal (not found,
+    /// malformed, internal), by error code.
+    errors: Family<ReasonLabel, Counter>,
     connections: Family<RoleLabel, Gauge>,
 }
 
@@ -123,9 +140,11 @@ impl CoordinatorMetrics {
     pub(crate) fn new() -> CoordinatorMetrics {
         CoordinatorMetrics {
             requests: Family::new_with_constructor(request_histogram as fn() -> Histogram),
-            scheduling_delay: Histogram::new(exponential_buckets(0.001, 2.0, 22)),
+            // 1 ms to about 18 h: a job may wait hours for a GPU.
+            scheduling_delay: Histogram::new(exponential_buckets(0.001, 2.0, 27)),
             ledger_commit: Histogram::new(exponential_buckets(0.000_02, 2.0, 20)),
             refusals: Family::default(),
+            errors: Family::default(),
             connections: Family::default(),
         }
     }
@@ -149,7 +168,16 @@ impl CoordinatorMetrics {
             .get_or_create(&KindLabel { kind })
             .observe(started.elapsed().as_secs_f64());
         if let suanli_proto::Response::Error { code, .. } = answer {
-            self.refused(Refused::Request(*code));
+            let why = Refused::Request(*code);
+            if is_refusal(*code) {
+                self.refused(why);
+            } else {
+                self.errors
+                    .get_or_create(&ReasonLabel {
+                        reason: why.as_str(),
+                    })
+                    .inc();
+            }
         }
     }
 
@@ -165,17 +193,17 @@ impl CoordinatorMetrics {
         ConnectionGauge(gauge)
     }
 
-    /// The text exposition: the live instruments plus a snapshot of the
-    /// ledger and the node table. Blocking (it reads the ledger).
-    pub(crate) fn encode(&self, shared: &Shared) -> Result<String, suanli_ledger::LedgerError> {
+    /// The text exposition: the live instruments, the ledger snapshot
+    /// `stats` and the node table.
+    pub(crate) fn encode(&self, shared: &Shared, stats: &suanli_ledger::LedgerStats) -> String {
         let mut registry = Registry::with_prefix("suanli");
         self.register_live(&mut registry);
-        register_ledger(&mut registry, &shared.reader().stats()?);
+        register_ledger(&mut registry, stats);
         register_nodes(&mut registry, shared);
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-        Ok(text)
+        text
     }
 
     fn register_live(&self, r: &mut Registry) {
@@ -198,6 +226,11 @@ impl CoordinatorMetrics {
             "refusals",
             "Connections and requests refused, by reason",
             self.refusals.clone(),
+        );
+        r.register(
+            "request_errors",
+            "Requests that failed other than by a refusal, by error code",
+            self.errors.clone(),
         );
         r.register(
             "connections",
@@ -229,13 +262,7 @@ fn gauge(r: &mut Registry, name: &str, help: &str, value: u64) {
 fn register_ledger(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
     let jobs = Family::<StateLabel, Gauge>::default();
     // Every state is present, so a dashboard sees a 0 rather than a gap.
-    for state in [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Cancelled,
-    ] {
+    for state in JobState::ALL {
         let _ = jobs.get_or_create(&StateLabel {
             state: state.as_str().into(),
         });
@@ -292,18 +319,20 @@ fn register_queue(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
 }
 
 fn register_billing(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
-    let metered = Family::<ClassLabel, Gauge<f64, AtomicU64>>::default();
-    let billed = Family::<ClassLabel, Gauge<f64, AtomicU64>>::default();
-    let revenue = Family::<ClassLabel, Gauge>::default();
+    // Totals that only grow (usage rows are append-only): counters, so
+    // `rate()` and `increase()` apply; set from the ledger at each scrape.
+    let metered = Family::<ClassLabel, Counter<f64, AtomicU64>>::default();
+    let billed = Family::<ClassLabel, Counter<f64, AtomicU64>>::default();
+    let revenue = Family::<ClassLabel, Counter>::default();
     for g in &stats.usage_by_class {
         let label = ClassLabel {
             class: g.key.clone(),
         };
-        metered.get_or_create(&label).set(g.gpu_ns as f64 / 1e9);
+        metered.get_or_create(&label).inc_by(g.gpu_ns as f64 / 1e9);
         billed
             .get_or_create(&label)
-            .set(g.charged_gpu_ns as f64 / 1e9);
-        revenue.get_or_create(&label).set(clamp(g.cost_micros));
+            .inc_by(g.charged_gpu_ns as f64 / 1e9);
+        revenue.get_or_create(&label).inc_by(g.cost_micros);
     }
     r.register(
         "gpu_seconds_metered",
@@ -324,13 +353,11 @@ fn register_billing(r: &mut Registry, stats: &suanli_ledger::LedgerStats) {
 
 fn register_nodes(r: &mut Registry, shared: &Shared) {
     let views = shared.node_views();
-    let slots: u64 = views.iter().map(|v| u64::from(v.allowed_slots)).sum();
-    let busy: u64 = views.iter().map(|v| u64::from(v.running)).sum();
-    let gpus: u64 = views.iter().map(|v| v.devices.len().max(1) as u64).sum();
-    gauge(r, "nodes", "Connected nodes", views.len() as u64);
-    gauge(r, "gpus", "GPUs of connected nodes", gpus);
-    gauge(r, "slots", "Job slots of connected nodes", slots);
-    gauge(r, "slots_busy", "Slots running an attempt now", busy);
+    let t = crate::state::SlotTotals::of(&views);
+    gauge(r, "nodes", "Connected nodes", t.nodes);
+    gauge(r, "gpus", "GPUs of connected nodes", t.gpus);
+    gauge(r, "slots", "Job slots of connected nodes", t.slots);
+    gauge(r, "slots_busy", "Slots running an attempt now", t.busy);
     let up = Family::<Label, Gauge>::default();
     for v in &views {
         up.get_or_create(&Label {

@@ -17,7 +17,7 @@ use suanli_ledger::{Admission, billing};
 use suanli_proto::usage::UsageQuery;
 
 use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
-use crate::connections::{Connections, TokenSlot, refuse};
+use crate::connections::{Connections, REVOKED, TokenSlot, refuse};
 use crate::metrics::Refused;
 use crate::node_session;
 use crate::state::{Event, Shared};
@@ -233,7 +233,13 @@ async fn handshake(
     let verdict = verdict.and_then(|(role, name)| {
         let slot = connections
             .admit_token(presented, &name, conn)
-            .inspect_err(|_| shared.metrics.refused(Refused::ConnectionLimit))?;
+            .inspect_err(|reason| {
+                shared.metrics.refused(if reason.starts_with(REVOKED) {
+                    Refused::Revoked
+                } else {
+                    Refused::ConnectionLimit
+                })
+            })?;
         Ok((role, name, slot))
     });
     if verdict.is_ok() {

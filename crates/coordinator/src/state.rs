@@ -91,6 +91,29 @@ impl LiveNode {
 /// the backend (SQLite's `Ledger` today).
 pub(crate) type Store = Box<dyn LedgerWrites>;
 
+/// What the connected nodes add up to (metrics, the overview, the
+/// utilisation plot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlotTotals {
+    pub(crate) nodes: u64,
+    /// A node that reports no devices counts as one GPU.
+    pub(crate) gpus: u64,
+    /// The slots it is given work for (clipped to its token's cap).
+    pub(crate) slots: u64,
+    pub(crate) busy: u64,
+}
+
+impl SlotTotals {
+    pub(crate) fn of(views: &[NodeView]) -> SlotTotals {
+        views.iter().fold(SlotTotals::default(), |t, v| SlotTotals {
+            nodes: t.nodes + 1,
+            gpus: t.gpus + v.devices.len().max(1) as u64,
+            slots: t.slots + u64::from(v.allowed_slots),
+            busy: t.busy + u64::from(v.running),
+        })
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) config: CoordinatorConfig,
     pub(crate) fingerprint: String,
@@ -115,8 +138,6 @@ pub(crate) struct Shared {
     pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
     /// Live instruments for `/metrics`.
     pub(crate) metrics: CoordinatorMetrics,
-    /// Cleared when shutdown begins (`/readyz` then says not ready).
-    accepting: std::sync::atomic::AtomicBool,
     /// Whether a shutdown has begun, and the requests it waits for.
     pub(crate) lifecycle: crate::lifecycle::Lifecycle,
     /// Held while a backup is taken (one at a time).
@@ -153,19 +174,9 @@ impl Shared {
             credit_waits: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
             metrics,
-            accepting: std::sync::atomic::AtomicBool::new(true),
             lifecycle: Default::default(),
             backup: tokio::sync::Semaphore::new(crate::backup::MAX_CONCURRENT_BACKUPS),
         }))
-    }
-
-    pub(crate) fn accepting(&self) -> bool {
-        self.accepting.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn stop_accepting(&self) {
-        self.accepting
-            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The ledger's read-only connection. Only on blocking threads (SQLite),

@@ -35,6 +35,7 @@ pub use ops::LedgerWrites;
 pub use stats::{LedgerStats, QueueStat, SeriesPoint};
 pub use storage::{QuotaRefusal, Stored};
 pub use tokens::LAST_USED_RESOLUTION_MS;
+pub use usage::add_usage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

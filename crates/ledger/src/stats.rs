@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use suanli_proto::usage::{GroupBy, UsageGroup, UsageQuery};
 
-use crate::usage::{add, filter, group_key};
+use crate::usage::{add_usage, filter, group_key};
 use crate::{Ledger, Result, u};
 
 /// Queued jobs of one tenant.
@@ -105,7 +105,7 @@ impl Ledger {
             "SELECT {key}, recorded_ms, gpu_ns, charged_gpu_ns, wall_ns, cost_micros
              FROM usage {filter} ORDER BY recorded_ms"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut series: BTreeMap<String, Vec<SeriesPoint>> = BTreeMap::new();
         while let Some(r) = rows.next()? {
@@ -121,7 +121,7 @@ impl Ledger {
             };
             let points = series.entry(key.clone()).or_default();
             match points.last_mut() {
-                Some(p) if p.bucket_ms == bucket_ms => add(&mut p.usage, &row),
+                Some(p) if p.bucket_ms == bucket_ms => add_usage(&mut p.usage, &row),
                 _ => points.push(SeriesPoint {
                     bucket_ms,
                     usage: row,

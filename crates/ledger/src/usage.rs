@@ -47,7 +47,8 @@ pub(crate) fn group_key(g: GroupBy) -> &'static str {
     }
 }
 
-pub(crate) fn add(total: &mut UsageGroup, g: &UsageGroup) {
+/// Adds `g`'s sums to `total` (saturating), as reports add their rows.
+pub fn add_usage(total: &mut UsageGroup, g: &UsageGroup) {
     total.attempts += g.attempts;
     total.gpu_ns = total.gpu_ns.saturating_add(g.gpu_ns);
     total.charged_gpu_ns = total.charged_gpu_ns.saturating_add(g.charged_gpu_ns);
@@ -80,9 +81,9 @@ impl Ledger {
         let mut report = UsageReport::default();
         for row in rows {
             let row = row?;
-            add(&mut report.total, &row);
+            add_usage(&mut report.total, &row);
             match report.groups.last_mut() {
-                Some(g) if g.key == row.key => add(g, &row),
+                Some(g) if g.key == row.key => add_usage(g, &row),
                 _ => report.groups.push(row),
             }
         }

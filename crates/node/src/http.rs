@@ -15,20 +15,16 @@ use axum::routing::get;
 
 use crate::Runtime;
 
-/// Binds `addr` and serves until the process ends; returns the bound address.
+/// Binds `addr` and serves until the process ends, within the default
+/// [`suanli_http::HttpLimits`]; returns the bound address.
 pub(crate) async fn serve(addr: SocketAddr, rt: Arc<Runtime>) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(rt);
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "the HTTP endpoint stopped");
-        }
-    });
+    let limits = suanli_http::HttpLimits::default();
+    let bound = suanli_http::serve(addr, app, limits, std::future::pending()).await?;
     tracing::info!(%bound, "HTTP endpoint: /metrics /healthz /readyz");
     Ok(bound)
 }

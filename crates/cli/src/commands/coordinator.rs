@@ -89,6 +89,10 @@ pub struct Args {
     shutdown_timeout: Secs,
 }
 
+/// The longest dashboard login `--dashboard-session-ttl` allows.
+const MAX_DASHBOARD_SESSION_TTL: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
+
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = CoordinatorConfig::new(args.listen, args.data);
     config.max_connections = args.max_connections;
@@ -117,6 +121,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.quarantine_window = args.quarantine_window.0;
     config.handshake_timeout = args.handshake_timeout.0;
     config.http = args.http;
+    anyhow::ensure!(
+        !args.dashboard_session_ttl.0.is_zero()
+            && args.dashboard_session_ttl.0 <= MAX_DASHBOARD_SESSION_TTL,
+        "--dashboard-session-ttl must be more than 0 and at most 30 days"
+    );
     config.dashboard_session_ttl = args.dashboard_session_ttl.0;
     anyhow::ensure!(
         !args.utilisation_interval.0.is_zero(),

@@ -1,6 +1,6 @@
 //! The coordinator's HTTP endpoint (`suanli coordinator --http ADDR`, off by
 //! default): `/metrics` (Prometheus text), `/healthz` (the process answers),
-//! `/readyz` (the ledger takes a write and the QUIC endpoint is accepting)
+//! `/readyz` (the ledger takes a write and no shutdown has begun)
 //! and the web dashboard (`/`, `/jobs`, `/usage`, `/earnings`).
 //!
 //! The dashboard asks the same request handler the QUIC clients do
@@ -18,7 +18,7 @@ mod views;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -26,8 +26,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
+use suanli_http::HttpLimits;
+use suanli_ledger::{Ledger, LedgerError, LedgerStats};
+
 use crate::auth::now_ms;
-use crate::state::Shared;
+use crate::state::{Shared, SlotTotals};
 
 /// Utilisation samples the dashboard keeps (a day at the default interval).
 pub const UTILISATION_SAMPLES: usize = 1440;
@@ -46,10 +49,25 @@ pub(crate) struct Sample {
     pub(crate) slots: u64,
 }
 
+/// How long a ledger snapshot (`Ledger::stats`, which scans whole tables)
+/// serves scrapes and overviews before it is taken again. Concurrent
+/// requests share one computation, so a flood of scrapes costs one scan
+/// per period.
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(5);
+
+/// How long a readiness verdict (one ledger write) is reused.
+const READY_TTL: Duration = Duration::from_secs(1);
+
+type Cached<T> = tokio::sync::Mutex<Option<(Instant, T)>>;
+
 pub(crate) struct Http {
     pub(crate) shared: Arc<Shared>,
     pub(crate) sessions: session::Sessions,
     samples: Mutex<VecDeque<Sample>>,
+    /// The endpoint's own read-only ledger connection.
+    reader: Arc<Mutex<Ledger>>,
+    snapshot: Cached<Arc<LedgerStats>>,
+    ready: Cached<(StatusCode, String)>,
 }
 
 impl Http {
@@ -59,11 +77,11 @@ impl Http {
     }
 
     fn sample(&self) {
-        let views = self.shared.node_views();
+        let totals = SlotTotals::of(&self.shared.node_views());
         let sample = Sample {
             at_ms: now_ms(),
-            busy: views.iter().map(|v| u64::from(v.running)).sum(),
-            slots: views.iter().map(|v| u64::from(v.allowed_slots)).sum(),
+            busy: totals.busy,
+            slots: totals.slots,
         };
         let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         if samples.len() == UTILISATION_SAMPLES {
@@ -71,12 +89,45 @@ impl Http {
         }
         samples.push_back(sample);
     }
+
+    /// Runs `read` on the endpoint's ledger connection on a blocking thread;
+    /// a failure becomes an error page (details in the log only).
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, axum::response::Response> {
+        let reader = self.reader.clone();
+        let result = crate::server::blocking(move || {
+            let ledger = reader.lock().unwrap_or_else(|p| p.into_inner());
+            read(&ledger).map_err(|e| e.to_string())
+        })
+        .await
+        .and_then(|r| r);
+        result.map_err(|e| pages::internal(&e))
+    }
+
+    /// The ledger snapshot, at most [`SNAPSHOT_TTL`] old.
+    pub(crate) async fn stats(&self) -> Result<Arc<LedgerStats>, axum::response::Response> {
+        let mut cached = self.snapshot.lock().await;
+        if let Some((at, stats)) = cached.as_ref()
+            && at.elapsed() < SNAPSHOT_TTL
+        {
+            return Ok(stats.clone());
+        }
+        let stats = Arc::new(self.read(|l| l.stats()).await?);
+        *cached = Some((Instant::now(), stats.clone()));
+        Ok(stats)
+    }
 }
 
-/// Binds `addr`, serves until the process ends; returns the bound address.
-pub(crate) async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+/// Binds `addr` and serves until `stop` fires (the coordinator's shutdown
+/// is done); returns the bound address.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    reader: Ledger,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<SocketAddr> {
     let http = Arc::new(Http {
         sessions: session::Sessions::new(
             shared.config.dashboard_session_ttl,
@@ -84,14 +135,20 @@ pub(crate) async fn serve(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Res
         ),
         shared,
         samples: Mutex::new(VecDeque::with_capacity(UTILISATION_SAMPLES)),
+        reader: Arc::new(Mutex::new(reader)),
+        snapshot: Cached::default(),
+        ready: Cached::default(),
     });
-    tokio::spawn(sample_utilisation(http.clone()));
-    let app = router(http);
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, app).await {
-            tracing::error!(%err, "the HTTP endpoint stopped");
+    let sampler = tokio::spawn(sample_utilisation(http.clone()));
+    let stopped = async move {
+        // A dropped sender (the `Coordinator` dropped without a shutdown)
+        // leaves the endpoint serving, like the QUIC side.
+        if stop.await.is_err() {
+            std::future::pending::<()>().await;
         }
-    });
+        sampler.abort();
+    };
+    let bound = suanli_http::serve(addr, router(http), HttpLimits::default(), stopped).await?;
     tracing::info!(%bound, "HTTP endpoint: /metrics /healthz /readyz and the dashboard");
     Ok(bound)
 }
@@ -147,42 +204,49 @@ async fn sample_utilisation(http: Arc<Http>) {
 }
 
 async fn metrics(State(http): State<Arc<Http>>) -> axum::response::Response {
-    let shared = http.shared.clone();
-    let text =
-        crate::server::blocking(move || shared.metrics.encode(&shared).map_err(|e| e.to_string()))
-            .await
-            .and_then(|r| r);
-    match text {
-        Ok(text) => (
+    match http.stats().await {
+        Ok(stats) => (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
-            text,
+            http.shared.metrics.encode(&http.shared, &stats),
         )
             .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(response) => response,
     }
 }
 
-/// Ready when an (empty) ledger write commits in time and the QUIC endpoint
-/// is open: what a load balancer or a service manager should wait for.
+/// Ready when an (empty) ledger write commits in time and no shutdown has
+/// begun: what a load balancer or a service manager should wait for. The
+/// verdict is reused for [`READY_TTL`], so probes cannot fill the writer's
+/// queue.
 async fn ready(State(http): State<Arc<Http>>) -> (StatusCode, String) {
-    let write = http.shared.writer.write(|_| Ok(()));
+    let mut cached = http.ready.lock().await;
+    if let Some((at, verdict)) = cached.as_ref()
+        && at.elapsed() < READY_TTL
+    {
+        return verdict.clone();
+    }
+    let verdict = readiness(&http.shared).await;
+    *cached = Some((Instant::now(), verdict.clone()));
+    verdict
+}
+
+async fn readiness(shared: &Shared) -> (StatusCode, String) {
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    if shared.lifecycle.stopping() {
+        return (unavailable, "not ready: shutting down\n".into());
+    }
+    let write = shared.writer.write(|_| Ok(()));
     match tokio::time::timeout(READY_WRITE_TIMEOUT, write).await {
-        Ok(Ok(())) if http.shared.accepting() => {
-            (StatusCode::OK, "ready: ledger writable, accepting\n".into())
-        }
-        Ok(Ok(())) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: shutting down\n".into(),
-        ),
+        Ok(Ok(())) => (StatusCode::OK, "ready: ledger writable, accepting\n".into()),
         Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
+            unavailable,
             format!("not ready: the ledger does not take writes: {e}\n"),
         ),
         Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
+            unavailable,
             format!("not ready: a ledger write took over {READY_WRITE_TIMEOUT:?}\n"),
         ),
     }

@@ -43,8 +43,8 @@ impl FromRequestParts<Arc<Http>> for Viewer {
                 http.sessions.close(&id);
                 Err(to_login())
             }
-            Ok(Err(e)) => Err(failure(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
-            Err(e) => Err(failure(StatusCode::INTERNAL_SERVER_ERROR, &e)),
+            Ok(Err(e)) => Err(internal(&e.to_string())),
+            Err(e) => Err(internal(&e)),
         }
     }
 }
@@ -73,8 +73,8 @@ pub(crate) async fn ask(
     let (shared, caller) = (http.shared.clone(), caller.clone());
     let answer = blocking(move || crate::server::handle(&shared, &caller, request))
         .await
-        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, &e))?
-        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+        .map_err(|e| internal(&e))?
+        .map_err(|e| internal(&e.to_string()))?;
     match answer {
         Answer::Error { code, message } => Err(failure(status_of(code), &message)),
         answer => Ok(answer),
@@ -88,6 +88,16 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
+}
+
+/// An internal failure: the details go to the log, the page says only
+/// that something failed (it may be the unauthenticated login page).
+pub(crate) fn internal(detail: &str) -> Response {
+    tracing::error!(%detail, "dashboard request failed");
+    failure(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (details in the coordinator's log)",
+    )
 }
 
 /// A page that says what went wrong, with its status.
@@ -171,31 +181,76 @@ pub(crate) struct LoginForm {
     token: String,
 }
 
+/// Whether a form post comes from the dashboard's own pages: a browser
+/// says where a request comes from (`Sec-Fetch-Site`, else `Origin`); a
+/// post from another site's page (login or logout CSRF) is refused. A
+/// client that sends neither (curl, a script) is no browser to trick.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match (text("origin"), text("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+            authority.eq_ignore_ascii_case(host)
+        }
+        (Some(_), None) => false,
+    }
+}
+
+fn cross_site() -> Response {
+    failure(
+        StatusCode::FORBIDDEN,
+        "a page of another site posted this form; use the dashboard's own pages",
+    )
+}
+
+/// The session cookie, `HttpOnly` and `SameSite=Strict`, lasting `ttl`
+/// (0 to clear it).
+fn session_cookie_header(id: String, ttl: std::time::Duration) -> String {
+    cookie::Cookie::build((COOKIE, id))
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .build()
+        .to_string()
+}
+
 pub(crate) async fn login(
     State(http): State<Arc<Http>>,
+    headers: HeaderMap,
     axum::extract::Form(form): axum::extract::Form<LoginForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
+    // A new login ends the browser's previous session, if any.
+    if let Some(old) = session_cookie(&headers) {
+        http.sessions.close(&old);
+    }
     let token = form.token.trim();
     if token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS {
         return Redirect::to("/login?failed=1").into_response();
     }
     let hash = token_hash(token);
     let shared = http.shared.clone();
-    let caller = blocking(move || caller_of(&shared, &hash)).await;
-    match caller {
+    match blocking(move || caller_of(&shared, &hash)).await {
         Ok(Ok(Some(caller))) => {
             tracing::info!(role = caller.role.as_str(), name = %caller.name, "dashboard login");
-            let id = http.sessions.open(hash);
-            let cookie = cookie::Cookie::build((COOKIE, id))
-                .http_only(true)
-                .same_site(cookie::SameSite::Strict)
-                .path("/")
-                .max_age(cookie::time::Duration::seconds(
-                    http.shared.config.dashboard_session_ttl.as_secs() as i64,
-                ))
-                .build();
+            let Some(id) = http.sessions.open(hash) else {
+                return failure(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many dashboard sessions are open; try again later",
+                );
+            };
+            let ttl = http.shared.config.dashboard_session_ttl;
             (
-                [(header::SET_COOKIE, cookie.to_string())],
+                [(header::SET_COOKIE, session_cookie_header(id, ttl))],
                 Redirect::to("/"),
             )
                 .into_response()
@@ -204,22 +259,18 @@ pub(crate) async fn login(
             tracing::info!("dashboard login refused: unknown or revoked token");
             Redirect::to("/login?failed=1").into_response()
         }
-        Ok(Err(e)) => failure(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        Err(e) => failure(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(Err(e)) => internal(&e.to_string()),
+        Err(e) => internal(&e),
     }
 }
 
 pub(crate) async fn logout(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     if let Some(id) = session_cookie(&headers) {
         http.sessions.close(&id);
     }
-    let gone = cookie::Cookie::build((COOKIE, ""))
-        .path("/")
-        .max_age(cookie::time::Duration::ZERO)
-        .build();
-    (
-        [(header::SET_COOKIE, gone.to_string())],
-        Redirect::to("/login"),
-    )
-        .into_response()
+    let gone = session_cookie_header(String::new(), std::time::Duration::ZERO);
+    ([(header::SET_COOKIE, gone)], Redirect::to("/login")).into_response()
 }

@@ -13,8 +13,13 @@ use sha2::{Digest, Sha256};
 
 use crate::server::Caller;
 
-/// Most dashboard sessions kept at once; past it the oldest is dropped.
+/// Most dashboard sessions kept at once; past it new logins are refused
+/// (rather than ending someone else's session).
 pub(crate) const MAX_SESSIONS: usize = 10_000;
+
+/// Most sessions of one token; a new login past it ends that token's
+/// oldest session, so one token cannot fill the table.
+pub(crate) const MAX_SESSIONS_PER_TOKEN: usize = 8;
 
 /// The cookie that carries a session id.
 pub(crate) const COOKIE: &str = "suanli_session";
@@ -46,21 +51,30 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a session for a token that was just verified; its id, for the cookie.
-    pub(crate) fn open(&self, token_hash: [u8; 32]) -> String {
+    /// Starts a session for a token that was just verified; its id, for
+    /// the cookie. `None` when [`MAX_SESSIONS`] are live.
+    pub(crate) fn open(&self, token_hash: [u8; 32]) -> Option<String> {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let id = hex::encode(raw);
         let now = Instant::now();
         let mut sessions = self.lock();
         sessions.retain(|_, s| s.expires > now);
-        if sessions.len() >= self.max
+        let own = sessions
+            .values()
+            .filter(|s| s.token_hash == token_hash)
+            .count();
+        if own >= MAX_SESSIONS_PER_TOKEN
             && let Some(oldest) = sessions
                 .iter()
+                .filter(|(_, s)| s.token_hash == token_hash)
                 .min_by_key(|(_, s)| s.created)
                 .map(|(k, _)| *k)
         {
             sessions.remove(&oldest);
+        }
+        if sessions.len() >= self.max {
+            return None;
         }
         sessions.insert(
             digest(&id),
@@ -70,7 +84,7 @@ impl Sessions {
                 created: now,
             },
         );
-        id
+        Some(id)
     }
 
     /// The token hash behind a live session id.
@@ -97,18 +111,16 @@ fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-/// Who a token is, if it is known and not revoked. Blocking (the ledger).
+/// Who a token is, if it is known and not revoked: the handshake's rule
+/// (a lookup by the hash of the whole secret). Blocking (the ledger).
 pub(crate) fn caller_of(
     shared: &crate::state::Shared,
     token_hash: &[u8; 32],
 ) -> Result<Option<Caller>, suanli_ledger::LedgerError> {
     let reader = shared.reader();
-    let Some((role, name, stored)) = reader.find_token(token_hash)? else {
+    let Some((role, name, _)) = reader.find_token(token_hash)? else {
         return Ok(None);
     };
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&stored[..], &token_hash[..])) {
-        return Ok(None);
-    }
     if reader.token_revoked(token_hash)?.is_some() {
         return Ok(None);
     }
@@ -122,8 +134,8 @@ mod tests {
     #[test]
     fn a_session_ends_when_closed_or_expired_and_ids_are_not_guessable() {
         let sessions = Sessions::new(Duration::from_millis(50), MAX_SESSIONS);
-        let a = sessions.open([1; 32]);
-        let b = sessions.open([2; 32]);
+        let a = sessions.open([1; 32]).unwrap();
+        let b = sessions.open([2; 32]).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert_eq!(sessions.token_of(&a), Some([1; 32]));
@@ -135,14 +147,21 @@ mod tests {
     }
 
     #[test]
-    fn sessions_are_bounded() {
+    fn one_token_cannot_fill_the_table_and_a_full_table_refuses_new_logins() {
         let sessions = Sessions::new(Duration::from_secs(60), 16);
-        let first = sessions.open([0; 32]);
+        let first = sessions.open([0; 32]).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        for n in 0..16 {
-            sessions.open([n; 32]);
+        for _ in 0..MAX_SESSIONS_PER_TOKEN {
+            sessions.open([0; 32]).unwrap();
         }
+        assert_eq!(sessions.lock().len(), MAX_SESSIONS_PER_TOKEN);
+        assert_eq!(sessions.token_of(&first), None, "its own oldest ended");
+        let others: Vec<String> = (1..=8).map(|n| sessions.open([n; 32]).unwrap()).collect();
         assert_eq!(sessions.lock().len(), 16);
-        assert_eq!(sessions.token_of(&first), None, "the oldest was dropped");
+        assert_eq!(sessions.open([9; 32]), None, "full: refused");
+        assert!(
+            others.iter().all(|id| sessions.token_of(id).is_some()),
+            "nobody else was logged out"
+        );
     }
 }

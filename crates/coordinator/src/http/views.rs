@@ -3,22 +3,24 @@
 //! snapshot `/metrics` uses; amounts and times are printed exactly as the
 //! CLI's tables print them (`units`, `seconds`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
+use suanli_ledger::SeriesPoint;
 use suanli_ledger::billing::{seconds, units};
 use suanli_proto::usage::{GroupBy, UsageGroup, UsageQuery, UsageReport};
 use suanli_proto::{JobFilter, JobState, JobView, NodeView, Request, Response as Answer, Role};
 
-use super::pages::{Viewer, ask, failure, page};
+use super::pages::{Viewer, ask, failure, internal, page};
 use super::svg::{self, Series};
 use super::{Http, Sample};
 use crate::auth::now_ms;
 use crate::server::{Caller, blocking};
+use crate::state::SlotTotals;
 
 /// Log bytes a job page shows (the CLI's `suanli logs` has the rest).
 const LOG_SHOWN_BYTES: usize = 64 << 10;
@@ -34,13 +36,47 @@ const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
 
 pub(crate) fn utc(ms: u64) -> String {
+    utc_as(ms, "%Y-%m-%d %H:%M:%S")
+}
+
+/// `ms` since the epoch in UTC, as `format` (strftime); the bare number
+/// if it is no time jiff can represent.
+fn utc_as(ms: u64, format: &str) -> String {
     i64::try_from(ms)
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(
-            || ms.to_string(),
-            |t| t.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-        )
+        .map_or_else(|| ms.to_string(), |t| t.strftime(format).to_string())
+}
+
+/// Series a plot draws at most; the rest are summed into "other".
+const MAX_PLOTTED_SERIES: usize = 8;
+
+/// The [`MAX_PLOTTED_SERIES`] − 1 series with the highest cost, then one
+/// "other" series summing the rest per bucket, so a plot stays small and
+/// its colours distinct however many tenants, nodes or days there are.
+fn top_series(series: BTreeMap<String, Vec<SeriesPoint>>) -> Vec<(String, Vec<SeriesPoint>)> {
+    let cost = |points: &[SeriesPoint]| -> u64 {
+        points
+            .iter()
+            .map(|p| p.usage.cost_micros)
+            .fold(0, u64::saturating_add)
+    };
+    let mut ranked: Vec<(String, Vec<SeriesPoint>)> = series.into_iter().collect();
+    ranked.sort_by(|a, b| cost(&b.1).cmp(&cost(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    if ranked.len() <= MAX_PLOTTED_SERIES {
+        return ranked;
+    }
+    let rest = ranked.split_off(MAX_PLOTTED_SERIES - 1);
+    let mut other: BTreeMap<u64, UsageGroup> = BTreeMap::new();
+    for p in rest.into_iter().flat_map(|(_, points)| points) {
+        suanli_ledger::add_usage(other.entry(p.bucket_ms).or_default(), &p.usage);
+    }
+    let other = other
+        .into_iter()
+        .map(|(bucket_ms, usage)| SeriesPoint { bucket_ms, usage })
+        .collect();
+    ranked.push(("other".to_owned(), other));
+    ranked
 }
 
 fn card(label: &str, id: &str, value: String) -> Markup {
@@ -60,11 +96,7 @@ pub(crate) async fn overview(State(http): State<Arc<Http>>, Viewer(v): Viewer) -
 }
 
 async fn admin_overview(http: &Arc<Http>) -> Result<Markup, Response> {
-    let shared = http.shared.clone();
-    let stats = blocking(move || shared.reader().stats())
-        .await
-        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, &e))?
-        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let stats = http.stats().await?;
     let nodes = http.shared.node_views();
     let count = |state: JobState| {
         stats
@@ -73,15 +105,13 @@ async fn admin_overview(http: &Arc<Http>) -> Result<Markup, Response> {
             .find(|(s, _)| s == state.as_str())
             .map_or(0, |(_, n)| *n)
     };
-    let slots: u64 = nodes.iter().map(|n| u64::from(n.allowed_slots)).sum();
-    let busy: u64 = nodes.iter().map(|n| u64::from(n.running)).sum();
-    let gpus: usize = nodes.iter().map(|n| n.devices.len().max(1)).sum();
+    let t = SlotTotals::of(&nodes);
     let now = now_ms();
     Ok(html! {
         section.cards {
-            (card("Nodes", "nodes", nodes.len().to_string()))
-            (card("GPUs", "gpus", gpus.to_string()))
-            (card("Slots busy", "slots-busy", format!("{busy} / {slots}")))
+            (card("Nodes", "nodes", t.nodes.to_string()))
+            (card("GPUs", "gpus", t.gpus.to_string()))
+            (card("Slots busy", "slots-busy", format!("{} / {}", t.busy, t.slots)))
             (card("Queued jobs", "queued", count(JobState::Queued).to_string()))
             (card("Running jobs", "running", count(JobState::Running).to_string()))
         }
@@ -200,7 +230,7 @@ async fn provider_overview(http: &Arc<Http>, v: &Caller) -> Result<Markup, Respo
 }
 
 fn unexpected() -> Response {
-    failure(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer")
+    internal("unexpected answer from the request handler")
 }
 
 #[derive(serde::Deserialize)]
@@ -217,7 +247,7 @@ pub(crate) async fn jobs(
 ) -> Response {
     let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => match job_state(s) {
+        Some(s) => match JobState::parse(s) {
             Some(state) => Some(state),
             None => return failure(StatusCode::BAD_REQUEST, &format!("no job state {s:?}")),
         },
@@ -241,8 +271,8 @@ pub(crate) async fn jobs(
             label for="state" { "State" }
             select #state name="state" {
                 option value="" { "any" }
-                @for s in ["queued", "running", "succeeded", "failed", "cancelled"] {
-                    option value=(s) selected[state.map(|x| x.as_str()) == Some(s)] { (s) }
+                @for s in JobState::ALL {
+                    option value=(s.as_str()) selected[state == Some(s)] { (s.as_str()) }
                 }
             }
             label for="limit" { "Show" }
@@ -255,18 +285,6 @@ pub(crate) async fn jobs(
         }
     };
     page("Jobs", &v, body).into_response()
-}
-
-fn job_state(name: &str) -> Option<JobState> {
-    [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Cancelled,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == name)
 }
 
 fn job_table(jobs: &[JobView], show_tenant: bool) -> Markup {
@@ -485,23 +503,16 @@ async fn usage_plots(
     };
     let query = crate::server::narrow(v, query)
         .map_err(|_| failure(StatusCode::FORBIDDEN, "not your usage"))?;
-    let shared = http.shared.clone();
-    let series = blocking(move || shared.reader().usage_series(&query, bucket))
-        .await
-        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, &e))?
-        .map_err(|e| failure(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    let series = top_series(http.read(move |l| l.usage_series(&query, bucket)).await?);
     let starts: Vec<u64> = (0..=(now / bucket * bucket - since) / bucket)
         .map(|k| since + k * bucket)
         .collect();
-    let label = |ms: u64| {
-        let t = utc(ms);
-        if bucket == DAY_MS {
-            t[..10].to_owned()
-        } else {
-            t[5..16].to_owned()
-        }
+    let format = if bucket == DAY_MS {
+        "%Y-%m-%d"
+    } else {
+        "%m-%d %H:%M"
     };
-    let labels: Vec<String> = starts.iter().map(|&s| label(s)).collect();
+    let labels: Vec<String> = starts.iter().map(|&ms| utc_as(ms, format)).collect();
     let to_series = |value: &dyn Fn(&UsageGroup) -> f64| -> Vec<Series> {
         series
             .iter()
@@ -517,7 +528,7 @@ async fn usage_plots(
     let cost = to_series(&|g| g.cost_micros as f64 / 1e6);
     let gpu = to_series(&|g| g.charged_gpu_ns as f64 / 1e9);
     let per = if bucket == DAY_MS { "day" } else { "hour" };
-    let keys: BTreeSet<&String> = series.keys().collect();
+    let keys: BTreeSet<&String> = series.iter().map(|(k, _)| k).collect();
     Ok(html! {
         @if keys.is_empty() { p { "No usage in the last " (days) " days." } } @else {
             div.plots {
