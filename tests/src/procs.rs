@@ -265,6 +265,15 @@ impl ProcCluster {
         std::fs::read_to_string(log_path(&self.data)).unwrap_or_default()
     }
 
+    /// `suanli price set CLASS UNITS` as the admin.
+    pub fn set_price(&self, class: &str, units: &str) {
+        let set = suanli(
+            &["--config", &self.config, "price", "set", class, units],
+            &[],
+        );
+        assert!(set.status.success(), "{set:?}");
+    }
+
     /// The admin token, from the admin's client.toml.
     pub fn admin_token(&self) -> String {
         toml_lines(&std::fs::read_to_string(&self.config).expect("client.toml"))["token"].clone()

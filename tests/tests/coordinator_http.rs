@@ -33,18 +33,7 @@ fn coordinator_metrics_match_the_ledger_after_known_jobs() {
         sample(&m, "suanli_nodes") == Some(1.0)
     });
 
-    let priced = suanli(
-        &[
-            "--config",
-            &cluster.config,
-            "price",
-            "set",
-            "default",
-            "2.5",
-        ],
-        &[],
-    );
-    assert!(priced.status.success(), "{priced:?}");
+    cluster.set_price("default", "2.5");
     let tenant = cluster.token("tenant", "alice");
     guest_wasm("vector_add");
     let job = guest_dir().join("vector_add.wasm");

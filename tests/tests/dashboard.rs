@@ -180,18 +180,7 @@ fn setup() -> Setup {
         &["--http", "127.0.0.1:0", "--utilisation-interval", "1s"],
     );
     let base = format!("http://{}", cluster.http_addr());
-    let priced = suanli(
-        &[
-            "--config",
-            &cluster.config,
-            "price",
-            "set",
-            "default",
-            "2.5",
-        ],
-        &[],
-    );
-    assert!(priced.status.success(), "{priced:?}");
+    cluster.set_price("default", "2.5");
     let (alice, bob) = (
         cluster.token("tenant", "alice"),
         cluster.token("tenant", "bob"),

@@ -27,9 +27,17 @@ pub(crate) fn percentile(samples: &mut [u64], p: usize) -> u64 {
     samples[(samples.len() * p / 100).min(samples.len() - 1)]
 }
 
-/// p50 of `rounds` echoes of [`ECHO_BYTES`] on one persistent stream over
-/// loopback, with the coordinator's server config and the clients' config.
-pub async fn echo_rtt_p50_ns(rounds: usize) -> Result<u64, BenchError> {
+/// The physical baseline of suanli's QUIC: a raw server with the
+/// coordinator's server configuration on loopback, running `serve` on its
+/// first connection, and a connection to it with the clients' configuration
+/// (returned with its endpoint, which must outlive it).
+pub(crate) async fn raw_quic<F, Fut>(
+    serve: F,
+) -> Result<(quinn::Connection, quinn::Endpoint), BenchError>
+where
+    F: FnOnce(quinn::Connection) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let identity = tls::Identity::generate()?;
     let server = quinn::Endpoint::server(
         tls::server_config(&identity, 64)?,
@@ -37,14 +45,13 @@ pub async fn echo_rtt_p50_ns(rounds: usize) -> Result<u64, BenchError> {
     )
     .map_err(net)?;
     let addr = server.local_addr().map_err(net)?;
-    let echo = tokio::spawn(async move {
-        let conn = server.accept().await?.await.ok()?;
-        let (mut send, mut recv) = conn.accept_bi().await.ok()?;
-        let mut buf = [0u8; ECHO_BYTES];
-        while recv.read_exact(&mut buf).await.is_ok() {
-            send.write_all(&buf).await.ok()?;
+    tokio::spawn(async move {
+        let Some(incoming) = server.accept().await else {
+            return;
+        };
+        if let Ok(conn) = incoming.await {
+            serve(conn).await;
         }
-        Some(())
     });
     let client = suanli_net::Client::endpoint(addr)?;
     let pinned = tls::parse_fingerprint(&identity.fingerprint())?;
@@ -53,6 +60,24 @@ pub async fn echo_rtt_p50_ns(rounds: usize) -> Result<u64, BenchError> {
         .map_err(net)?
         .await
         .map_err(net)?;
+    Ok((conn, client))
+}
+
+/// p50 of `rounds` echoes of [`ECHO_BYTES`] on one persistent stream over
+/// loopback, with the coordinator's server config and the clients' config.
+pub async fn echo_rtt_p50_ns(rounds: usize) -> Result<u64, BenchError> {
+    let (conn, _client) = raw_quic(|conn| async move {
+        let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+            return;
+        };
+        let mut buf = [0u8; ECHO_BYTES];
+        while recv.read_exact(&mut buf).await.is_ok() {
+            if send.write_all(&buf).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(net)?;
     let mut samples = Vec::with_capacity(rounds);
     let mut buf = [7u8; ECHO_BYTES];
@@ -66,7 +91,6 @@ pub async fn echo_rtt_p50_ns(rounds: usize) -> Result<u64, BenchError> {
     }
     let _ = send.finish();
     conn.close(0u32.into(), b"done");
-    echo.abort();
     Ok(percentile(&mut samples, 50))
 }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use suanli_coordinator::{Coordinator, CoordinatorConfig};
-use suanli_net::{Client, tls};
+use suanli_net::Client;
 use suanli_proto::Role;
 
 use crate::BenchError;
@@ -161,29 +161,12 @@ struct RawPeer {
 
 impl RawPeer {
     async fn start() -> Result<RawPeer, BenchError> {
-        let identity = tls::Identity::generate()?;
-        let server = quinn::Endpoint::server(
-            tls::server_config(&identity, 64)?,
-            ([127, 0, 0, 1], 0).into(),
-        )
-        .map_err(net)?;
-        let addr = server.local_addr().map_err(net)?;
-        tokio::spawn(async move {
-            let Some(incoming) = server.accept().await else {
-                return;
-            };
-            let Ok(conn) = incoming.await else { return };
+        let (conn, client) = crate::floor::raw_quic(|conn| async move {
             while let Ok((send, recv)) = conn.accept_bi().await {
                 tokio::spawn(serve_raw(send, recv));
             }
-        });
-        let client = suanli_net::Client::endpoint(addr)?;
-        let pinned = tls::parse_fingerprint(&identity.fingerprint())?;
-        let conn = client
-            .connect_with(tls::client_config(pinned)?, addr, tls::SERVER_NAME)
-            .map_err(net)?
-            .await
-            .map_err(net)?;
+        })
+        .await?;
         Ok(RawPeer {
             conn,
             _client: client,
