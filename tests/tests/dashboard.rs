@@ -187,18 +187,27 @@ fn setup() -> Setup {
     );
     guest_wasm("vector_add");
     let job = guest_dir().join("vector_add.wasm");
-    let submit = |token: &str| {
+    // Alice's second job prints three 1,023-byte lines: a log to show.
+    guest_wasm("misbehave");
+    let printer = guest_dir().join("misbehave.wasm");
+    let input = cluster.dir.path().join("print-input");
+    std::fs::write(&input, "print 3").unwrap();
+    let submit = |token: &str, job: &std::path::Path, input: Option<&std::path::Path>| {
         let [address, fingerprint] = cluster.conn();
         let env = [address, fingerprint, ("SUANLI_TOKEN", token)];
-        let done = ok_json(&suanli(
-            &["submit", job.to_str().unwrap(), "--wait", "--json"],
-            &env,
-        ));
+        let mut args = vec!["submit", job.to_str().unwrap(), "--wait", "--json"];
+        if let Some(input) = input {
+            args.extend(["--input", input.to_str().unwrap()]);
+        }
+        let done = ok_json(&suanli(&args, &env));
         assert_eq!(done["state"], "succeeded", "{done}");
         done["id"].as_u64().unwrap()
     };
-    let alice_jobs = vec![submit(&alice), submit(&alice)];
-    let bob_job = submit(&bob);
+    let alice_jobs = vec![
+        submit(&alice, &job, None),
+        submit(&alice, &printer, Some(&input)),
+    ];
+    let bob_job = submit(&bob, &job, None);
     Setup {
         cluster,
         base,
@@ -315,6 +324,22 @@ fn admin_pages(s: &Setup, tab: &Tab) {
     );
     assert_eq!(text(tab, "#state"), "succeeded");
     screenshot(tab, "job-admin");
+    // The log as `suanli logs` prints it.
+    open(tab, &format!("{}/jobs/{}", s.base, s.alice_jobs[1]));
+    let logs = suanli(
+        &[
+            "--config",
+            &s.cluster.config,
+            "logs",
+            &s.alice_jobs[1].to_string(),
+        ],
+        &[],
+    );
+    assert!(logs.status.success(), "{logs:?}");
+    let cli_log = String::from_utf8(logs.stdout).unwrap();
+    assert_eq!(cli_log.lines().count(), 3, "{cli_log:?}");
+    assert_eq!(text(tab, "#log"), cli_log.trim());
+    screenshot(tab, "job-log-admin");
 
     open(tab, &format!("{}/earnings", s.base));
     let cli = s.admin(&["usage", "--group-by", "node", "--format", "json"]);
