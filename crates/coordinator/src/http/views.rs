@@ -446,7 +446,7 @@ async fn usage_page(
             button type="submit" { "Show" }
         }
         section.cards {
-            (card("Cost", "total-cost", units(report.total.cost_micros)))
+            (card(if by == GroupBy::Node && default == GroupBy::Node { "Earned" } else { "Cost" }, "total-cost", units(report.total.cost_micros)))
             (card("GPU-seconds billed", "total-billed", seconds(report.total.charged_gpu_ns)))
             (card("Attempts", "total-attempts", report.total.attempts.to_string()))
         }
