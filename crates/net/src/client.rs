@@ -147,10 +147,16 @@ impl Client {
     /// says too many of our uploads are in progress, waits and retries (with
     /// backoff, for up to about a minute).
     pub async fn put_blob(&self, bytes: &[u8]) -> Result<Hash, NetError> {
+        self.put_blob_hashed(bytes, Hash::of(bytes)).await
+    }
+
+    /// [`Client::put_blob`] for bytes whose hash the caller already has, so
+    /// a blob is hashed once on its way out (the coordinator checks it).
+    async fn put_blob_hashed(&self, bytes: &[u8], hash: Hash) -> Result<Hash, NetError> {
         let mut pauses =
             crate::backoff::pauses(Duration::from_millis(50), Duration::from_secs(2), Some(40));
         loop {
-            match self.put_blob_once(bytes).await {
+            match self.put_blob_once(bytes, hash).await {
                 Err(NetError::Remote {
                     code: ErrorCode::Overloaded,
                     ..
@@ -160,8 +166,7 @@ impl Client {
         }
     }
 
-    async fn put_blob_once(&self, bytes: &[u8]) -> Result<Hash, NetError> {
-        let hash = Hash::of(bytes);
+    async fn put_blob_once(&self, bytes: &[u8], hash: Hash) -> Result<Hash, NetError> {
         let (mut send, mut recv) = self
             .open(&Request::PutBlob {
                 hash,
@@ -205,7 +210,7 @@ impl Client {
         let mut sent = 0;
         for (blob, hash) in blobs.iter().zip(&hashes) {
             if missing.contains(hash) {
-                self.put_blob(blob).await?;
+                self.put_blob_hashed(blob, *hash).await?;
                 sent += blob.len() as u64;
             }
         }
