@@ -84,7 +84,7 @@ async fn sigterm_with_a_job_running_loses_nothing_and_bills_once() {
     assert!(log.contains("attempts stay open"), "{log}");
     // The client's connection was closed with the shutdown code.
     match tenant.status(job).await {
-        Err(NetError::ShuttingDown) => {}
+        Err(NetError::ShuttingDown { .. }) => {}
         other => panic!("expected the shutdown error, got {other:?}"),
     }
     // The node heard it, and reconnects to the restarted coordinator.
@@ -118,7 +118,8 @@ async fn sigterm_with_a_job_running_loses_nothing_and_bills_once() {
     let mut err = String::new();
     std::io::Read::read_to_string(waiting.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
-    assert!(err.contains("shutting down; retry shortly"), "{err}");
+    // Its wait was cut by the shutdown (the message says so).
+    assert!(err.contains("the coordinator shut down while"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), output);
     let records = tenant.usage_records(UsageQuery::default()).await.unwrap();
     let rows: Vec<_> = records.iter().filter(|r| r.receipt.job == job).collect();
@@ -140,7 +141,9 @@ async fn sigterm_with_a_job_running_loses_nothing_and_bills_once() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shutdown_waits_for_requests_in_flight_only_up_to_its_timeout_and_says_why() {
-    let cluster = ProcCluster::start_ext(0, 1, Default::default(), &["--shutdown-timeout", "3s"]);
+    // A timeout long enough that the probes below (a CLI process among
+    // them) finish inside it on a loaded 2-core CI machine.
+    let cluster = ProcCluster::start_ext(0, 1, Default::default(), &["--shutdown-timeout", "8s"]);
     let token = cluster.token("tenant", "bob");
     let uploader = cluster.client(&token, Role::Tenant).await;
     let asker = cluster.client(&token, Role::Tenant).await;
@@ -155,12 +158,13 @@ async fn a_shutdown_waits_for_requests_in_flight_only_up_to_its_timeout_and_says
         .await
         .unwrap();
     send.write_all(&body[..4096]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Time for the request frame to be read and the upload admitted.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = cluster.coordinator_pid().unwrap();
     let config = cluster.config.clone();
     let terminate = tokio::task::spawn_blocking(move || {
         let mut cluster = cluster;
-        let (status, took) = cluster.terminate_coordinator(Duration::from_secs(10));
+        let (status, took) = cluster.terminate_coordinator(Duration::from_secs(20));
         (cluster, status, took)
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -168,7 +172,7 @@ async fn a_shutdown_waits_for_requests_in_flight_only_up_to_its_timeout_and_says
     // request on a connection it had, a new connection, the CLI.
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     match asker.jobs().await {
-        Err(NetError::ShuttingDown) => {}
+        Err(NetError::ShuttingDown { .. }) => {}
         other => panic!("expected the shutdown error, got {other:?}"),
     }
     let address = asker.connection().remote_address();
@@ -176,7 +180,7 @@ async fn a_shutdown_waits_for_requests_in_flight_only_up_to_its_timeout_and_says
         suanli_e2e::procs::toml_lines(&std::fs::read_to_string(&config).unwrap())["fingerprint"]
             .clone();
     match suanli_net::Client::connect(address, &fingerprint, &token, Role::Tenant).await {
-        Err(NetError::ShuttingDown) => {}
+        Err(NetError::ShuttingDown { .. }) => {}
         other => panic!("expected the shutdown error, got {:?}", other.map(|_| ())),
     }
     let out = suanli(&["--config", &config, "jobs"], &[]);
@@ -188,10 +192,10 @@ async fn a_shutdown_waits_for_requests_in_flight_only_up_to_its_timeout_and_says
     let status = status.expect("exits within the timeout");
     assert!(status.success(), "{status:?}");
     assert!(
-        took >= Duration::from_millis(2500),
+        took >= Duration::from_millis(7500),
         "did not wait: {took:?}"
     );
-    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
     let log = cluster.coordinator_log();
     assert!(log.contains("cut off"), "{log}");
 }

@@ -45,6 +45,9 @@ pub(crate) const BACKUP_TMP: &str = "backup-tmp";
 
 pub(crate) struct DataDir {
     pub(crate) path: PathBuf,
+    /// `DATA/lock`, held for the coordinator's life: no second coordinator
+    /// and no `admin restore` works on the same directory meanwhile.
+    _lock: std::fs::File,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoordinatorError + '_ {
@@ -78,8 +81,18 @@ impl DataDir {
             }
             builder.create(&dir).map_err(io_err(&dir))?;
         }
+        let lock = suanli_fs::lock_dir(path)
+            .map_err(io_err(path))?
+            .ok_or_else(|| CoordinatorError::DataDir {
+                path: path.join("lock"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another coordinator (or `suanli admin restore`) is using this data directory",
+                ),
+            })?;
         Ok(DataDir {
             path: path.to_owned(),
+            _lock: lock,
         })
     }
 

@@ -175,6 +175,14 @@ fn place(
         else {
             return Ok(Start::NotQueued);
         };
+        // A shutdown began after this placement was chosen: its `Run` might
+        // never reach the node, and the attempt would end `node_lost` after
+        // the restart; the job stays queued instead. Checked here, on the
+        // writer thread, so no start is committed after the drain began.
+        if s.lifecycle.stopping() {
+            node.running.remove(&(id, expected));
+            return Ok(Start::NotQueued);
+        }
         let started = l.start_attempt(id, node_id, now_ms());
         if !matches!(started, Ok(Start::Started { attempt }) if attempt == expected) {
             node.running.remove(&(id, expected));
@@ -278,9 +286,10 @@ pub(crate) async fn deadlines(shared: Arc<Shared>) {
 /// node is told to cancel it, and the fault counts towards quarantine.
 fn end_overdue(shared: &Shared) {
     let grace = shared.config.attempt_grace;
-    let overdue = shared
-        .reader()
-        .overdue_attempts(now_ms(), grace.as_millis() as u64);
+    let overdue =
+        shared
+            .reader()
+            .overdue_attempts(now_ms(), grace.as_millis() as u64, shared.started_ms);
     let overdue = match overdue {
         Ok(overdue) => overdue,
         Err(err) => {
@@ -288,7 +297,13 @@ fn end_overdue(shared: &Shared) {
             return;
         }
     };
-    for (job, attempt, session) in overdue {
+    for suanli_ledger::Overdue {
+        job,
+        attempt,
+        node_id: session,
+        started_ms,
+    } in overdue
+    {
         let reason = format!(
             "{}: started + timeout + dispatch limit + {} s grace passed; the coordinator \
              ended it and will run the job on another node",
@@ -318,7 +333,11 @@ fn end_overdue(shared: &Shared) {
             node.running.remove(&(job, attempt));
             let _ = node.tx.send(ToNode::Cancel { job, attempt });
         }
-        shared.note_fault(session);
+        // An attempt that crossed a restart of the coordinator is not held
+        // against its provider: the restart may be why it went unreported.
+        if started_ms >= shared.started_ms {
+            shared.note_fault(session);
+        }
         shared.notify_job(job);
     }
     shared.wake_scheduler.notify_one();

@@ -138,6 +138,11 @@ pub(crate) struct Shared {
     pub(crate) credit_waits: Mutex<HashMap<u64, String>>,
     /// Live instruments for `/metrics`.
     pub(crate) metrics: CoordinatorMetrics,
+    /// Keeps the data directory's lock for the coordinator's life.
+    _data_dir: DataDir,
+    /// When this coordinator process started (ms since the epoch): attempts
+    /// started before it are timed from it (see `scheduler::deadlines`).
+    pub(crate) started_ms: u64,
     /// Whether a shutdown has begun, and the requests it waits for.
     pub(crate) lifecycle: crate::lifecycle::Lifecycle,
     /// Held while a backup is taken (one at a time).
@@ -174,6 +179,8 @@ impl Shared {
             credit_waits: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
             metrics,
+            started_ms: crate::auth::now_ms(),
+            _data_dir: dir,
             lifecycle: Default::default(),
             backup: tokio::sync::Semaphore::new(crate::backup::MAX_CONCURRENT_BACKUPS),
         }))

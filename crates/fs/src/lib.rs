@@ -70,6 +70,27 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Takes an exclusive lock on `dir/lock` (created with mode 0600), held
+/// while the returned file is open, so two processes never work on one data
+/// directory (a coordinator and `admin restore`, or two coordinators).
+/// `Ok(None)` when another process holds it. The lock is advisory and dies
+/// with its process, so a crash never leaves a directory locked.
+pub fn lock_dir(dir: &Path) -> std::io::Result<Option<File>> {
+    let path = dir.join("lock");
+    let file = match create_private(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::OpenOptions::new().write(true).open(&path)?
+        }
+        Err(e) => return Err(e),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Finishes a temporary file written by the caller: `fsync`s it, renames it
 /// to `dest` and `fsync`s `dest`'s directory.
 pub fn persist(tmp: &Path, file: File, dest: &Path) -> std::io::Result<()> {
@@ -103,6 +124,16 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_directory_cannot_be_locked_again_until_the_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir(dir.path()).unwrap().expect("free at first");
+        // Another open file description: as another process would see it.
+        assert!(lock_dir(dir.path()).unwrap().is_none(), "held");
+        drop(held);
+        assert!(lock_dir(dir.path()).unwrap().is_some(), "free again");
+    }
 
     #[test]
     fn replaces_whole_files_private_and_leaves_no_temp_files() {

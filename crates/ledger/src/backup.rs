@@ -38,6 +38,11 @@ pub fn snapshot(ledger: &Path, dest: &Path) -> Result<BackupInfo> {
             dest.display()
         )));
     }
+    // Created empty with mode 0600 first (SQLite takes an empty file as a
+    // new database), so the copy of token hashes is never readable by others,
+    // whatever the umask.
+    create_owner_only(dest)
+        .map_err(|e| LedgerError::Corrupt(format!("cannot create {}: {e}", dest.display())))?;
     let mut dst = Connection::open(dest)?;
     {
         let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
@@ -50,6 +55,14 @@ pub fn snapshot(ledger: &Path, dest: &Path) -> Result<BackupInfo> {
     dst.pragma_update_and_check(None, "journal_mode", "DELETE", |_| Ok(()))?;
     drop(dst);
     inspect(dest)
+}
+
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }
 
 /// Checks that `path` is a suanli ledger this build can open (its schema

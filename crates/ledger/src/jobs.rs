@@ -13,6 +13,16 @@ use crate::billing::{
 };
 use crate::{Ledger, LedgerError, Result, hash_from, i, u};
 
+/// An attempt past its deadline ([`Ledger::overdue_attempts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overdue {
+    pub job: u64,
+    pub attempt: u32,
+    /// The node session it was assigned to.
+    pub node_id: u64,
+    pub started_ms: u64,
+}
+
 /// A queued job as the scheduler sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedJob {
@@ -834,15 +844,30 @@ impl Ledger {
     /// the job's timeout, its dispatch limit (a kernel at the timeout is
     /// waited for) and `grace_ms` (fetching, uploading, reporting). As
     /// (job, attempt, node session).
-    pub fn overdue_attempts(&self, now_ms: u64, grace_ms: u64) -> Result<Vec<(u64, u32, u64)>> {
+    ///
+    /// An attempt started before `since_ms` (the coordinator's start) is
+    /// timed from `since_ms`: the coordinator's downtime is not the node's
+    /// delay, and a node that finished during it reports after reconnecting.
+    pub fn overdue_attempts(
+        &self,
+        now_ms: u64,
+        grace_ms: u64,
+        since_ms: u64,
+    ) -> Result<Vec<Overdue>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.job, a.attempt, a.node_id FROM attempts a JOIN jobs j ON j.id = a.job
+            "SELECT a.job, a.attempt, a.node_id, a.started_ms FROM attempts a
+             JOIN jobs j ON j.id = a.job
              WHERE a.outcome IS NULL
-               AND a.started_ms + (j.timeout_ns + j.max_dispatch_ns) / 1000000 + ?2 < ?1
+               AND MAX(a.started_ms, ?3) + (j.timeout_ns + j.max_dispatch_ns) / 1000000 + ?2 < ?1
              ORDER BY a.job LIMIT 1000",
         )?;
-        let rows = stmt.query_map(params![i(now_ms), i(grace_ms)], |r| {
-            Ok((u(r.get(0)?), r.get(1)?, u(r.get(2)?)))
+        let rows = stmt.query_map(params![i(now_ms), i(grace_ms), i(since_ms)], |r| {
+            Ok(Overdue {
+                job: u(r.get(0)?),
+                attempt: r.get(1)?,
+                node_id: u(r.get(2)?),
+                started_ms: u(r.get(3)?),
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -28,8 +28,8 @@ use suanli_proto::usage::Price;
 use suanli_proto::{DEFAULT_NODE_MAX_SLOTS, GpuInfo, Hash, NodeCaps, NodeInfo, Role};
 
 pub use jobs::{
-    Admission, DEADLINE_MISSED, QueuedJob, Recorded, Retry, Start, crashed_on, missed_deadline_on,
-    retry,
+    Admission, DEADLINE_MISSED, Overdue, QueuedJob, Recorded, Retry, Start, crashed_on,
+    missed_deadline_on, retry,
 };
 pub use ops::LedgerWrites;
 pub use stats::{LedgerStats, QueueStat, SeriesPoint};

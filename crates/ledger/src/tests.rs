@@ -337,10 +337,19 @@ fn an_attempt_is_overdue_after_timeout_plus_dispatch_limit_plus_grace() {
     start(&mut l, job, node); // at 1 ms
     let s = spec(3);
     let due = 1 + (s.limits.timeout_ns + s.limits.max_dispatch_ns) / 1_000_000 + 500;
-    assert_eq!(l.overdue_attempts(due, 500).unwrap(), vec![]);
+    assert_eq!(l.overdue_attempts(due, 500, 0).unwrap(), vec![]);
+    let overdue = l.overdue_attempts(due + 1, 500, 0).unwrap();
+    let found: Vec<_> = overdue
+        .iter()
+        .map(|o| (o.job, o.attempt, o.node_id))
+        .collect();
+    assert_eq!(found, vec![(job, 1, node)]);
+    // A coordinator that started at 1,000 ms times the attempt from then:
+    // its downtime is not the node's delay.
+    assert_eq!(l.overdue_attempts(due + 1, 500, 1_000).unwrap(), vec![]);
     assert_eq!(
-        l.overdue_attempts(due + 1, 500).unwrap(),
-        vec![(job, 1, node)]
+        l.overdue_attempts(due + 1_000, 500, 1_000).unwrap().len(),
+        1
     );
 }
 

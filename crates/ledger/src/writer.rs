@@ -686,8 +686,15 @@ mod tests {
             let w = w.clone();
             std::thread::spawn(move || rt.block_on(w.drain()))
         };
-        // Give the drain time to queue behind the 20, then let them run.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Wait until the drain is queued behind the 20, then let them run.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while w.queue.max_capacity() - w.queue.capacity() < 21 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the drain never queued"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         drop(release);
         let drained = drainer.join().unwrap().unwrap();
         assert_eq!(drained, 20, "the 20 queued before the drain, in its batch");

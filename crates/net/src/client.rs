@@ -580,7 +580,7 @@ fn refusal(conn: &quinn::Connection) -> Option<NetError> {
         quinn::ConnectionError::ApplicationClosed(close)
             if close.error_code == quinn::VarInt::from_u32(CLOSE_SHUTDOWN) =>
         {
-            Some(NetError::ShuttingDown)
+            Some(NetError::ShuttingDown { cut: false })
         }
         quinn::ConnectionError::ApplicationClosed(close)
             if close.error_code == quinn::VarInt::from_u32(CLOSE_REFUSED) =>
@@ -598,7 +598,7 @@ fn answer(r: Response) -> Result<Response, NetError> {
         Response::Error {
             code: ErrorCode::ShuttingDown,
             ..
-        } => Err(NetError::ShuttingDown),
+        } => Err(NetError::ShuttingDown { cut: false }),
         Response::Error { code, message } => Err(NetError::Remote { code, message }),
         other => Ok(other),
     }

@@ -4,12 +4,15 @@ use suanli_proto::{CodecError, ErrorCode, Role};
 pub enum NetError {
     #[error("connection: {0}")]
     Connection(quinn::ConnectionError),
-    /// The coordinator is shutting down (it closed the connection with
-    /// [`CLOSE_SHUTDOWN`](crate::CLOSE_SHUTDOWN), or answered a request with
-    /// `ErrorCode::ShuttingDown`): a restart, usually. Worth reconnecting
-    /// after a short pause; nothing unacknowledged was carried out.
-    #[error("the coordinator is shutting down; retry shortly")]
-    ShuttingDown,
+    /// The coordinator is shutting down: a restart, usually. Worth
+    /// reconnecting after a short pause. `cut: false`: it refused the
+    /// request or the connection (`ErrorCode::ShuttingDown`, or a closed
+    /// connection at the handshake), so nothing was carried out. `cut:
+    /// true`: it closed the connection ([`CLOSE_SHUTDOWN`](crate::CLOSE_SHUTDOWN))
+    /// while a request was in flight, which may or may not have been carried
+    /// out (its answer may be what was lost): look before repeating it.
+    #[error("{}", shutdown_text(*cut))]
+    ShuttingDown { cut: bool },
     #[error("cannot connect: {0}")]
     Connect(#[from] quinn::ConnectError),
     #[error("write: {0}")]
@@ -52,10 +55,19 @@ pub(crate) fn is_shutdown(e: &quinn::ConnectionError) -> bool {
     )
 }
 
+fn shutdown_text(cut: bool) -> &'static str {
+    if cut {
+        "the coordinator shut down while this request was in flight; it may or may not have \
+         been carried out: check (e.g. `suanli jobs`) before repeating it"
+    } else {
+        "the coordinator is shutting down; retry shortly"
+    }
+}
+
 impl From<quinn::ConnectionError> for NetError {
     fn from(e: quinn::ConnectionError) -> NetError {
         if is_shutdown(&e) {
-            return NetError::ShuttingDown;
+            return NetError::ShuttingDown { cut: true };
         }
         NetError::Connection(e)
     }
@@ -64,7 +76,9 @@ impl From<quinn::ConnectionError> for NetError {
 impl From<quinn::WriteError> for NetError {
     fn from(e: quinn::WriteError) -> NetError {
         match e {
-            quinn::WriteError::ConnectionLost(c) if is_shutdown(&c) => NetError::ShuttingDown,
+            quinn::WriteError::ConnectionLost(c) if is_shutdown(&c) => {
+                NetError::ShuttingDown { cut: true }
+            }
             e => NetError::Write(e),
         }
     }
@@ -82,7 +96,9 @@ impl From<quinn::ReadExactError> for NetError {
 impl From<quinn::ReadError> for NetError {
     fn from(e: quinn::ReadError) -> NetError {
         match e {
-            quinn::ReadError::ConnectionLost(c) if is_shutdown(&c) => NetError::ShuttingDown,
+            quinn::ReadError::ConnectionLost(c) if is_shutdown(&c) => {
+                NetError::ShuttingDown { cut: true }
+            }
             e => NetError::Read(e.to_string()),
         }
     }
@@ -100,7 +116,7 @@ impl NetError {
         matches!(
             self,
             NetError::Connection(_)
-                | NetError::ShuttingDown
+                | NetError::ShuttingDown { .. }
                 | NetError::Connect(_)
                 | NetError::Write(_)
                 | NetError::Read(_)

@@ -410,10 +410,10 @@ impl Node {
             else {
                 return;
             };
-            let shutdown = matches!(result, Err(suanli_net::NetError::ShuttingDown));
+            let shutdown = matches!(result, Err(suanli_net::NetError::ShuttingDown { .. }));
             match result {
                 Ok(()) => tracing::info!("session with the coordinator ended"),
-                Err(suanli_net::NetError::ShuttingDown) => tracing::info!(
+                Err(suanli_net::NetError::ShuttingDown { .. }) => tracing::info!(
                     "the coordinator is shutting down (a restart): jobs keep running, \
                      results wait in the outbox; reconnecting soon"
                 ),

@@ -205,11 +205,11 @@ async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<Atom
     let (job, attempt) = (a.job, a.attempt);
     let started_ms = now_ms();
     let ended = execute(&rt, &a, cancel).await;
-    let (measured, error, output) = ended.unwrap_or_else(|reason| {
-        tracing::warn!(job, attempt, %reason, "provider fault");
+    let (measured, error, output) = ended.unwrap_or_else(|(outcome, reason)| {
+        tracing::warn!(job, attempt, %reason, outcome = outcome.as_str(), "attempt not run");
         (
             Measured {
-                outcome: Outcome::ProviderFault,
+                outcome,
                 gpu_ns: 0,
                 wall_ns: 0,
                 metering: rt.info.gpu.metering,
@@ -284,8 +284,13 @@ const REFETCH_PATIENCE: Duration = Duration::from_secs(20);
 /// A blob, through the cache. Without a session, or when the coordinator's
 /// shutdown (a restart) cuts the fetch, it is tried on the next session
 /// rather than ending the attempt as the provider's fault.
-async fn fetch(rt: &Runtime, hash: Hash) -> Result<Vec<u8>, String> {
-    let patience = tokio::time::Instant::now() + REFETCH_PATIENCE;
+///
+/// Without a connection for [`REFETCH_PATIENCE`] (counted from the fetch's
+/// start or its last cut) the attempt ends `node_lost`, not
+/// `provider_fault`: the coordinator's absence is not the provider's fault,
+/// and the job is retried unbilled.
+async fn fetch(rt: &Runtime, hash: Hash) -> Result<Vec<u8>, Unrun> {
+    let mut patience = tokio::time::Instant::now() + REFETCH_PATIENCE;
     let mut cut: Option<Arc<Client>> = None;
     loop {
         let link = rt.link().map(|l| l.client);
@@ -293,42 +298,47 @@ async fn fetch(rt: &Runtime, hash: Hash) -> Result<Vec<u8>, String> {
             && !cut.as_ref().is_some_and(|c| Arc::ptr_eq(c, &client))
         {
             match rt.blobs.get(&client, hash).await {
-                Err(NetError::ShuttingDown) => {
+                Err(NetError::ShuttingDown { .. }) => {
                     tracing::info!(%hash, "the coordinator is shutting down; fetching again once reconnected");
                     cut = Some(client);
+                    patience = tokio::time::Instant::now() + REFETCH_PATIENCE;
                 }
-                other => return other.map_err(|e| e.to_string()),
+                other => return other.map_err(|e| (Outcome::ProviderFault, e.to_string())),
             }
         }
         if tokio::time::Instant::now() >= patience {
-            return Err(format!(
-                "not connected to the coordinator (waited {REFETCH_PATIENCE:?})"
+            return Err((
+                Outcome::NodeLost,
+                format!("not connected to the coordinator (waited {REFETCH_PATIENCE:?})"),
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
+/// Why an attempt did not run, and how it ends: `provider_fault` (blobs,
+/// slots: this node's fault) or `node_lost` (no coordinator to fetch from).
+type Unrun = (Outcome, String);
+
 /// Fetches the blobs and runs the job on a free slot; returns the
 /// measurements, the job's error and its output (if it succeeded).
-/// `Err` is the provider's fault (not the job's): blobs, slots.
+/// `Err` is not the job's fault: see [`Unrun`].
 async fn execute(
     rt: &Arc<Runtime>,
     a: &Assignment,
     cancel: Arc<AtomicBool>,
-) -> Result<(Measured, Option<String>, Option<Vec<u8>>), String> {
+) -> Result<(Measured, Option<String>, Option<Vec<u8>>), Unrun> {
     let started_ms = now_ms();
     let module = fetch(rt, a.spec.module)
         .await
-        .map_err(|e| format!("cannot fetch the module: {e}"))?;
+        .map_err(|(o, e)| (o, format!("cannot fetch the module: {e}")))?;
     let input = fetch(rt, a.spec.input)
         .await
-        .map_err(|e| format!("cannot fetch the input: {e}"))?;
-    let mut worker = rt
-        .workers
-        .take(SLOT_PATIENCE)
-        .await
-        .ok_or("no slot became free on this node")?;
+        .map_err(|(o, e)| (o, format!("cannot fetch the input: {e}")))?;
+    let mut worker = rt.workers.take(SLOT_PATIENCE).await.ok_or((
+        Outcome::ProviderFault,
+        "no slot became free on this node".to_owned(),
+    ))?;
     let job = RunJob {
         module,
         input,
@@ -354,7 +364,12 @@ async fn execute(
         (worker, ran)
     })
     .await
-    .map_err(|e| format!("the job's thread failed: {e}"))?;
+    .map_err(|e| {
+        (
+            Outcome::ProviderFault,
+            format!("the job's thread failed: {e}"),
+        )
+    })?;
     let report = match ran {
         Ran::Report(report) if !report.restart => {
             rt.workers.put(worker);

@@ -137,12 +137,22 @@ async fn backup(conn: Connection, file: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let out = out.into_std().await;
+    // Checked before it replaces FILE: a bad copy never takes the place of
+    // an earlier good backup.
+    let info = match suanli_ledger::backup::inspect(&tmp) {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(anyhow::Error::new(e).context(format!(
+                "the backup received for {} does not check; nothing was written",
+                file.display()
+            )));
+        }
+    };
     if let Err(e) = suanli_fs::persist(&tmp, out, file) {
         let _ = std::fs::remove_file(&tmp);
         return Err(anyhow::Error::new(e).context(format!("cannot write {}", file.display())));
     }
-    let info = suanli_ledger::backup::inspect(file)
-        .with_context(|| format!("the backup written to {} does not check", file.display()))?;
     println!(
         "backup written to {} ({size} bytes in {:.2} s): schema {}, {} jobs, {} usage rows",
         file.display(),
@@ -169,9 +179,20 @@ fn restore(file: &Path, data: &Path, force: bool) -> anyhow::Result<ExitCode> {
         data.display()
     );
     create_private_dir(data)?;
-    let (tmp, mut out) = suanli_fs::create_temp(&dest)
+    // Held until the restore is done: a coordinator cannot start on DATA
+    // meanwhile, and one running there is refused here.
+    let _lock = suanli_fs::lock_dir(data)
+        .with_context(|| format!("cannot lock {}", data.display()))?
+        .with_context(|| {
+            format!(
+                "a coordinator is running on {} (its lock is held); stop it before restoring",
+                data.display()
+            )
+        })?;
+    let (tmp, placeholder) = suanli_fs::create_temp(&dest)
         .with_context(|| format!("cannot create a temp file in {}", data.display()))?;
-    let staged = stage(file, &tmp, &mut out);
+    drop(placeholder);
+    let staged = stage(file, &tmp);
     let violations = match staged {
         Ok(v) => v,
         Err(e) => {
@@ -194,6 +215,8 @@ fn restore(file: &Path, data: &Path, force: bool) -> anyhow::Result<ExitCode> {
         let aside = set_aside(data)?;
         println!("the ledger that was there is kept as {}", aside.display());
     }
+    let out =
+        std::fs::File::open(&tmp).with_context(|| format!("cannot reopen {}", tmp.display()))?;
     suanli_fs::persist(&tmp, out, &dest)
         .with_context(|| format!("cannot move the restored ledger to {}", dest.display()))?;
     println!(
@@ -229,11 +252,18 @@ fn missing_beside(data: &Path) -> Vec<(&'static str, &'static str)> {
 
 /// Copies the backup to `tmp`, migrates it to this build's schema and
 /// checks its invariants; the violations found.
-fn stage(file: &Path, tmp: &Path, out: &mut std::fs::File) -> anyhow::Result<Vec<String>> {
-    let mut src =
-        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
-    std::io::copy(&mut src, out).with_context(|| format!("cannot copy {}", file.display()))?;
-    out.sync_all()?;
+/// Copies `file` into `tmp` (a path whose placeholder file is replaced)
+/// through SQLite's backup API, so a ledger copied with its `-wal` beside
+/// it is restored with what that WAL holds; migrates it; checks it.
+fn stage(file: &Path, tmp: &Path) -> anyhow::Result<Vec<String>> {
+    std::fs::remove_file(tmp).with_context(|| format!("cannot replace {}", tmp.display()))?;
+    suanli_ledger::backup::snapshot(file, tmp)
+        .with_context(|| format!("cannot copy {}", file.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
     // Opening migrates; dropping closes (checkpointing its WAL into tmp).
     let ledger = suanli_ledger::Ledger::open(tmp)
         .with_context(|| format!("cannot open or migrate {}", file.display()))?;
