@@ -254,6 +254,23 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
         String::from_utf8_lossy(&again.stderr).contains("--force"),
         "{again:?}"
     );
+    // Not even with --force while its coordinator runs (DATA/lock is held).
+    let live = suanli(
+        &[
+            "admin",
+            "restore",
+            under_load.to_str().unwrap(),
+            "--data",
+            fresh.to_str().unwrap(),
+            "--force",
+        ],
+        &[],
+    );
+    assert!(!live.status.success());
+    assert!(
+        String::from_utf8_lossy(&live.stderr).contains("a coordinator is running"),
+        "{live:?}"
+    );
     // Stopped, it is replaced with --force and the old one kept aside.
     drop(_restored);
     let forced = suanli(
