@@ -379,16 +379,21 @@ fn not_found(job: u64) -> Response {
     error(ErrorCode::NotFound, format!("job {job} not found"))
 }
 
-async fn serve_request(
+/// A request stream's request frame, with the stream back; `None` when it
+/// was answered already (malformed, too large, or too slow to arrive).
+async fn read_request(
     shared: &Arc<Shared>,
     peer: &Peer,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-) -> Result<(), NetError> {
+) -> Result<Option<(Request, quinn::SendStream, quinn::RecvStream)>, NetError> {
     let read = read_frame_within(&mut recv, shared.config.request_timeout).await;
-    let request: Request = match read.and_then(|r| r.ok_or(NetError::ClosedStream)) {
-        Ok(r) => r,
-        Err(NetError::Timeout(_)) => return cut_off_slow_request(shared, peer, send, recv).await,
+    match read.and_then(|r| r.ok_or(NetError::ClosedStream)) {
+        Ok(request) => Ok(Some((request, send, recv))),
+        Err(NetError::Timeout(_)) => {
+            cut_off_slow_request(shared, peer, send, recv).await?;
+            Ok(None)
+        }
         Err(NetError::Codec(err)) => {
             let code = match err {
                 CodecError::TooLarge(_) => ErrorCode::TooLarge,
@@ -398,31 +403,45 @@ async fn serve_request(
             write_frame(&mut send, &error(code, err.to_string())).await?;
             let _ = send.finish();
             let _ = recv.stop(0u32.into());
-            return Ok(());
+            Ok(None)
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Answers a refused request (counted in `/metrics`) and ends its stream.
+async fn refuse_request(
+    shared: &Shared,
+    send: &mut quinn::SendStream,
+    code: ErrorCode,
+    reason: impl Into<String>,
+) -> Result<(), NetError> {
+    shared.metrics.refused(Refused::Request(code));
+    write_frame(send, &error(code, reason)).await?;
+    let _ = send.finish();
+    Ok(())
+}
+
+async fn serve_request(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) -> Result<(), NetError> {
+    let Some((request, mut send, mut recv)) = read_request(shared, peer, send, recv).await? else {
+        return Ok(());
     };
     let (kind, started) = (request.kind(), std::time::Instant::now());
     if let Err(reason) = allowed(peer.role, &request) {
-        shared
-            .metrics
-            .refused(Refused::Request(ErrorCode::Forbidden));
-        write_frame(&mut send, &error(ErrorCode::Forbidden, reason)).await?;
-        let _ = send.finish();
-        return Ok(());
+        return refuse_request(shared, &mut send, ErrorCode::Forbidden, reason).await;
     }
     let long_lived = matches!(
         request,
         Request::Register(_) | Request::Wait(_) | Request::Logs { .. }
     );
     let Ok(_busy) = shared.lifecycle.enter(!long_lived) else {
-        shared
-            .metrics
-            .refused(Refused::Request(ErrorCode::ShuttingDown));
-        let refusal = error(ErrorCode::ShuttingDown, suanli_net::SHUTDOWN_REASON);
-        write_frame(&mut send, &refusal).await?;
-        let _ = send.finish();
-        return Ok(());
+        let reason = suanli_net::SHUTDOWN_REASON;
+        return refuse_request(shared, &mut send, ErrorCode::ShuttingDown, reason).await;
     };
     match request {
         Request::Register(info) => {

@@ -94,68 +94,8 @@ const MAX_DASHBOARD_SESSION_TTL: std::time::Duration =
     std::time::Duration::from_secs(30 * 24 * 3600);
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = CoordinatorConfig::new(args.listen, args.data);
-    config.max_connections = args.max_connections;
-    config.max_streams_per_connection = args.max_streams_per_connection;
-    config.max_blob_bytes = args.max_blob_bytes.0;
-    config.max_uploads_per_peer = args.max_uploads_per_peer;
-    config.storage_quota = args.storage_quota.0;
-    config.retention = args.retention.0;
-    config.gc_interval = args.gc_interval.0;
-    anyhow::ensure!(
-        !config.gc_interval.is_zero(),
-        "--gc-interval must be more than 0"
-    );
-    config.orphan_grace = args.orphan_grace.0;
-    config.max_connections_per_address = args.max_connections_per_address;
-    config.max_connections_per_token = args.max_connections_per_token;
-    if args.request_timeout.0.is_zero() {
-        anyhow::bail!("--request-timeout must be more than 0");
-    }
-    config.request_timeout = args.request_timeout.0;
-    config.attempt_grace = args.attempt_grace.0;
-    if args.quarantine_faults == 0 {
-        anyhow::bail!("--quarantine-faults must be at least 1");
-    }
-    config.quarantine_faults = args.quarantine_faults;
-    config.quarantine_window = args.quarantine_window.0;
-    config.handshake_timeout = args.handshake_timeout.0;
-    config.http = args.http;
-    anyhow::ensure!(
-        !args.dashboard_session_ttl.0.is_zero()
-            && args.dashboard_session_ttl.0 <= MAX_DASHBOARD_SESSION_TTL,
-        "--dashboard-session-ttl must be more than 0 and at most 30 days"
-    );
-    config.dashboard_session_ttl = args.dashboard_session_ttl.0;
-    anyhow::ensure!(
-        !args.utilisation_interval.0.is_zero(),
-        "--utilisation-interval must be more than 0"
-    );
-    config.utilisation_interval = args.utilisation_interval.0;
-    config.shutdown_timeout = args.shutdown_timeout.0;
-    let coordinator = Coordinator::start(config).await?;
-    println!("coordinator listening on {}", coordinator.addr());
-    println!(
-        "certificate fingerprint (sha-256): {}",
-        coordinator.fingerprint()
-    );
-    // The admin token goes to the private file only, never to stdout
-    // (which a service manager keeps in its journal).
-    match &coordinator.new_admin_token {
-        Some(_) => println!(
-            "admin token: new, written to {} (mode 0600; install it with `suanli login {} --profile admin`)",
-            coordinator.client_file.display(),
-            coordinator.client_file.display()
-        ),
-        None => println!(
-            "admin token: unchanged (see {})",
-            coordinator.client_file.display()
-        ),
-    }
-    if let Some(http) = coordinator.http_addr() {
-        println!("http: http://{http}/ (dashboard; /metrics /healthz /readyz)");
-    }
-    println!("client config: {}", coordinator.client_file.display());
+    let coordinator = Coordinator::start(config_from(args)?).await?;
+    announce(&coordinator);
     stop_signal().await?;
     eprintln!("shutting down: closing connections (nodes and clients reconnect)");
     let report = coordinator.shutdown().await;
@@ -173,6 +113,79 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The coordinator's settings from its flags, each checked.
+fn config_from(args: Args) -> anyhow::Result<CoordinatorConfig> {
+    anyhow::ensure!(
+        !args.gc_interval.0.is_zero(),
+        "--gc-interval must be more than 0"
+    );
+    anyhow::ensure!(
+        !args.request_timeout.0.is_zero(),
+        "--request-timeout must be more than 0"
+    );
+    anyhow::ensure!(
+        args.quarantine_faults > 0,
+        "--quarantine-faults must be at least 1"
+    );
+    anyhow::ensure!(
+        !args.dashboard_session_ttl.0.is_zero()
+            && args.dashboard_session_ttl.0 <= MAX_DASHBOARD_SESSION_TTL,
+        "--dashboard-session-ttl must be more than 0 and at most 30 days"
+    );
+    anyhow::ensure!(
+        !args.utilisation_interval.0.is_zero(),
+        "--utilisation-interval must be more than 0"
+    );
+    let mut config = CoordinatorConfig::new(args.listen, args.data);
+    config.max_connections = args.max_connections;
+    config.max_streams_per_connection = args.max_streams_per_connection;
+    config.max_blob_bytes = args.max_blob_bytes.0;
+    config.max_uploads_per_peer = args.max_uploads_per_peer;
+    config.storage_quota = args.storage_quota.0;
+    config.retention = args.retention.0;
+    config.gc_interval = args.gc_interval.0;
+    config.orphan_grace = args.orphan_grace.0;
+    config.max_connections_per_address = args.max_connections_per_address;
+    config.max_connections_per_token = args.max_connections_per_token;
+    config.request_timeout = args.request_timeout.0;
+    config.attempt_grace = args.attempt_grace.0;
+    config.quarantine_faults = args.quarantine_faults;
+    config.quarantine_window = args.quarantine_window.0;
+    config.handshake_timeout = args.handshake_timeout.0;
+    config.http = args.http;
+    config.dashboard_session_ttl = args.dashboard_session_ttl.0;
+    config.utilisation_interval = args.utilisation_interval.0;
+    config.shutdown_timeout = args.shutdown_timeout.0;
+    Ok(config)
+}
+
+/// What an operator (or a service's journal) needs at start: where it
+/// listens, the fingerprint clients pin, where the admin token went (never
+/// the token itself), the HTTP address. `client config:` comes last: tests
+/// and scripts read up to it.
+fn announce(coordinator: &Coordinator) {
+    println!("coordinator listening on {}", coordinator.addr());
+    println!(
+        "certificate fingerprint (sha-256): {}",
+        coordinator.fingerprint()
+    );
+    match &coordinator.new_admin_token {
+        Some(_) => println!(
+            "admin token: new, written to {} (mode 0600; install it with `suanli login {} --profile admin`)",
+            coordinator.client_file.display(),
+            coordinator.client_file.display()
+        ),
+        None => println!(
+            "admin token: unchanged (see {})",
+            coordinator.client_file.display()
+        ),
+    }
+    if let Some(http) = coordinator.http_addr() {
+        println!("http: http://{http}/ (dashboard; /metrics /healthz /readyz)");
+    }
+    println!("client config: {}", coordinator.client_file.display());
 }
 
 /// SIGTERM (a service manager's stop) or Ctrl-C.
