@@ -511,3 +511,14 @@ pub async fn wait_final(client: &suanli_net::Client, job: u64) -> suanli_proto::
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Whether `output` is the product the matmul example should compute for
+/// `p` (f32, within 1e-4 relative error of the CPU reference).
+pub fn matmul_output_ok(p: &matmul::reference::Problem, output: &[u8]) -> bool {
+    let got: Vec<f32> = output
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let want = matmul::reference::multiply(p);
+    got.len() == want.len() && matmul::reference::max_relative_error(&got, &want) <= 1e-4
+}

@@ -19,6 +19,20 @@ fn vector_input(seed: u64) -> Vec<u8> {
     vector_add::reference::encode_input(&a, &b)
 }
 
+/// Submits the vector-add job on input `seed`; its id.
+async fn submit_vector(tenant: &suanli_net::Client, module: &[u8], seed: u64) -> u64 {
+    tenant
+        .submit(
+            module,
+            &vector_input(seed),
+            Requirements::default(),
+            JobLimits::default(),
+            3,
+        )
+        .await
+        .unwrap()
+}
+
 /// Every usage row, by (job, attempt), as the coordinator reports them.
 async fn records(client: &suanli_net::Client) -> BTreeSet<(u64, u32, String)> {
     let rows: Vec<UsageRecord> = client.usage_records(UsageQuery::default()).await.unwrap();
@@ -109,17 +123,7 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
     let module = guest_wasm("vector_add");
     let mut first = Vec::new();
     for seed in 0..4 {
-        let job = tenant
-            .submit(
-                &module,
-                &vector_input(seed),
-                Requirements::default(),
-                JobLimits::default(),
-                3,
-            )
-            .await
-            .unwrap();
-        first.push(job);
+        first.push(submit_vector(&tenant, &module, seed).await);
     }
     cluster.wait_all(&token, &first).await;
     // More jobs submitted and running while the backup is taken.
@@ -128,17 +132,7 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
         tokio::spawn(async move {
             let mut jobs = Vec::new();
             for seed in 10..22 {
-                let job = tenant
-                    .submit(
-                        &module,
-                        &vector_input(seed),
-                        Requirements::default(),
-                        JobLimits::default(),
-                        3,
-                    )
-                    .await
-                    .unwrap();
-                jobs.push(job);
+                jobs.push(submit_vector(&tenant, &module, seed).await);
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
             jobs

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use suanli_e2e::matmul_output_ok;
 use suanli_e2e::procs::ProcCluster;
 use suanli_e2e::proxy::UdpProxy;
 use suanli_e2e::{TestCluster, guest_dir, guest_wasm, ok_json, suanli};
@@ -18,15 +19,6 @@ fn vector_input(seed: u64, len: usize) -> Vec<u8> {
         .collect();
     let b: Vec<f32> = (0..len).map(|i| (seed as f32) - i as f32 * 0.25).collect();
     vector_add::reference::encode_input(&a, &b)
-}
-
-fn matmul_output_ok(p: &matmul::reference::Problem, output: &[u8]) -> bool {
-    let got: Vec<f32> = output
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let want = matmul::reference::multiply(p);
-    got.len() == want.len() && matmul::reference::max_relative_error(&got, &want) <= 1e-4
 }
 
 /// Every ended attempt billed at most once and only successes billed for

@@ -5,20 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use suanli_e2e::matmul_output_ok;
 use suanli_e2e::procs::ProcCluster;
 use suanli_e2e::{guest_dir, guest_wasm, suanli};
 use suanli_net::NetError;
 use suanli_proto::usage::UsageQuery;
 use suanli_proto::{Hash, JobState, Outcome, Request, Role};
-
-fn matmul_output_ok(p: &matmul::reference::Problem, output: &[u8]) -> bool {
-    let got: Vec<f32> = output
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    let want = matmul::reference::multiply(p);
-    got.len() == want.len() && matmul::reference::max_relative_error(&got, &want) <= 1e-4
-}
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
