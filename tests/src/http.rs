@@ -14,6 +14,12 @@ pub fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// [`get`], or `None` while nothing listens at `addr` yet.
+pub fn try_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    TcpStream::connect(addr).ok()?;
+    Some(get(addr, path))
+}
+
 /// Sends a raw request; (status code, headers, body).
 pub fn request(addr: &str, raw: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");

@@ -377,6 +377,7 @@ impl FakeNode {
             public_key: signer.public_key(),
             in_flight: Vec::new(),
             devices: Vec::new(),
+            simulated_faults: None,
         };
         tweak(&mut info);
         let (send, recv, node_id, _) = client.register(info).await?;

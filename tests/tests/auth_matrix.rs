@@ -271,6 +271,7 @@ async fn every_request_type_for_every_role_is_allowed_or_refused_as_documented()
         public_key: suanli_proto::ReceiptSigner::from_seed(&[5; 32]).public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     for (who, client) in [("admin", admin), ("tenant a", &a), ("tenant b", &b)] {
         match client.register(info.clone()).await {
@@ -335,6 +336,7 @@ async fn a_bound_node_key_is_refused_for_another_token_and_has_blobs_is_no_oracl
         public_key: key,
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     let node = cluster.connect(&first, Role::Node).await.unwrap();
     let _kept = node.register(info.clone()).await.unwrap();

@@ -97,6 +97,7 @@ async fn a_second_token_with_a_bound_key_can_neither_adopt_nor_fetch_nor_fault()
         public_key: signer.public_key(),
         in_flight: vec![(job, 1)],
         devices: Vec::new(),
+        simulated_faults: None,
     };
     let (mut send, mut recv, _, adopted) = client.register(info).await.unwrap();
     assert!(adopted.is_empty(), "adopted {adopted:?}");

@@ -66,6 +66,7 @@ pub async fn serve_instantly(
         public_key: signer.public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     let (mut send, mut recv, node_id, _) = client.register(info).await?;
     while let Some(message) = read_frame::<ToNode>(&mut recv).await? {

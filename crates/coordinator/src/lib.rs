@@ -117,6 +117,10 @@ pub struct CoordinatorConfig {
     pub http: Option<SocketAddr>,
     /// How long a dashboard login lasts. Default 12 hours.
     pub dashboard_session_ttl: Duration,
+    /// Accept nodes that simulate faults on purpose (`suanli node
+    /// --simulate-faults`), for tests and operators' drills of validation.
+    /// Default false: such a node is refused at registration.
+    pub allow_simulated_faults: bool,
     /// How often the dashboard samples slot utilisation for its plot (the
     /// last [`http::UTILISATION_SAMPLES`] samples are kept). Default 1 minute.
     pub utilisation_interval: Duration,
@@ -151,6 +155,7 @@ impl CoordinatorConfig {
             quarantine_faults: 3,
             quarantine_window: Duration::from_secs(3600),
             http: None,
+            allow_simulated_faults: false,
             dashboard_session_ttl: Duration::from_secs(12 * 3600),
             utilisation_interval: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(10),

@@ -33,7 +33,10 @@ pub(crate) async fn run(
         .await?;
         return Ok(());
     }
-    if let Some(reason) = refuse_caps(&info.caps).or_else(|| refuse_info(&info)) {
+    let refusal = refuse_caps(&info.caps)
+        .or_else(|| refuse_info(&info))
+        .or_else(|| refuse_simulation(&shared, &info));
+    if let Some(reason) = refusal {
         tracing::warn!(name = %peer.name, "node refused: {reason}");
         write_frame(
             &mut send,
@@ -195,6 +198,22 @@ fn refuse_gpu_time(shared: &Shared, r: &AttemptResult) -> Option<String> {
             r.receipt.gpu_ns
         )
     })
+}
+
+/// Why a node that simulates faults on purpose is refused: it is a testing
+/// aid, and a production coordinator must never pay for its lies. With
+/// `--allow-simulated-faults` it registers, with a warning.
+fn refuse_simulation(shared: &Shared, info: &NodeInfo) -> Option<String> {
+    let sim = info.simulated_faults?;
+    if shared.config.allow_simulated_faults {
+        tracing::warn!(faults = %sim.describe(), "a node simulating faults registered (allowed)");
+        return None;
+    }
+    Some(format!(
+        "this node simulates faults ({}), a testing aid; this coordinator does not \
+         allow that (suanli coordinator --allow-simulated-faults)",
+        sim.describe()
+    ))
 }
 
 /// Why a node's caps are refused: a cap of 0 would accept no job, so it is

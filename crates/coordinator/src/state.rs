@@ -266,6 +266,7 @@ impl Shared {
                 connected_ms: n.connected_ms,
                 jobs_run: n.jobs_run,
                 devices: n.info.devices.clone(),
+                simulated_faults: n.info.simulated_faults,
             })
             .collect();
         views.sort_by_key(|v| v.id);
@@ -586,6 +587,7 @@ mod tests {
                 public_key: PublicKey([0; 32]),
                 in_flight: vec![],
                 devices: Vec::new(),
+                simulated_faults: None,
             },
             gpu_class: "test-gpu".into(),
             tx: mpsc::unbounded_channel().0,

@@ -46,6 +46,7 @@ fn add_node(l: &mut Ledger, name: &str, adapter: &str, seed: u8) -> (u64, Receip
         public_key: signer.public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     match l.register_node(&token, name, &info, 0).unwrap() {
         Registration::Registered(s) => (s.id, signer),
@@ -206,6 +207,7 @@ fn a_node_token_keeps_the_key_it_first_registered() {
         public_key: impostor.public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     match l.register_node(&[1; 32], "prov", &info, 0).unwrap() {
         Registration::KeyMismatch(m) => assert!(m.contains(&first.public_key().to_hex()), "{m}"),
@@ -232,6 +234,7 @@ fn a_bound_key_serves_one_node_token_only() {
         public_key: signer.public_key(),
         in_flight: vec![(job, 1)],
         devices: Vec::new(),
+        simulated_faults: None,
     };
     match l.register_node(&[7; 32], "thief", &info, 0).unwrap() {
         Registration::KeyTaken(m) => assert!(m.contains("bound to another node token"), "{m}"),
@@ -312,6 +315,7 @@ fn drain_quarantine_and_slot_caps_live_with_the_token() {
         public_key: signer.public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     let Registration::Registered(s) = l.register_node(&[3; 32], "prov", &info, 40).unwrap() else {
         panic!("registered")
@@ -773,6 +777,7 @@ fn limits_and_caps_round_trip() {
         public_key: ReceiptSigner::from_seed(&[9; 32]).public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     let Registration::Registered(session) = l.register_node(&token, "capped", &info, 0).unwrap()
     else {

@@ -83,6 +83,9 @@ pub struct NodeConfig {
     /// slot workers); past it the least recently used are deleted.
     /// Default 4 GiB.
     pub component_cache_bytes: u64,
+    /// Faults to simulate on purpose (a testing aid for validation; a
+    /// coordinator refuses such a node unless it allows them). Default none.
+    pub simulate_faults: Option<suanli_proto::FaultSimulation>,
 }
 
 impl NodeConfig {
@@ -106,6 +109,7 @@ impl NodeConfig {
             worker: WorkerCommand::current_exe(),
             blob_cache_bytes: 10 << 30,
             component_cache_bytes: 4 << 30,
+            simulate_faults: None,
         }
     }
 }
@@ -333,6 +337,7 @@ impl Node {
             public_key: signer.public_key(),
             in_flight: Vec::new(),
             devices,
+            simulated_faults: config.simulate_faults,
         };
         let blobs =
             blob_cache::BlobCache::new(config.data_dir.join("blobs"), config.blob_cache_bytes)

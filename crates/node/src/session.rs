@@ -201,6 +201,28 @@ async fn upload_output(
     }
 }
 
+/// A testing aid (`suanli node --simulate-faults`): the node lies as a
+/// dishonest provider would, after measuring and before signing, so its
+/// receipt and output are what such a provider would send.
+fn simulate_faults(
+    sim: suanli_proto::FaultSimulation,
+    mut measured: Measured,
+    mut output: Option<Vec<u8>>,
+) -> (Measured, Option<Vec<u8>>) {
+    use rand::Rng;
+    if let Some(out) = output.as_mut()
+        && rand::rng().random_range(0..1_000_000u32) < sim.wrong_output_ppm
+    {
+        match out.first_mut() {
+            Some(byte) => *byte ^= 0xff,
+            None => out.push(0xff),
+        }
+    }
+    let scaled = u128::from(measured.gpu_ns) * u128::from(sim.gpu_time_permille) / 1000;
+    measured.gpu_ns = u64::try_from(scaled).unwrap_or(u64::MAX);
+    (measured, output)
+}
+
 async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<AtomicBool>) {
     let (job, attempt) = (a.job, a.attempt);
     let started_ms = now_ms();
@@ -219,6 +241,10 @@ async fn run_job(rt: Arc<Runtime>, node_id: u64, a: Assignment, cancel: Arc<Atom
             None,
         )
     });
+    let (measured, output) = match rt.info.simulated_faults {
+        Some(sim) => simulate_faults(sim, measured, output),
+        None => (measured, output),
+    };
     let receipt = Receipt {
         job,
         attempt,

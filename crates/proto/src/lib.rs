@@ -28,7 +28,7 @@ pub use receipt::{PublicKey, Receipt, ReceiptError, ReceiptSigner, Signature};
 /// ALPN protocol id of suanli over QUIC.
 pub const ALPN: &[u8] = b"suanli/1";
 /// Version carried in [`Hello`]; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// Most attempts a job may ask for: a job that keeps failing must not keep
 /// taking provider time (and, when it crashes workers, providers' machines).
 pub const MAX_ATTEMPTS: u32 = 10;

@@ -305,6 +305,68 @@ pub struct NodeInfo {
     /// the one adapter it chose). Bounded by the coordinator
     /// ([`MAX_NODE_DEVICES`]).
     pub devices: Vec<DeviceInfo>,
+    /// Set when the node deliberately misbehaves (`suanli node
+    /// --simulate-faults`, a testing aid): the coordinator refuses it unless
+    /// it runs with `--allow-simulated-faults`.
+    pub simulated_faults: Option<FaultSimulation>,
+}
+
+/// Faults a node simulates on purpose, so validation can be exercised end
+/// to end with real processes (`suanli node --simulate-faults
+/// wrong-output=P,inflate-gpu=F`). Integers, so the wire carries no floats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSimulation {
+    /// Chance, in parts per million, that a succeeded attempt's output is
+    /// corrupted (a byte flipped) before it is hashed and signed.
+    pub wrong_output_ppm: u32,
+    /// Factor, in thousandths, applied to the GPU time the node reports
+    /// (1000: honest; 3000: three times what it metered).
+    pub gpu_time_permille: u32,
+}
+
+impl FaultSimulation {
+    /// Parses `wrong-output=P,inflate-gpu=F` (either or both; P a
+    /// probability in 0..=1, F a factor ≥ 1, each with up to 6 and 3
+    /// decimals).
+    pub fn parse(text: &str) -> Result<FaultSimulation, String> {
+        let mut sim = FaultSimulation {
+            wrong_output_ppm: 0,
+            gpu_time_permille: 1000,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: write KEY=VALUE"))?;
+            let number: f64 = value
+                .parse()
+                .map_err(|_| format!("{part:?}: {value:?} is not a number"))?;
+            match key {
+                "wrong-output" if (0.0..=1.0).contains(&number) => {
+                    sim.wrong_output_ppm = (number * 1e6).round() as u32;
+                }
+                "wrong-output" => return Err(format!("{part:?}: a probability is 0 to 1")),
+                "inflate-gpu" if (1.0..=1000.0).contains(&number) => {
+                    sim.gpu_time_permille = (number * 1e3).round() as u32;
+                }
+                "inflate-gpu" => return Err(format!("{part:?}: a factor is 1 to 1000")),
+                _ => {
+                    return Err(format!(
+                        "{part:?}: unknown fault; use wrong-output=P and/or inflate-gpu=F"
+                    ));
+                }
+            }
+        }
+        Ok(sim)
+    }
+
+    /// As `--simulate-faults` writes it.
+    pub fn describe(&self) -> String {
+        format!(
+            "wrong-output={},inflate-gpu={}",
+            f64::from(self.wrong_output_ppm) / 1e6,
+            f64::from(self.gpu_time_permille) / 1e3
+        )
+    }
 }
 
 /// Most GPUs one node may report in [`NodeInfo::devices`].
@@ -352,6 +414,8 @@ pub struct NodeView {
     pub jobs_run: u64,
     /// The GPUs the node reported, each with its slots.
     pub devices: Vec<DeviceInfo>,
+    /// The faults it simulates on purpose (a testing aid), if any.
+    pub simulated_faults: Option<FaultSimulation>,
 }
 
 /// What a client or node asks of the coordinator: one per stream.
@@ -702,4 +766,26 @@ pub struct GcReport {
     pub log_bytes_deleted: u64,
     /// Disconnected node-session rows no attempt refers to, pruned.
     pub node_sessions_pruned: u64,
+}
+
+#[cfg(test)]
+mod fault_simulation_tests {
+    use super::FaultSimulation;
+
+    #[test]
+    fn faults_parse_to_integers_and_describe_themselves_back() {
+        let sim = FaultSimulation::parse("wrong-output=0.25, inflate-gpu=3").unwrap();
+        assert_eq!(
+            sim,
+            FaultSimulation {
+                wrong_output_ppm: 250_000,
+                gpu_time_permille: 3000
+            }
+        );
+        assert_eq!(FaultSimulation::parse(&sim.describe()).unwrap(), sim);
+        let honest_gpu = FaultSimulation::parse("wrong-output=1").unwrap();
+        assert_eq!(honest_gpu.gpu_time_permille, 1000, "GPU time untouched");
+        assert!(FaultSimulation::parse("wrong-output=-0.1").is_err());
+        assert!(FaultSimulation::parse("inflate-gpu=nan").is_err());
+    }
 }

@@ -82,6 +82,10 @@ pub struct Args {
     /// keeps the last 1,440 samples).
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     utilisation_interval: Secs,
+    /// Accept nodes that simulate faults on purpose (`suanli node
+    /// --simulate-faults`): for tests and drills of validation only.
+    #[arg(long)]
+    allow_simulated_faults: bool,
     /// The longest a shutdown (SIGTERM, Ctrl-C) takes: requests in flight
     /// finish, nodes and clients are told, queued ledger writes commit;
     /// whatever still runs at the limit is cut off, unacknowledged.
@@ -158,6 +162,7 @@ fn config_from(args: Args) -> anyhow::Result<CoordinatorConfig> {
     config.dashboard_session_ttl = args.dashboard_session_ttl.0;
     config.utilisation_interval = args.utilisation_interval.0;
     config.shutdown_timeout = args.shutdown_timeout.0;
+    config.allow_simulated_faults = args.allow_simulated_faults;
     Ok(config)
 }
 

@@ -214,6 +214,10 @@ pub async fn nodes(args: NodesArgs, conn: Connection) -> anyhow::Result<ExitCode
     let now = units::now_ms();
     for n in &nodes {
         let state = match (&n.quarantine, n.draining) {
+            _ if n.simulated_faults.is_some() => format!(
+                "SIMULATING FAULTS ({})",
+                n.simulated_faults.map(|s| s.describe()).unwrap_or_default()
+            ),
             (Some(q), _) => format!("quarantined: {}", table::short(q, 40)),
             (None, true) => "draining".into(),
             (None, false) => format!(

@@ -66,6 +66,10 @@ pub fn node(n: &NodeView) -> Value {
         "running": n.running,
         "draining": n.draining,
         "quarantine": n.quarantine,
+        "simulated_faults": n.simulated_faults.map(|s| serde_json::json!({
+            "wrong_output_ppm": s.wrong_output_ppm,
+            "gpu_time_permille": s.gpu_time_permille,
+        })),
         "jobs_run": n.jobs_run,
         "connected": n.connected,
         "connected_ms": n.connected_ms,

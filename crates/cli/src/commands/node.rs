@@ -80,6 +80,13 @@ struct RunArgs {
     /// monitoring reaches, e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
+    /// A testing aid, never for production: misbehave on purpose as a
+    /// dishonest provider would, e.g. `wrong-output=0.5,inflate-gpu=3`
+    /// (corrupt that share of outputs; report that many times the GPU time
+    /// metered). A coordinator refuses such a node unless it runs with
+    /// --allow-simulated-faults.
+    #[arg(long, value_name = "FAULTS", value_parser = suanli_proto::FaultSimulation::parse)]
+    simulate_faults: Option<suanli_proto::FaultSimulation>,
 }
 
 impl Args {
@@ -131,6 +138,7 @@ async fn serve(args: RunArgs, conn: Connection) -> anyhow::Result<ExitCode> {
     config.max_gpu_memory = args.max_gpu_memory.map(|b| b.0);
     config.blob_cache_bytes = args.blob_cache_bytes.0;
     config.component_cache_bytes = args.component_cache_bytes.0;
+    config.simulate_faults = args.simulate_faults;
     config.caps = NodeCaps {
         max_memory_bytes: args.max_job_memory.0,
         max_timeout_ns: args.max_job_timeout.as_nanos(),

@@ -181,6 +181,9 @@ pub(crate) fn node_table(nodes: &[NodeView]) -> Markup {
 }
 
 fn node_state(n: &NodeView) -> String {
+    if let Some(sim) = n.simulated_faults {
+        return format!("simulating faults ({})", sim.describe());
+    }
     match (&n.quarantine, n.draining) {
         (Some(why), _) => format!("quarantined: {why}"),
         (None, true) => "draining".into(),

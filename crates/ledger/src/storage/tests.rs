@@ -203,6 +203,7 @@ fn old_disconnected_node_sessions_without_attempts_are_pruned() {
         public_key: suanli_proto::ReceiptSigner::from_seed(&[7; 32]).public_key(),
         in_flight: Vec::new(),
         devices: Vec::new(),
+        simulated_faults: None,
     };
     let session = |l: &mut Ledger, now| match l.register_node(&token, "prov", &info, now) {
         Ok(crate::Registration::Registered(s)) => s.id,
