@@ -33,6 +33,21 @@ async fn submit_vector(tenant: &suanli_net::Client, module: &[u8], seed: u64) ->
         .unwrap()
 }
 
+/// `suanli admin restore FILE --data DIR [--force]`.
+fn restore(file: &Path, data: &Path, force: bool) -> std::process::Output {
+    let mut args = vec![
+        "admin",
+        "restore",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    if force {
+        args.push("--force");
+    }
+    suanli(&args, &[])
+}
+
 /// Every usage row, by (job, attempt), as the coordinator reports them.
 async fn records(client: &suanli_net::Client) -> BTreeSet<(u64, u32, String)> {
     let rows: Vec<UsageRecord> = client.usage_records(UsageQuery::default()).await.unwrap();
@@ -51,16 +66,7 @@ async fn records(client: &suanli_net::Client) -> BTreeSet<(u64, u32, String)> {
 /// The documented restore: the backup through `admin restore`, and the
 /// identity, client file and blobs copied from the original data directory.
 fn restore_into(backup: &Path, original: &Path, fresh: &Path) {
-    let out = suanli(
-        &[
-            "admin",
-            "restore",
-            backup.to_str().unwrap(),
-            "--data",
-            fresh.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = restore(backup, fresh, false);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -233,33 +239,14 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
     );
 
     // A restore never replaces a ledger silently.
-    let again = suanli(
-        &[
-            "admin",
-            "restore",
-            at_rest.to_str().unwrap(),
-            "--data",
-            fresh.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let again = restore(&at_rest, &fresh, false);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("--force"),
         "{again:?}"
     );
     // Not even with --force while its coordinator runs (DATA/lock is held).
-    let live = suanli(
-        &[
-            "admin",
-            "restore",
-            under_load.to_str().unwrap(),
-            "--data",
-            fresh.to_str().unwrap(),
-            "--force",
-        ],
-        &[],
-    );
+    let live = restore(&under_load, &fresh, true);
     assert!(!live.status.success());
     assert!(
         String::from_utf8_lossy(&live.stderr).contains("a coordinator is running"),
@@ -267,17 +254,7 @@ async fn a_backup_taken_under_load_restores_to_a_consistent_ledger() {
     );
     // Stopped, it is replaced with --force and the old one kept aside.
     drop(_restored);
-    let forced = suanli(
-        &[
-            "admin",
-            "restore",
-            under_load.to_str().unwrap(),
-            "--data",
-            fresh.to_str().unwrap(),
-            "--force",
-        ],
-        &[],
-    );
+    let forced = restore(&under_load, &fresh, true);
     assert!(forced.status.success(), "{forced:?}");
     let kept: Vec<_> = std::fs::read_dir(&fresh)
         .unwrap()
@@ -296,16 +273,7 @@ fn restore_refuses_a_file_that_is_not_a_ledger() {
     let bogus = dir.path().join("not-a-ledger.db");
     std::fs::write(&bogus, b"hello, I am not SQLite").unwrap();
     let data = dir.path().join("data");
-    let out = suanli(
-        &[
-            "admin",
-            "restore",
-            bogus.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = restore(&bogus, &data, false);
     assert!(!out.status.success(), "{out:?}");
     assert!(!data.join("ledger.db").exists());
 }

@@ -9,7 +9,7 @@ use suanli_proto::{ErrorCode, Request, Response, Role};
 
 use crate::CoordinatorError;
 use crate::connections::REVOKED;
-use crate::server::{Peer, blocking};
+use crate::server::{Caller, Peer, blocking};
 use crate::state::Shared;
 
 /// A new random 256-bit secret, shown once. Only its hash is stored.
@@ -43,16 +43,35 @@ pub(crate) fn ensure_admin(ledger: &mut Ledger) -> Result<Option<String>, Coordi
     Ok(Some(token))
 }
 
-/// Refuses a revoked token, with the reason "token revoked". Runs on a
-/// blocking thread (SQLite).
-pub(crate) fn refuse_revoked(shared: &Shared, token: &[u8; 32]) -> Result<(), String> {
-    match shared.reader().token_revoked(token) {
-        Ok(None) => Ok(()),
-        Ok(Some(_)) => Err(format!(
+/// What a presented token is. The one lookup the QUIC handshake and the
+/// dashboard's login and pages share, so the two cannot drift apart.
+pub(crate) enum Identity {
+    Unknown,
+    /// Revoked, with the reason a peer hears.
+    Revoked(String),
+    Known(Caller),
+}
+
+/// Looks `presented` (a token's SHA-256) up: by digest, confirmed in
+/// constant time all the same; revoked before anything else, so a revoked
+/// token hears why whatever it asks. Blocking (SQLite).
+pub(crate) fn identify(
+    shared: &Shared,
+    presented: &[u8; 32],
+) -> Result<Identity, suanli_ledger::LedgerError> {
+    let reader = shared.reader();
+    let found = reader.find_token(presented)?.filter(|(_, _, stored)| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&stored[..], &presented[..]))
+    });
+    let Some((role, name, _)) = found else {
+        return Ok(Identity::Unknown);
+    };
+    if reader.token_revoked(presented)?.is_some() {
+        return Ok(Identity::Revoked(format!(
             "{REVOKED}: an admin revoked it (suanli token revoke); ask for a new token"
-        )),
-        Err(e) => Err(format!("internal error: {e}")),
+        )));
     }
+    Ok(Identity::Known(Caller { role, name }))
 }
 
 /// Records an accepted handshake as the token's last use (at most once a

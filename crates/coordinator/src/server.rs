@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use suanli_ledger::{Admission, billing};
 use suanli_proto::usage::UsageQuery;
 
-use crate::auth::{allowed, now_ms, role_mismatch, token_hash};
+use crate::auth::{Identity, allowed, now_ms, role_mismatch, token_hash};
 use crate::connections::{Connections, REVOKED, TokenSlot, refuse};
 use crate::metrics::Refused;
 use crate::node_session;
@@ -337,24 +337,18 @@ fn judge_hello(shared: &Shared, hello: &Hello) -> Result<(Role, String), Refusal
         ));
     }
     let presented = token_hash(&hello.token);
-    let found = shared
-        .reader()
-        .find_token(&presented)
-        .map_err(|e| format!("internal error: {e}"))?
-        // Looked up by digest; confirmed in constant time all the same.
-        .filter(|(_, _, stored)| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(&stored[..], &presented[..]))
-        })
-        .map(|(role, name, _)| (role, name));
-    let Some((role, name)) = found else {
-        return Err(Refusal::Counted(
-            Refused::UnknownToken,
-            "token rejected: unknown token".into(),
-        ));
+    let identity =
+        crate::auth::identify(shared, &presented).map_err(|e| format!("internal error: {e}"))?;
+    let Caller { role, name } = match identity {
+        Identity::Known(caller) => caller,
+        Identity::Unknown => {
+            return Err(Refusal::Counted(
+                Refused::UnknownToken,
+                "token rejected: unknown token".into(),
+            ));
+        }
+        Identity::Revoked(reason) => return Err(Refusal::Counted(Refused::Revoked, reason)),
     };
-    // Revoked first: whatever role it claims, a revoked token hears why.
-    crate::auth::refuse_revoked(shared, &presented)
-        .map_err(|reason| Refusal::Counted(Refused::Revoked, reason))?;
     let accepted = match (role, name) {
         (Role::Admin, name) if hello.role == Role::Tenant => (Role::Admin, name),
         (role, _) if role != hello.role => {

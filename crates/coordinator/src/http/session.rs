@@ -111,20 +111,16 @@ fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-/// Who a token is, if it is known and not revoked: the handshake's rule
-/// (a lookup by the hash of the whole secret). Blocking (the ledger).
+/// Who a token is, if it is known and not revoked ([`crate::auth::identify`],
+/// as at a handshake). Blocking (the ledger).
 pub(crate) fn caller_of(
     shared: &crate::state::Shared,
     token_hash: &[u8; 32],
 ) -> Result<Option<Caller>, suanli_ledger::LedgerError> {
-    let reader = shared.reader();
-    let Some((role, name, _)) = reader.find_token(token_hash)? else {
-        return Ok(None);
-    };
-    if reader.token_revoked(token_hash)?.is_some() {
-        return Ok(None);
-    }
-    Ok(Some(Caller { role, name }))
+    Ok(match crate::auth::identify(shared, token_hash)? {
+        crate::auth::Identity::Known(caller) => Some(caller),
+        crate::auth::Identity::Unknown | crate::auth::Identity::Revoked(_) => None,
+    })
 }
 
 #[cfg(test)]
