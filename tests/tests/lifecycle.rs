@@ -110,8 +110,14 @@ async fn sigterm_with_a_job_running_loses_nothing_and_bills_once() {
     let mut err = String::new();
     std::io::Read::read_to_string(waiting.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{err}");
-    // Its wait was cut by the shutdown (the message says so).
-    assert!(err.contains("the coordinator shut down while"), "{err}");
+    // It heard the shutdown: as a refusal (its progress poll came after
+    // the shutdown began) or as a cut (its wait was in flight); which one
+    // depends on timing, and either message names the shutdown.
+    assert!(
+        err.contains("the coordinator is shutting down; retry shortly")
+            || err.contains("the coordinator shut down while this request was in flight"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), output);
     let records = tenant.usage_records(UsageQuery::default()).await.unwrap();
     let rows: Vec<_> = records.iter().filter(|r| r.receipt.job == job).collect();
